@@ -1,0 +1,5 @@
+"""Allow ``python -m jacmon``."""
+
+from jacmon.cli import main
+
+main()

@@ -1,0 +1,61 @@
+"""Helpers every command shares: running coroutines, printing errors, common options."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from functools import wraps
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from jacmon.errors import JacmonError
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+err_console = Console(stderr=True)
+
+ConfigOption = typer.Option(
+    None, "--config", help="TOML config file (default: JACMON_CONFIG or the user config dir)."
+)
+DbOption = typer.Option(None, "--db", help="SQLite database file (default: the user data dir).")
+
+
+def handle_errors(func: Callable[P, T]) -> Callable[P, T]:
+    """Turn a :class:`JacmonError` into a red message on stderr and its exit code."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return func(*args, **kwargs)
+        except JacmonError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion; Ctrl-C exits with 130 and no traceback."""
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def print_json(value: Any) -> None:
+    """Write ``value`` as JSON on stdout, for scripts."""
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def resolve_db(db: Path | None, config: Path | None) -> Path:
+    """The database path from ``--db``, else config/env, else the default."""
+    from jacmon.config import load_settings
+
+    settings = load_settings(config, overrides={"server": {"db": db}})
+    return settings.server.db

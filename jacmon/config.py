@@ -1,0 +1,235 @@
+"""Settings: defaults < TOML file < ``JACMON_*`` environment < command-line flags.
+
+The file has one table per section (``[server]``, ``[client]``, ``[tasks]``,
+``[lrs]``); the environment sets any key as ``JACMON_<SECTION>__<KEY>``
+(``JACMON_SERVER__PORT=9000``), and the common ones have short names too
+(:data:`ENV_ALIASES`: ``JACMON_PORT``, ``JACMON_DB``, ``JACMON_TOKEN`` ...).
+Every bad value raises :class:`~jacmon.errors.ConfigError` naming the key, the
+value and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from jacmon.errors import ConfigError
+
+DEFAULT_PORT = 8765
+
+
+def default_db_path() -> Path:
+    """The database used when no ``--db`` is given: ``jacmon.db`` in the user's data dir."""
+    return Path(platformdirs.user_data_dir("jacmon", appauthor=False)) / "jacmon.db"
+
+
+def default_config_path() -> Path:
+    """Where ``jacmon`` looks for a config file when ``--config`` is not given."""
+    return Path(platformdirs.user_config_dir("jacmon", appauthor=False)) / "config.toml"
+
+
+@dataclass(slots=True)
+class ServerSettings:
+    """What ``jacmon serve`` listens on and how it treats clients."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    db: Path = field(default_factory=default_db_path)
+    #: Serve off loopback without tokens (not recommended).
+    insecure: bool = False
+    #: Require a token even on loopback.
+    require_tokens: bool = False
+    # Limits
+    #: Largest frame accepted from a client, in bytes.
+    max_frame_bytes: int = 1024 * 1024
+    #: How many events back a client may resume from the store; older gets a reset snapshot.
+    replay_window: int = 100_000
+    #: Frames a client may have waiting before the server acts on it (per stream policy).
+    client_buffer_frames: int = 256
+    # Timing
+    #: How often activity events are flushed to clients as one frame, in milliseconds.
+    activity_flush_ms: int = 50
+    #: How often a metrics sample is taken, in seconds.
+    metrics_interval_s: float = 2.0
+    #: How much metrics history the snapshot carries, in seconds.
+    metrics_history_s: float = 900.0
+    #: How long shutdown waits for the batch in flight, in seconds.
+    shutdown_grace_s: float = 10.0
+    # TLS: both set to serve wss:// directly; otherwise put a reverse proxy in front.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # Logging
+    log_level: str = "info"
+    #: ``text`` for a terminal, ``json`` for JSON lines.
+    log_format: str = "text"
+
+
+@dataclass(slots=True)
+class ClientSettings:
+    """Where ``jacmon dashboard``, ``ingest`` and ``sim`` connect to."""
+
+    server: str = f"ws://127.0.0.1:{DEFAULT_PORT}"
+    token: str | None = None
+    #: Scope the dashboard to one learner.
+    learner: str | None = None
+
+
+@dataclass(slots=True)
+class Settings:
+    """All settings; each section is its own dataclass."""
+
+    server: ServerSettings = field(default_factory=ServerSettings)
+    client: ClientSettings = field(default_factory=ClientSettings)
+    #: Scheduler and task settings, read by :mod:`jacmon.server.scheduler` (free-form table).
+    tasks: dict[str, Any] = field(default_factory=dict)
+    #: LRS tailer settings, read by :mod:`jacmon.lrs` (free-form table).
+    lrs: dict[str, Any] = field(default_factory=dict)
+    #: The file these settings were read from, if any.
+    source: Path | None = None
+
+
+#: Short environment names for the settings people set most.
+ENV_ALIASES: dict[str, tuple[str, str]] = {
+    "JACMON_HOST": ("server", "host"),
+    "JACMON_PORT": ("server", "port"),
+    "JACMON_DB": ("server", "db"),
+    "JACMON_LOG_LEVEL": ("server", "log_level"),
+    "JACMON_LOG_FORMAT": ("server", "log_format"),
+    "JACMON_SERVER": ("client", "server"),
+    "JACMON_TOKEN": ("client", "token"),
+    "JACMON_LEARNER": ("client", "learner"),
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _coerce(where: str, value: Any, annotation: Any) -> Any:
+    """Convert ``value`` (from TOML or the environment) to ``annotation`` or raise ConfigError."""
+    if isinstance(annotation, str):
+        annotation = eval(annotation, vars(typing), {"Path": Path})
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("", "none", "null")):
+            return None
+        return _coerce(where, value, options[0])
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
+        raise ConfigError(f"Config '{where}' has value {value!r}. Expected true or false.")
+    if annotation is int:
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"Config '{where}' has value {value!r}. Expected an integer."
+            ) from None
+    if annotation is float:
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"Config '{where}' has value {value!r}. Expected a number.") from None
+    if annotation is Path:
+        if not isinstance(value, str | Path):
+            raise ConfigError(f"Config '{where}' has value {value!r}. Expected a file path.")
+        return Path(value).expanduser()
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"Config '{where}' has value {value!r}. Expected a string.")
+        return value
+    return value
+
+
+def _apply(section: Any, name: str, values: Mapping[str, Any]) -> None:
+    fields = {f.name: f for f in dataclasses.fields(section)}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(
+                f"Config '{name}.{key}' is not a setting. Known keys in [{name}]: "
+                + ", ".join(sorted(fields))
+            )
+        setattr(section, key, _coerce(f"{name}.{key}", value, fields[key].type))
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse a TOML config file, with errors that name the file and the problem."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"Config file {path} does not exist; check the --config path.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Config file {path} is not valid TOML: {exc}") from None
+
+
+def load_settings(
+    config_path: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Build the settings: defaults < file < environment < ``overrides`` (the flags).
+
+    ``config_path`` None reads ``JACMON_CONFIG`` or the default config path if
+    that file exists. ``overrides`` maps section -> key -> value; a ``None``
+    value means "flag not given" and is skipped.
+    """
+    env = os.environ if env is None else env
+    settings = Settings()
+    if config_path is None and env.get("JACMON_CONFIG"):
+        config_path = Path(env["JACMON_CONFIG"])
+    if config_path is None and default_config_path().exists():
+        config_path = default_config_path()
+    if config_path is not None:
+        data = read_config_file(config_path)
+        settings.source = config_path
+        for name, table in data.items():
+            if name in ("server", "client"):
+                if not isinstance(table, dict):
+                    raise ConfigError(f"Config '{name}' must be a table ([{name}]).")
+                _apply(getattr(settings, name), name, table)
+            elif name in ("tasks", "lrs"):
+                if not isinstance(table, dict):
+                    raise ConfigError(f"Config '{name}' must be a table ([{name}]).")
+                getattr(settings, name).update(table)
+            else:
+                raise ConfigError(
+                    f"Config file {config_path} has an unknown table [{name}]. "
+                    "Known: [server], [client], [tasks], [lrs]."
+                )
+    for var, value in env.items():
+        if not var.startswith("JACMON_") or var == "JACMON_CONFIG":
+            continue
+        if var in ENV_ALIASES:
+            section, key = ENV_ALIASES[var]
+        elif "__" in var:
+            section, _, key = var[len("JACMON_") :].lower().partition("__")
+        else:
+            continue
+        if section in ("server", "client"):
+            _apply(getattr(settings, section), section, {key: value})
+        elif section in ("tasks", "lrs"):
+            getattr(settings, section)[key] = value
+    for section, values in (overrides or {}).items():
+        given = {k: v for k, v in values.items() if v is not None}
+        if section in ("server", "client"):
+            _apply(getattr(settings, section), section, given)
+        else:
+            getattr(settings, section).update(given)
+    return settings

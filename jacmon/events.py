@@ -1,0 +1,279 @@
+"""The ingest contract: what one learner event looks like, and its validation.
+
+An event is one JSON object. ``id`` (the producer's idempotency key), ``type``,
+``ts`` (ISO 8601 with a zone) and ``learner`` are always required; each type
+names the other fields it needs (:data:`REQUIRED_BY_TYPE`). Unknown extra
+fields are kept in :attr:`Event.extra`, never dropped.
+
+This module does no I/O: the server, ``jacmon ingest``, the simulator and the
+xAPI mapping all share it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from jacmon.errors import EventValidationError
+
+#: Event types and the fields each needs besides id, type, ts and learner.
+REQUIRED_BY_TYPE: dict[str, tuple[str, ...]] = {
+    "path.enrolled": ("path",),
+    "path.unenrolled": ("path",),
+    "path.completed": ("path",),
+    "session.started": (),
+    "session.ended": (),
+    "module.progressed": ("path", "module", "progress"),
+    "module.completed": ("path", "module"),
+    "lesson.completed": ("path", "module", "item"),
+    "assessment.attempted": ("item", "score"),
+    "assessment.passed": ("item",),
+    "assessment.failed": ("item",),
+    "activity": (),
+}
+
+EVENT_TYPES: tuple[str, ...] = tuple(REQUIRED_BY_TYPE)
+
+#: Fields of the contract; anything else is an extra, kept as given.
+KNOWN_FIELDS = frozenset(
+    {
+        "id",
+        "type",
+        "ts",
+        "learner",
+        "path",
+        "module",
+        "item",
+        "score",
+        "success",
+        "completion",
+        "progress",
+        "duration_s",
+        "attempt",
+        "session",
+    }
+)
+
+# Limits
+MAX_ID_LENGTH = 256
+"""Longest accepted identifier (``id``, ``learner``, ``path`` ...), in characters."""
+
+MAX_DURATION_S = 7 * 24 * 3600.0
+"""Longest accepted ``duration_s``: one week, in seconds."""
+
+
+@dataclass(slots=True)
+class Score:
+    """An assessment score as xAPI gives it; :attr:`percent` is the 0-100 value jacmon uses."""
+
+    scaled: float | None = None
+    raw: float | None = None
+    min: float | None = None
+    max: float | None = None
+
+    @property
+    def percent(self) -> float:
+        """The score on a 0-100 scale: ``scaled`` x 100, else ``raw`` within ``min``..``max``."""
+        if self.scaled is not None:
+            return max(0.0, min(100.0, self.scaled * 100.0))
+        low = self.min if self.min is not None else 0.0
+        assert self.raw is not None and self.max is not None  # guaranteed by validation
+        return max(0.0, min(100.0, (self.raw - low) * 100.0 / (self.max - low)))
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {"scaled": self.scaled, "raw": self.raw, "min": self.min, "max": self.max}
+
+
+@dataclass(slots=True)
+class Event:
+    """One validated learner event.
+
+    ``ts`` is the event time in seconds since the Unix epoch (UTC);
+    ``ts_text`` is the ISO 8601 text the producer sent.
+    """
+
+    id: str
+    type: str
+    ts: float
+    ts_text: str
+    learner: str
+    path: str | None = None
+    module: str | None = None
+    item: str | None = None
+    score: Score | None = None
+    success: bool | None = None
+    completion: bool | None = None
+    progress: float | None = None
+    duration_s: float | None = None
+    attempt: int | None = None
+    session: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The event as the contract's JSON object (extras included, absent fields as null)."""
+        body: dict[str, Any] = {
+            "id": self.id,
+            "type": self.type,
+            "ts": self.ts_text,
+            "learner": self.learner,
+            "path": self.path,
+            "module": self.module,
+            "item": self.item,
+            "score": self.score.as_dict() if self.score is not None else None,
+            "success": self.success,
+            "completion": self.completion,
+            "progress": self.progress,
+            "duration_s": self.duration_s,
+            "attempt": self.attempt,
+            "session": self.session,
+        }
+        if self.extra:
+            body.update(self.extra)
+        return body
+
+
+def _fail(field_name: str | None, value: Any, expected: str) -> EventValidationError:
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    if field_name is None:
+        return EventValidationError(f"event is {shown}; expected {expected}", field=None)
+    return EventValidationError(
+        f"field '{field_name}' has value {shown}; expected {expected}", field=field_name
+    )
+
+
+def _text(body: dict[str, Any], name: str, *, required: bool) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise EventValidationError(
+                f"field '{name}' is missing; it is required for this event", field=name
+            )
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
+        raise _fail(name, value, f"a non-empty string of at most {MAX_ID_LENGTH} characters")
+    return value
+
+
+def _number(value: Any, name: str, low: float, high: float, unit: str) -> float:
+    # bool is an int subclass; True is not a number of seconds.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _fail(name, value, f"a number from {low:g} to {high:g}{unit}")
+    if not low <= value <= high:
+        raise _fail(name, value, f"a number from {low:g} to {high:g}{unit}")
+    return float(value)
+
+
+def _flag(body: dict[str, Any], name: str) -> bool | None:
+    value = body.get(name)
+    if value is None or isinstance(value, bool):
+        return value
+    raise _fail(name, value, "true, false or null")
+
+
+def parse_timestamp(value: Any, name: str = "ts") -> float:
+    """ISO 8601 text with a zone (``Z`` or ``+01:00``) -> seconds since the epoch (UTC)."""
+    if not isinstance(value, str):
+        raise _fail(name, value, "an ISO 8601 timestamp with a zone, like '2026-01-05T10:00:00Z'")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(
+            name, value, "an ISO 8601 timestamp with a zone, like '2026-01-05T10:00:00Z'"
+        ) from None
+    if moment.tzinfo is None:
+        raise _fail(name, value, "a timestamp with a zone: add 'Z' for UTC or an offset '+01:00'")
+    return moment.timestamp()
+
+
+def _score(value: Any) -> Score:
+    if not isinstance(value, dict):
+        raise _fail("score", value, "an object with 'scaled' (-1..1) or 'raw' and 'max'")
+    score = Score()
+    for key in ("scaled", "raw", "min", "max"):
+        part = value.get(key)
+        if part is None:
+            continue
+        if isinstance(part, bool) or not isinstance(part, int | float) or not math.isfinite(part):
+            raise _fail(f"score.{key}", part, "a finite number")
+        setattr(score, key, float(part))
+    if score.scaled is not None:
+        if not -1.0 <= score.scaled <= 1.0:
+            raise _fail("score.scaled", score.scaled, "a number from -1 to 1")
+        return score
+    if score.raw is None or score.max is None:
+        raise _fail("score", value, "'scaled' (-1..1), or 'raw' with 'max' (and optional 'min')")
+    low = score.min if score.min is not None else 0.0
+    if score.max <= low:
+        raise _fail("score.max", score.max, f"a number greater than score.min ({low:g})")
+    if not low <= score.raw <= score.max:
+        raise _fail("score.raw", score.raw, f"a number from {low:g} to {score.max:g}")
+    return score
+
+
+def validate_event(body: Any) -> Event:
+    """Check one decoded JSON value against the contract and return the :class:`Event`.
+
+    Raises :class:`~jacmon.errors.EventValidationError` naming the field, the
+    bad value and what was expected.
+    """
+    if not isinstance(body, dict):
+        raise _fail(None, body, "a JSON object")
+    event_id = _text(body, "id", required=True)
+    kind = body.get("type")
+    if kind not in REQUIRED_BY_TYPE:
+        if kind is None:
+            raise EventValidationError("field 'type' is missing; it is required", field="type")
+        raise _fail("type", kind, "one of " + ", ".join(EVENT_TYPES))
+    needs = REQUIRED_BY_TYPE[kind]
+    if "ts" not in body:
+        raise EventValidationError("field 'ts' is missing; it is required", field="ts")
+    ts_text = body["ts"]
+    ts = parse_timestamp(ts_text)
+    learner = _text(body, "learner", required=True)
+    event = Event(
+        id=event_id,  # type: ignore[arg-type]
+        type=kind,
+        ts=ts,
+        ts_text=ts_text,
+        learner=learner,  # type: ignore[arg-type]
+        path=_text(body, "path", required="path" in needs),
+        module=_text(body, "module", required="module" in needs),
+        item=_text(body, "item", required="item" in needs),
+        session=_text(body, "session", required=False),
+        success=_flag(body, "success"),
+        completion=_flag(body, "completion"),
+    )
+    if event.module is not None and event.path is None:
+        raise EventValidationError(
+            "field 'path' is missing; an event that names a module must name its path",
+            field="path",
+        )
+    score = body.get("score")
+    if score is not None:
+        event.score = _score(score)
+    elif "score" in needs:
+        raise EventValidationError(
+            f"field 'score' is missing; a {kind} event needs a score", field="score"
+        )
+    progress = body.get("progress")
+    if progress is not None:
+        event.progress = _number(progress, "progress", 0, 100, " (percent)")
+    elif "progress" in needs:
+        raise EventValidationError(
+            f"field 'progress' is missing; a {kind} event needs progress 0-100", field="progress"
+        )
+    duration = body.get("duration_s")
+    if duration is not None:
+        event.duration_s = _number(duration, "duration_s", 0, MAX_DURATION_S, " seconds")
+    attempt = body.get("attempt")
+    if attempt is not None:
+        if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
+            raise _fail("attempt", attempt, "a whole number >= 1")
+        event.attempt = attempt
+    if len(body) > len(KNOWN_FIELDS & body.keys()):
+        event.extra = {key: value for key, value in body.items() if key not in KNOWN_FIELDS}
+    return event

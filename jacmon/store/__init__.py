@@ -1,0 +1,139 @@
+"""The event store: SQLite (WAL) through aiosqlite, the source of truth.
+
+:class:`Store` is what the server and the commands use: it owns the
+connections, the catalog cache and the next sequence number.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from jacmon.events import Event
+from jacmon.store import queries
+from jacmon.store.catalog import Catalog, CatalogPath, store_catalog
+from jacmon.store.database import Database
+from jacmon.store.ingest import (
+    IngestOutcome,
+    ProgressChanges,
+    StoredEvent,
+    recompute_path_percents,
+    store_batch,
+)
+
+__all__ = ["IngestOutcome", "ProgressChanges", "Store", "StoredEvent"]
+
+
+class Store:
+    """The event store of one jacmon server (or one command)."""
+
+    def __init__(self, db: Database, catalog: Catalog, last_seq: int, server_id: str):
+        self.db = db
+        self.catalog = catalog
+        #: Sequence number of the newest stored event (0 if none ever).
+        self.last_seq = last_seq
+        #: Stable id of this database, sent in ``hello`` so clients can tell stores apart.
+        self.server_id = server_id
+
+    @property
+    def path(self) -> Path:
+        return self.db.path
+
+    @classmethod
+    async def open(cls, path: Path, *, readonly: bool = False) -> Store:
+        """Open the database at ``path`` (created and migrated unless ``readonly``)."""
+        db = await Database.open(path, readonly=readonly)
+        conn = db.reader
+        catalog = await Catalog.load(conn)
+        async with conn.execute(
+            "SELECT max(coalesce((SELECT max(seq) FROM events), 0),"
+            " coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_seq'), 0))"
+        ) as cursor:
+            (last_seq,) = await cursor.fetchone()
+        async with conn.execute("SELECT value FROM meta WHERE key = 'server_id'") as cursor:
+            row = await cursor.fetchone()
+        if row is None and not readonly:
+            server_id = uuid.uuid4().hex[:12]
+            async with db.transaction() as writer:
+                await writer.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('server_id', ?)", (server_id,)
+                )
+        else:
+            server_id = row[0] if row else "unknown"
+        return cls(db, catalog, last_seq, server_id)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def ingest(
+        self, events: Sequence[Event], *, cursor: tuple[str, str] | None = None
+    ) -> IngestOutcome:
+        """Store one batch in one transaction; returns once it is committed."""
+        async with self.db.transaction() as conn:
+            outcome = await store_batch(
+                conn,
+                self.catalog,
+                events,
+                next_seq=self.last_seq + 1,
+                received=time.time(),
+                cursor=cursor,
+            )
+            if outcome.stored:
+                # The high-water mark survives retention deleting every event.
+                await conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('last_seq', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(outcome.last_seq),),
+                )
+        if outcome.stored:
+            self.last_seq = outcome.last_seq
+        return outcome
+
+    async def load_catalog(self, paths: list[CatalogPath]) -> None:
+        """Make ``paths`` authoritative and re-derive their learners' percents."""
+        async with self.db.transaction() as conn:
+            await store_catalog(conn, paths)
+            self.catalog = await Catalog.load(conn)
+            await recompute_path_percents(conn, self.catalog, {p.id for p in paths})
+
+    async def get_cursor(self, name: str) -> str | None:
+        async with self.db.reader.execute(
+            "SELECT value FROM cursors WHERE name = ?", (name,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return row[0] if row else None
+
+    # Queries (see jacmon.store.queries)
+
+    async def recent_events(
+        self, limit: int, *, learner: str | None = None
+    ) -> list[dict[str, Any]]:
+        return await queries.recent_events(self.db.reader, limit, learner=learner)
+
+    async def events_since(
+        self, seq: int, *, learner: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        return await queries.events_since(self.db.reader, seq, learner=learner, limit=limit)
+
+    async def oldest_seq(self) -> int:
+        return await queries.oldest_seq(self.db.reader)
+
+    async def progress_snapshot(
+        self, *, learner: str | None = None, now: float | None = None, learner_limit: int = 1000
+    ) -> dict[str, Any]:
+        return await queries.progress_snapshot(
+            self.db.reader,
+            self.catalog,
+            learner=learner,
+            now=time.time() if now is None else now,
+            learner_limit=learner_limit,
+        )
+
+    async def path_summaries(self, paths: Sequence[str], *, now: float) -> list[dict[str, Any]]:
+        return await queries.path_summaries(self.db.reader, self.catalog, paths, now=now)
+
+    async def module_summaries(self, keys: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        return await queries.module_summaries(self.db.reader, keys)

@@ -1,0 +1,287 @@
+"""Storing one batch: dedupe, sequence numbers, events and progress in one transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+
+from jacmon.analytics.progress import BatchProgress, apply_learner, apply_module, apply_path
+from jacmon.events import Event
+from jacmon.store.catalog import Catalog
+
+#: Host parameters per statement: well under SQLite's limit (32766 since 3.32).
+_CHUNK = 900
+
+MODULE_COLUMNS = (
+    "status",
+    "percent",
+    "time_spent_s",
+    "first_activity",
+    "last_activity",
+    "completed_at",
+)
+PATH_COLUMNS = (
+    "status",
+    "percent",
+    "modules_completed",
+    "time_spent_s",
+    "xp",
+    "level",
+    "streak_days",
+    "active_day",
+    "enrolled_at",
+    "first_activity",
+    "last_activity",
+    "completed_at",
+)
+LEARNER_COLUMNS = (
+    "events",
+    "time_spent_s",
+    "xp",
+    "level",
+    "streak_days",
+    "longest_streak",
+    "active_day",
+    "first_activity",
+    "last_activity",
+)
+
+
+@dataclass(slots=True)
+class StoredEvent:
+    """An event as stored: its sequence number and its JSON text (extras included)."""
+
+    seq: int
+    event: Event
+    body: str
+
+
+@dataclass(slots=True)
+class ProgressChanges:
+    """Rows the batch changed, as dicts, for the dashboard stream's deltas."""
+
+    paths: list[dict[str, Any]] = field(default_factory=list)
+    modules: list[dict[str, Any]] = field(default_factory=list)
+    learners: list[dict[str, Any]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.paths or self.modules or self.learners)
+
+
+@dataclass(slots=True)
+class IngestOutcome:
+    """What one committed batch did."""
+
+    stored: list[StoredEvent]
+    #: Indexes (into the events given) that were duplicates of stored ids.
+    duplicate_indexes: list[int]
+    changes: ProgressChanges
+    last_seq: int
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+async def _existing_ids(conn: aiosqlite.Connection, ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(ids):
+        marks = ",".join("?" * len(chunk))
+        async with conn.execute(f"SELECT id FROM events WHERE id IN ({marks})", chunk) as cursor:
+            found.update(row[0] for row in await cursor.fetchall())
+    return found
+
+
+async def _fetch_rows(
+    conn: aiosqlite.Connection, table: str, key_columns: tuple[str, ...], keys: list[tuple]
+) -> dict[tuple, dict[str, Any]]:
+    """Rows of ``table`` by composite key, as dicts keyed by the key tuple."""
+    rows: dict[tuple, dict[str, Any]] = {}
+    width = len(key_columns)
+    per_chunk = _CHUNK // width
+    names = ", ".join(key_columns)
+    for chunk in _chunks(keys, per_chunk):
+        values = ",".join(["(" + ",".join("?" * width) + ")"] * len(chunk))
+        params = [part for key in chunk for part in key]
+        sql = f"SELECT * FROM {table} WHERE ({names}) IN (VALUES {values})"
+        async with conn.execute(sql, params) as cursor:
+            for row in await cursor.fetchall():
+                record = dict(row)
+                rows[tuple(record[c] for c in key_columns)] = record
+    return rows
+
+
+async def _module_sums(
+    conn: aiosqlite.Connection, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[float, int]]:
+    """(sum of module percents, modules completed) per learner x path, catalog modules only."""
+    sums: dict[tuple[str, str], tuple[float, int]] = {}
+    for chunk in _chunks(keys, _CHUNK // 2):
+        values = ",".join(["(?,?)"] * len(chunk))
+        params = [part for key in chunk for part in key]
+        sql = (
+            "SELECT m.learner, m.path, sum(m.percent), sum(m.status = 'completed') "
+            "FROM module_progress m JOIN catalog_modules c"
+            " ON c.path = m.path AND c.module = m.module "
+            f"WHERE (m.learner, m.path) IN (VALUES {values}) GROUP BY m.learner, m.path"
+        )
+        async with conn.execute(sql, params) as cursor:
+            for learner, path, total, completed in await cursor.fetchall():
+                sums[(learner, path)] = (total or 0.0, completed or 0)
+    return sums
+
+
+def _upsert_sql(table: str, keys: tuple[str, ...], columns: tuple[str, ...]) -> str:
+    names = keys + columns
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns)
+    return (
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+    )
+
+
+async def recompute_path_percents(
+    conn: aiosqlite.Connection, catalog: Catalog, paths: set[str]
+) -> None:
+    """Re-derive every learner's percent on ``paths`` after their module count changed."""
+    for path in paths:
+        count = max(catalog.module_counts.get(path, 0), 1)
+        await conn.execute(
+            "UPDATE path_progress SET percent = min(100.0, coalesce(("
+            "  SELECT sum(m.percent) FROM module_progress m"
+            "  JOIN catalog_modules c ON c.path = m.path AND c.module = m.module"
+            "  WHERE m.learner = path_progress.learner AND m.path = path_progress.path"
+            "), 0) / ?) WHERE path = ? AND status != 'completed'",
+            (count, path),
+        )
+
+
+async def store_batch(
+    conn: aiosqlite.Connection,
+    catalog: Catalog,
+    events: Sequence[Event],
+    *,
+    next_seq: int,
+    received: float,
+    cursor: tuple[str, str] | None = None,
+) -> IngestOutcome:
+    """Store ``events`` inside the caller's transaction.
+
+    Events whose ``id`` is already stored, or repeated earlier in the batch, are
+    duplicates: counted, not stored. The rest get consecutive sequence numbers
+    from ``next_seq``. Progress rows they touch are updated in the same
+    transaction, and ``cursor`` (name, value), if given, is saved with them.
+    """
+    known = await _existing_ids(conn, [e.id for e in events])
+    stored: list[StoredEvent] = []
+    duplicates: list[int] = []
+    seen = set(known)
+    rows = []
+    progress = BatchProgress()
+    seq = next_seq
+    for index, event in enumerate(events):
+        if event.id in seen:
+            duplicates.append(index)
+            continue
+        seen.add(event.id)
+        body = json.dumps(event.as_dict(), separators=(",", ":"), allow_nan=False)
+        stored.append(StoredEvent(seq, event, body))
+        score = event.score.percent if event.score is not None else None
+        rows.append(
+            (
+                seq,
+                event.id,
+                event.type,
+                event.ts,
+                received,
+                event.learner,
+                event.path,
+                event.module,
+                event.item,
+                score,
+                event.success,
+                event.progress,
+                event.duration_s,
+                event.attempt,
+                event.session,
+                body,
+            )
+        )
+        progress.add(event)
+        seq += 1
+    if rows:
+        await conn.executemany(
+            "INSERT INTO events (seq, id, type, ts, received, learner, path, module, item, score,"
+            " success, progress, duration_s, attempt, session, body)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+        changes = await _update_progress(conn, catalog, progress)
+    else:
+        changes = ProgressChanges()
+    if cursor is not None:
+        await conn.execute(
+            "INSERT INTO cursors (name, value, updated) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+            (cursor[0], cursor[1], received),
+        )
+    return IngestOutcome(stored, duplicates, changes, seq - 1)
+
+
+async def _update_progress(
+    conn: aiosqlite.Connection, catalog: Catalog, progress: BatchProgress
+) -> ProgressChanges:
+    changes = ProgressChanges()
+    pairs = {(path, None) for (_, path) in progress.paths}
+    pairs |= {(path, module) for (_, path, module) in progress.modules}
+    recount = await catalog.discover(conn, pairs)
+    if recount:
+        await recompute_path_percents(conn, catalog, recount)
+
+    module_keys = list(progress.modules)
+    if module_keys:
+        old = await _fetch_rows(conn, "module_progress", ("learner", "path", "module"), module_keys)
+        new_rows = []
+        for key in module_keys:
+            row = apply_module(old.get(key), progress.modules[key])
+            new_rows.append(key + tuple(row[c] for c in MODULE_COLUMNS))
+            changes.modules.append({"learner": key[0], "path": key[1], "module": key[2]} | row)
+        await conn.executemany(
+            _upsert_sql("module_progress", ("learner", "path", "module"), MODULE_COLUMNS), new_rows
+        )
+
+    path_keys = list(progress.paths)
+    if path_keys:
+        old = await _fetch_rows(conn, "path_progress", ("learner", "path"), path_keys)
+        sums = await _module_sums(conn, path_keys)
+        new_rows = []
+        for key in path_keys:
+            total, completed = sums.get(key, (0.0, 0))
+            row = apply_path(
+                old.get(key),
+                progress.paths[key],
+                module_percent_sum=total,
+                modules_completed=completed,
+                module_count=catalog.module_counts.get(key[1], 0),
+                catalog_is_authoritative=key[1] in catalog.authoritative,
+            )
+            new_rows.append(key + tuple(row[c] for c in PATH_COLUMNS))
+            changes.paths.append({"learner": key[0], "path": key[1]} | row)
+        await conn.executemany(
+            _upsert_sql("path_progress", ("learner", "path"), PATH_COLUMNS), new_rows
+        )
+
+    learner_keys = [(learner,) for learner in progress.learners]
+    old = await _fetch_rows(conn, "learners", ("learner",), learner_keys)
+    new_rows = []
+    for (learner,) in learner_keys:
+        row = apply_learner(old.get((learner,)), progress.learners[learner])
+        new_rows.append((learner, *(row[c] for c in LEARNER_COLUMNS)))
+        changes.learners.append({"learner": learner} | row)
+    await conn.executemany(_upsert_sql("learners", ("learner",), LEARNER_COLUMNS), new_rows)
+    return changes

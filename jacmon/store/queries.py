@@ -1,0 +1,239 @@
+"""Read queries for the streams: recent events, replay, progress snapshots and summaries."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import aiosqlite
+
+from jacmon.store.catalog import Catalog
+
+#: A learner counts as active on a path with activity this recent, in seconds.
+ACTIVE_WINDOW_S = 7 * 86400
+
+
+def event_with_seq(seq: int, body: str) -> dict[str, Any]:
+    """A stored event as the streams send it: the contract's object plus ``seq``."""
+    event = json.loads(body)
+    event["seq"] = seq
+    return event
+
+
+async def recent_events(
+    conn: aiosqlite.Connection, limit: int, *, learner: str | None = None
+) -> list[dict[str, Any]]:
+    """The newest ``limit`` events, oldest first."""
+    if learner is None:
+        sql = "SELECT seq, body FROM events ORDER BY seq DESC LIMIT ?"
+        params: tuple = (limit,)
+    else:
+        sql = "SELECT seq, body FROM events WHERE learner = ? ORDER BY seq DESC LIMIT ?"
+        params = (learner, limit)
+    async with conn.execute(sql, params) as cursor:
+        rows = await cursor.fetchall()
+    return [event_with_seq(seq, body) for seq, body in reversed(rows)]
+
+
+async def events_since(
+    conn: aiosqlite.Connection, seq: int, *, learner: str | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Events with a sequence number above ``seq``, in order."""
+    sql = "SELECT seq, body FROM events WHERE seq > ?"
+    params: list[Any] = [seq]
+    if learner is not None:
+        sql += " AND learner = ?"
+        params.append(learner)
+    sql += " ORDER BY seq"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    async with conn.execute(sql, params) as cursor:
+        rows = await cursor.fetchall()
+    return [event_with_seq(s, body) for s, body in rows]
+
+
+async def oldest_seq(conn: aiosqlite.Connection) -> int:
+    """The lowest stored sequence number (0 when the store is empty)."""
+    async with conn.execute("SELECT coalesce(min(seq), 0) FROM events") as cursor:
+        (value,) = await cursor.fetchone()
+    return value
+
+
+async def path_summaries(
+    conn: aiosqlite.Connection, catalog: Catalog, paths: Sequence[str] | None, *, now: float
+) -> list[dict[str, Any]]:
+    """Per path: enrolled, active (last 7 days, not done), completed, mean %."""
+    sql = (
+        "SELECT p.path, c.title,"
+        " sum(p.status != 'unenrolled'),"
+        " sum(p.status NOT IN ('unenrolled', 'completed') AND p.last_activity >= ?),"
+        " sum(p.status = 'completed'),"
+        " avg(CASE WHEN p.status != 'unenrolled' THEN p.percent END)"
+        " FROM path_progress p LEFT JOIN catalog_paths c ON c.path = p.path"
+    )
+    params: list[Any] = [now - ACTIVE_WINDOW_S]
+    if paths is not None:
+        sql += f" WHERE p.path IN ({','.join('?' * len(paths))})"
+        params.extend(paths)
+    sql += " GROUP BY p.path ORDER BY p.path"
+    async with conn.execute(sql, params) as cursor:
+        rows = await cursor.fetchall()
+    return [
+        {
+            "path": path,
+            "title": title,
+            "modules": catalog.module_counts.get(path, 0),
+            "enrolled": enrolled or 0,
+            "active": active or 0,
+            "completed": completed or 0,
+            "mean_percent": round(mean or 0.0, 2),
+        }
+        for path, title, enrolled, active, completed, mean in rows
+    ]
+
+
+async def module_summaries(
+    conn: aiosqlite.Connection, keys: Sequence[tuple[str, str]] | None
+) -> list[dict[str, Any]]:
+    """Per path x module: position, title, learners started, completed, mean %."""
+    sql = (
+        "SELECT c.path, c.module, c.position, c.title,"
+        " count(m.learner), coalesce(sum(m.status = 'completed'), 0), avg(m.percent)"
+        " FROM catalog_modules c LEFT JOIN module_progress m"
+        " ON m.path = c.path AND m.module = c.module"
+    )
+    params: list[Any] = []
+    if keys is not None:
+        sql += f" WHERE (c.path, c.module) IN (VALUES {','.join(['(?,?)'] * len(keys))})"
+        params = [part for key in keys for part in key]
+    sql += " GROUP BY c.path, c.module ORDER BY c.path, c.position"
+    async with conn.execute(sql, params) as cursor:
+        rows = await cursor.fetchall()
+    return [
+        {
+            "path": path,
+            "module": module,
+            "position": position,
+            "title": title,
+            "learners": learners,
+            "completed": completed,
+            "mean_percent": round(mean or 0.0, 2),
+        }
+        for path, module, position, title, learners, completed, mean in rows
+    ]
+
+
+LEARNER_PATH_FIELDS = (
+    "learner",
+    "path",
+    "status",
+    "percent",
+    "modules_completed",
+    "time_spent_s",
+    "xp",
+    "level",
+    "streak_days",
+    "last_activity",
+    "completed_at",
+)
+LEARNER_FIELDS = (
+    "learner",
+    "events",
+    "time_spent_s",
+    "xp",
+    "level",
+    "streak_days",
+    "longest_streak",
+    "last_activity",
+)
+
+
+def learner_path_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A learner x path progress row as the dashboard stream sends it."""
+    out = {name: row[name] for name in LEARNER_PATH_FIELDS}
+    out["percent"] = round(out["percent"], 2)
+    return out
+
+
+def learner_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A learner row as the dashboard stream sends it."""
+    return {name: row[name] for name in LEARNER_FIELDS}
+
+
+async def progress_snapshot(
+    conn: aiosqlite.Connection,
+    catalog: Catalog,
+    *,
+    learner: str | None,
+    now: float,
+    learner_limit: int,
+) -> dict[str, Any]:
+    """The dashboard stream's snapshot.
+
+    Unscoped: every path and module summary, and the ``learner_limit`` most
+    recently active learners (``truncated`` says whether there were more).
+    Scoped to a learner: only that learner's rows, and path summaries of the
+    paths they are on.
+    """
+    if learner is None:
+        paths = await path_summaries(conn, catalog, None, now=now)
+        modules = await module_summaries(conn, None)
+        async with conn.execute("SELECT count(*) FROM learners") as cursor:
+            (total_learners,) = await cursor.fetchone()
+        async with conn.execute(
+            f"SELECT {', '.join(LEARNER_FIELDS)} FROM learners ORDER BY last_activity DESC LIMIT ?",
+            (learner_limit,),
+        ) as cursor:
+            learners = [learner_row(dict(r)) for r in await cursor.fetchall()]
+        names = [row["learner"] for row in learners]
+    else:
+        async with conn.execute(
+            f"SELECT {', '.join(LEARNER_FIELDS)} FROM learners WHERE learner = ?", (learner,)
+        ) as cursor:
+            learners = [learner_row(dict(r)) for r in await cursor.fetchall()]
+        total_learners = len(learners)
+        names = [learner]
+        paths, modules = [], []
+    learner_paths: list[dict[str, Any]] = []
+    for start in range(0, len(names), 900):
+        chunk = names[start : start + 900]
+        async with conn.execute(
+            f"SELECT * FROM path_progress WHERE learner IN ({','.join('?' * len(chunk))})"
+            " ORDER BY learner, path",
+            chunk,
+        ) as cursor:
+            learner_paths.extend(learner_path_row(dict(r)) for r in await cursor.fetchall())
+    if learner is not None:
+        on_paths = sorted({row["path"] for row in learner_paths})
+        paths = [
+            {
+                "path": row["path"],
+                "title": None,
+                "modules": catalog.module_counts.get(row["path"], 0),
+                "enrolled": int(row["status"] != "unenrolled"),
+                "active": int(
+                    row["status"] not in ("unenrolled", "completed")
+                    and row["last_activity"] >= now - ACTIVE_WINDOW_S
+                ),
+                "completed": int(row["status"] == "completed"),
+                "mean_percent": row["percent"],
+            }
+            for row in learner_paths
+            if row["path"] in on_paths
+        ]
+        async with conn.execute(
+            "SELECT path, module, status, percent, time_spent_s, last_activity"
+            " FROM module_progress WHERE learner = ? ORDER BY path, module",
+            (learner,),
+        ) as cursor:
+            modules = [dict(r) for r in await cursor.fetchall()]
+    return {
+        "paths": paths,
+        "modules": modules,
+        "learners": learners,
+        "learner_paths": learner_paths,
+        "total_learners": total_learners,
+        "truncated": total_learners > len(learners),
+    }
