@@ -1,0 +1,165 @@
+"""``jacmon sim``: stream a simulated learner population into a server, or write it as JSONL."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from jacmon.commands.common import ConfigOption, handle_errors, print_json, run
+from jacmon.errors import UsageError
+
+console = Console(stderr=True, highlight=False)
+
+
+def _parse_start(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(
+            f"--start has value {value!r}. Expected an ISO 8601 time like '2026-01-05T08:00:00Z'."
+        ) from None
+    if moment.tzinfo is None:
+        raise UsageError(f"--start has value {value!r}. Expected a zone: add 'Z' for UTC.")
+    return moment
+
+
+@handle_errors
+def sim(
+    server: Annotated[
+        str | None,
+        typer.Option(help="Server to stream into, e.g. ws://127.0.0.1:8765 (default: config)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write JSONL to this file ('-' for stdout) instead of streaming."),
+    ] = None,
+    learners: Annotated[int, typer.Option(min=1, help="Simulated learners.")] = 50,
+    seed: Annotated[
+        int, typer.Option(help="Random seed: the same seed gives the same events.")
+    ] = 0,
+    rate: Annotated[
+        float, typer.Option(min=0.001, help="Most events per second sent to the server.")
+    ] = 200.0,
+    speed: Annotated[
+        float,
+        typer.Option(min=0.001, help="Simulated seconds per wall second (60: an hour a minute)."),
+    ] = 60.0,
+    duration: Annotated[
+        float | None,
+        typer.Option(min=0.001, help="Stop streaming after this many seconds (default 60)."),
+    ] = None,
+    events: Annotated[int | None, typer.Option(min=1, help="Stop after this many events.")] = None,
+    days: Annotated[
+        float | None, typer.Option(min=0.001, help="--out: simulated days to cover (default 7).")
+    ] = None,
+    history_days: Annotated[
+        float,
+        typer.Option(min=0.0, help="Streaming: first send this many simulated days of the past."),
+    ] = 0.0,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="Simulated start, ISO 8601 with zone (default: now; for --out, now minus --days)."
+        ),
+    ] = None,
+    catalog: Annotated[
+        Path | None,
+        typer.Option(help="Catalog TOML of the simulated paths (default: the demo catalog)."),
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, help="Most events per batch sent.")] = 200,
+    token: Annotated[str | None, typer.Option(help="Ingest token (default: config).")] = None,
+    config: Path | None = ConfigOption,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Simulate learners: stream their events into a server, or write them as JSONL (--out)."""
+    from jacmon.sim import Simulator, generate_history
+
+    moment = _parse_start(start)
+    if out is not None:
+        if server is not None:
+            raise UsageError("--server and --out were both given. Expected one: stream or write.")
+        if events is None and days is None:
+            raise UsageError("--out needs a bound. Expected --events N or --days D (or both).")
+        span = days if days is not None else 7.0
+        end = moment + timedelta(days=span) if moment is not None else None
+        stream = generate_history(
+            seed=seed, learners=learners, days=span, events=events, end=end, catalog=catalog
+        )
+        from jacmon.sim_stream import write_jsonl
+
+        if str(out) == "-":
+            count = write_jsonl(stream, sys.stdout)
+        else:
+            try:
+                with out.open("w", encoding="utf-8") as handle:
+                    count = write_jsonl(stream, handle)
+            except OSError as exc:
+                raise UsageError(
+                    f"--out {str(out)!r} cannot be written ({exc.strerror or exc}). "
+                    "Expected a writable file path."
+                ) from None
+        if json_output:
+            print_json({"written": count, "file": str(out)})
+        else:
+            console.print(f"wrote {count} events to {out}")
+        return
+
+    from jacmon.config import load_settings
+    from jacmon.sim_stream import stream_to_server
+
+    if days is not None:
+        raise UsageError("--days bounds --out only. Expected --duration S or --events N to stream.")
+    settings = load_settings(config, overrides={"client": {"server": server, "token": token}})
+    simulator = Simulator(
+        seed=seed,
+        learners=learners,
+        start=moment if moment is not None else datetime.now(UTC).replace(microsecond=0),
+        speed=speed,
+        history=timedelta(days=history_days),
+        catalog=catalog,
+    )
+    if duration is None and events is None:
+        duration = 60.0
+    summary = run(
+        stream_to_server(
+            simulator,
+            settings.client.server,
+            token=settings.client.token,
+            rate=rate,
+            duration_s=duration,
+            max_events=events,
+            batch_size=batch,
+        )
+    )
+    if json_output:
+        print_json(summary.as_dict())
+    else:
+        report = summary.as_dict()
+        console.print(
+            f"sent {summary.sent} events in {summary.batches} batches over {summary.wall_s:.1f} s "
+            f"({report['rate_ev_per_s']} ev/s): {summary.accepted} accepted, "
+            f"{summary.duplicates} duplicates, {summary.rejected} rejected"
+        )
+        if summary.sim_from is not None:
+            span = f"{summary.sim_from:%Y-%m-%d %H:%M} .. {summary.sim_to:%Y-%m-%d %H:%M}"
+            console.print(f"simulated {span} UTC at {speed:g}x")
+        if summary.lag_s > 60:
+            console.print(
+                f"[yellow]the --rate cap kept the stream {summary.lag_s / 60:.0f} simulated "
+                "minutes behind the clock; raise --rate or lower --speed[/]"
+            )
+        for error in summary.errors:
+            console.print(f"[red]rejected[/] {error}")
+    if summary.rejected:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sim")(sim)

@@ -1,0 +1,174 @@
+"""Feeding simulated events somewhere: into a server at a paced rate, or into a JSONL file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from typing import IO, Any
+
+from jacmon.errors import UsageError
+from jacmon.ingest_client import IngestClient
+from jacmon.sim import Simulator
+
+
+class TokenBucket:
+    """Paces a producer to ``rate`` tokens per second with bursts up to ``capacity`` tokens.
+
+    ``clock`` is the time source in seconds (default :func:`time.monotonic`).
+    The bucket starts full.
+    """
+
+    def __init__(
+        self, rate: float, capacity: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if not rate > 0:
+            raise UsageError(f"rate has value {rate!r}. Expected events per second above 0.")
+        if not capacity >= 1:
+            raise UsageError(f"capacity has value {capacity!r}. Expected at least 1 token.")
+        self.rate = float(rate)
+        self.capacity = float(capacity)
+        self._clock = clock
+        self._tokens = self.capacity
+        self._stamp = clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+
+    def wait_time(self, tokens: float) -> float:
+        """Seconds until ``tokens`` tokens are available (0 if they are now)."""
+        if tokens > self.capacity:
+            raise UsageError(
+                f"a take of {tokens:g} tokens exceeds the bucket capacity {self.capacity:g}. "
+                "Expected batches no larger than the capacity."
+            )
+        self._refill()
+        return max(0.0, (tokens - self._tokens) / self.rate)
+
+    async def take(self, tokens: float) -> None:
+        """Wait (asyncio) until ``tokens`` tokens are available, then spend them."""
+        delay = self.wait_time(tokens)
+        while delay > 0:
+            await asyncio.sleep(delay)
+            delay = self.wait_time(tokens)
+        self._tokens -= tokens
+
+
+@dataclass(slots=True)
+class StreamSummary:
+    """What one streaming run did. Times are wall seconds; ``sim_*`` are simulated times."""
+
+    sent: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    batches: int = 0
+    wall_s: float = 0.0
+    sim_from: datetime | None = None
+    sim_to: datetime | None = None
+    #: Simulated seconds the stream was behind the simulated clock at the end (rate cap).
+    lag_s: float = 0.0
+    #: The first few rejections, as "event <id>: <error>".
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "batches": self.batches,
+            "wall_s": round(self.wall_s, 3),
+            "rate_ev_per_s": round(self.sent / self.wall_s, 1) if self.wall_s > 0 else 0.0,
+            "sim_from": self.sim_from.isoformat() if self.sim_from else None,
+            "sim_to": self.sim_to.isoformat() if self.sim_to else None,
+            "lag_s": round(self.lag_s, 1),
+            "errors": self.errors,
+        }
+
+
+MAX_ERRORS_KEPT = 5
+"""Rejections kept word for word in :attr:`StreamSummary.errors`."""
+
+
+async def stream_to_server(
+    sim: Simulator,
+    server: str,
+    *,
+    token: str | None = None,
+    rate: float = 200.0,
+    duration_s: float | None = 60.0,
+    max_events: int | None = None,
+    batch_size: int = 200,
+    idle_poll_s: float = 0.5,
+) -> StreamSummary:
+    """Send ``sim``'s events to ``server`` as they come due on its clock, at most ``rate``/s.
+
+    Batches hold at most ``batch_size`` events, fewer at low rates (about a
+    quarter second's worth) so pacing stays smooth. Stops after
+    ``duration_s`` wall seconds or ``max_events`` events (at least one bound
+    is required), or when every simulated learner has finished.
+    ``idle_poll_s`` caps a wait for the next event, in wall seconds.
+    """
+    if duration_s is None and max_events is None:
+        raise UsageError(
+            "streaming needs a bound: pass a duration (seconds) or a number of events."
+        )
+    if duration_s is not None and not duration_s > 0:
+        raise UsageError(f"duration has value {duration_s!r}. Expected seconds above 0.")
+    if batch_size < 1:
+        raise UsageError(f"batch size has value {batch_size!r}. Expected at least 1.")
+    size = max(1, min(batch_size, math.ceil(rate / 4)))
+    bucket = TokenBucket(rate, size)
+    summary = StreamSummary()
+    started = time.monotonic()
+    deadline = started + duration_s if duration_s is not None else math.inf
+    async with IngestClient(server, token=token) as client:
+        while time.monotonic() < deadline:
+            want = size if max_events is None else min(size, max_events - summary.sent)
+            if want <= 0:
+                break
+            batch = list(islice(sim.due_events(), want))
+            if not batch:
+                upcoming = sim.next_event_time()
+                if upcoming is None:
+                    break  # every learner finished or dropped out
+                wait = sim.clock.wall_seconds_until(upcoming)
+                await asyncio.sleep(min(max(wait, 0.001), idle_poll_s, deadline - time.monotonic()))
+                continue
+            await bucket.take(len(batch))
+            ack = await client.send_batch(batch)
+            summary.batches += 1
+            summary.sent += len(batch)
+            summary.accepted += ack.accepted
+            summary.duplicates += ack.duplicates
+            summary.rejected += len(ack.rejected)
+            for rejection in ack.rejected[: MAX_ERRORS_KEPT - len(summary.errors)]:
+                summary.errors.append(f"event {batch[rejection.index]['id']}: {rejection.error}")
+            if summary.sim_from is None:
+                summary.sim_from = datetime.fromisoformat(batch[0]["ts"])
+            summary.sim_to = datetime.fromisoformat(batch[-1]["ts"])
+    summary.wall_s = time.monotonic() - started
+    upcoming = sim.next_event_time()
+    if upcoming is not None:
+        summary.lag_s = max(0.0, (sim.clock.now() - upcoming).total_seconds())
+    return summary
+
+
+def write_jsonl(events: Iterable[dict[str, Any]], out: IO[str]) -> int:
+    """Write ``events`` one JSON object per line to ``out``; returns how many."""
+    count = 0
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    write = out.write
+    for event in events:
+        write(dumps(event))
+        write("\n")
+        count += 1
+    return count
