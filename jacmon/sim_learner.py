@@ -126,11 +126,13 @@ class _Learner:
         """One assessment score, 0-100, around the learner's current mean."""
         mean = self.p.ability
         if self.p.decline_after is not None and self.scores_taken >= self.p.decline_after:
-            # The fall takes two assessments to reach its full depth.
+            # The fall takes two assessments to reach its full depth, and retries
+            # do not help: this learner is struggling, not unlucky.
             depth = min(1.0, (self.scores_taken - self.p.decline_after + 1) / 2)
             mean -= self.p.decline_drop * depth
-        # A retry goes a little better: the learner studied the feedback.
-        mean += 4.0 * (attempt - 1)
+        else:
+            # A retry goes a little better: the learner studied the feedback.
+            mean += 4.0 * min(attempt - 1, 3)
         self.scores_taken += 1
         return max(0, min(100, round(self.rng.gauss(mean, self.p.score_sd))))
 

@@ -212,7 +212,7 @@ def make_profile(
     if archetype == "declining":
         # Soon enough that the demo shows it within its first simulated day.
         profile["decline_after"] = rng.randint(2, 5)
-        profile["decline_drop"] = round(ability - rng.uniform(35.0, 48.0), 1)
+        profile["decline_drop"] = round(ability - rng.uniform(32.0, 45.0), 1)
     elif archetype == "dropout":
         profile["dropout_at"] = enroll_at + rng.uniform(0.5, 3.0) * DAY_S
     elif archetype == "stalled":
