@@ -15,8 +15,8 @@ venv="${RALPH_VENV:-$here/.ralph-venv}"
 version="${RALPH_VERSION:-5.1.0}"
 python="${RALPH_PYTHON:-python3}"
 
-if [ -x "$venv/bin/ralph" ] && "$venv/bin/python" -c "import ralph.api, requests" 2>/dev/null; then
-    echo "ralph: already installed in $venv ($("$venv/bin/ralph" --version 2>/dev/null || echo unknown))"
+if [ -x "$venv/bin/ralph" ] && RALPH_RUNSERVER_BACKEND=fs "$venv/bin/python" -c "import ralph.api, requests" 2>/dev/null; then
+    echo "ralph: already installed in $venv (ralph-malph $("$venv/bin/python" -c "import importlib.metadata as m; print(m.version('ralph-malph'))"))"
     exit 0
 fi
 
@@ -26,5 +26,5 @@ echo "ralph: installing ralph-malph[lrs]==$version into $venv"
 # requests: Ralph's CLI imports it, but the [lrs] extra does not pull it in.
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     "ralph-malph[lrs]==$version" requests
-"$venv/bin/python" -c "import ralph.api, requests"
-echo "ralph: ready ($("$venv/bin/ralph" --version 2>/dev/null || echo unknown))"
+RALPH_RUNSERVER_BACKEND=fs "$venv/bin/python" -c "import ralph.api, requests"
+echo "ralph: ready (ralph-malph $("$venv/bin/python" -c "import importlib.metadata as m; print(m.version('ralph-malph'))"))"

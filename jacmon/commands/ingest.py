@@ -1,0 +1,484 @@
+"""``jacmon ingest``: feed events from a JSONL file, stdin, an xAPI file, or by tailing an LRS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from jacmon.commands.common import ConfigOption, handle_errors, print_json, run
+from jacmon.config import load_settings
+from jacmon.errors import EventValidationError, JacmonError, UsageError
+from jacmon.ingest_client import IngestClient
+from jacmon.lrs import LrsTailer, TailerSettings, TailStats
+from jacmon.xapi import StatementMappingError, statement_to_event
+
+err_console = Console(stderr=True)
+
+#: How many rejections the summary lists one by one (all are counted).
+SHOWN_REJECTIONS = 20
+
+
+@dataclass(slots=True)
+class Record:
+    """One input record: where it came from (for messages) and its decoded value or error."""
+
+    where: str
+    value: Any = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class FileSummary:
+    """What one file ingest did; ``rejected`` holds ``(where, reason)`` pairs."""
+
+    read: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "read": self.read,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": len(self.rejected),
+            "rejections": [{"where": w, "error": e} for w, e in self.rejected],
+        }
+
+
+class _CountingReader:
+    """Reads lines from a binary stream and counts the bytes consumed (for the progress bar)."""
+
+    def __init__(self, stream: IO[bytes]):
+        self.stream = stream
+        self.consumed = 0
+
+    def lines(self) -> Iterator[bytes]:
+        for line in self.stream:
+            self.consumed += len(line)
+            yield line
+
+
+def _json_lines(reader: _CountingReader, name: str) -> Iterator[Record]:
+    """One :class:`Record` per non-blank line of JSON text."""
+    return _json_lines_from(b"", reader.lines(), name)
+
+
+def _chain(first: list[bytes], rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield from first
+    yield from rest
+
+
+def _xapi_records(reader: _CountingReader, name: str) -> Iterator[Record]:
+    """Statements from a JSON array (the whole input) or JSON lines, detected by the first byte."""
+    lines = reader.lines()
+    first = b""
+    for raw in lines:
+        if raw.strip():
+            first = raw
+            break
+    if not first:
+        return
+    if not first.lstrip().startswith(b"["):
+        yield from _json_lines_from(first, lines, name)
+        return
+    text = first + b"".join(lines)
+    try:
+        statements = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        yield Record(name, error=f"not a valid JSON array of statements ({exc})")
+        return
+    if not isinstance(statements, list):
+        yield Record(name, error="expected a JSON array of xAPI statements")
+        return
+    for index, statement in enumerate(statements):
+        yield Record(f"{name}[{index}]", statement)
+
+
+def _json_lines_from(first: bytes, rest: Iterator[bytes], name: str) -> Iterator[Record]:
+    """Like :func:`_json_lines` when the first non-blank line was already read."""
+    # Leading blank lines before ``first`` are not counted in the line numbers.
+    number = 0
+    for raw in _chain([first] if first else [], rest):
+        number += 1
+        text = raw.strip()
+        if not text:
+            continue
+        where = f"{name}:{number}"
+        try:
+            yield Record(where, json.loads(text))
+        except (ValueError, UnicodeDecodeError) as exc:
+            yield Record(where, error=f"not valid JSON ({exc}); expected one JSON object per line")
+
+
+def _to_event(record: Record, fmt: str) -> dict[str, Any]:
+    """Check one record locally; raise :class:`EventValidationError` with the reason."""
+    if record.error is not None:
+        raise EventValidationError(record.error)
+    if fmt == "xapi":
+        try:
+            event = statement_to_event(record.value)
+        except StatementMappingError as exc:
+            raise EventValidationError(f"statement {exc.statement_id or '?'}: {exc}") from None
+        return {k: v for k, v in event.as_dict().items() if v is not None}
+    from jacmon.events import validate_event
+
+    validate_event(record.value)
+    return record.value
+
+
+async def ingest_file(
+    stream: IO[bytes],
+    name: str,
+    *,
+    fmt: str,
+    server: str,
+    token: str | None,
+    batch_size: int,
+    total_bytes: int | None,
+    console: Console,
+) -> FileSummary:
+    """Validate (or map) every record of ``stream`` and send the good ones in batches.
+
+    A bad record is listed in the summary with where it was and why; it never
+    stops the rest.
+    """
+    summary = FileSummary()
+    reader = _CountingReader(stream)
+    records = _xapi_records(reader, name) if fmt == "xapi" else _json_lines(reader, name)
+    progress = Progress(
+        TextColumn("[bold]ingest[/]"),
+        BarColumn(),
+        TextColumn("{task.fields[counts]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
+    )
+    async with IngestClient(server, token=token) as client:
+        with progress:
+            task = progress.add_task("ingest", total=total_bytes, counts="")
+            batch: list[dict[str, Any]] = []
+            wheres: list[str] = []
+
+            async def flush() -> None:
+                if not batch:
+                    return
+                ack = await client.send_batch(batch)
+                summary.accepted += ack.accepted
+                summary.duplicates += ack.duplicates
+                for rejection in ack.rejected:
+                    summary.rejected.append((wheres[rejection.index], rejection.error))
+                batch.clear()
+                wheres.clear()
+                progress.update(
+                    task,
+                    completed=reader.consumed,
+                    counts=f"{summary.accepted} new, {summary.duplicates} dup, "
+                    f"{len(summary.rejected)} rejected",
+                )
+
+            for record in records:
+                summary.read += 1
+                try:
+                    event = _to_event(record, fmt)
+                except EventValidationError as exc:
+                    summary.rejected.append((record.where, str(exc)))
+                    continue
+                batch.append(event)
+                wheres.append(record.where)
+                if len(batch) >= batch_size:
+                    await flush()
+            await flush()
+    return summary
+
+
+def _print_file_summary(summary: FileSummary, name: str, console: Console) -> None:
+    console.print(
+        f"{name}: read {summary.read}, [green]accepted {summary.accepted}[/], "
+        f"duplicates {summary.duplicates}, "
+        f"[{'red' if summary.rejected else 'green'}]rejected {len(summary.rejected)}[/]",
+        highlight=False,
+    )
+    for where, reason in summary.rejected[:SHOWN_REJECTIONS]:
+        console.print(f"  [red]rejected[/] {where}: {reason}", highlight=False, markup=False)
+    if len(summary.rejected) > SHOWN_REJECTIONS:
+        console.print(f"  ... and {len(summary.rejected) - SHOWN_REJECTIONS} more (use --json)")
+
+
+class _ServerAway(JacmonError):
+    """The jacmon server connection failed while tailing; the tailer reconnects."""
+
+
+class _Sink:
+    """An :class:`IngestClient` whose failures become :class:`_ServerAway` (follow mode retries)."""
+
+    def __init__(self, client: IngestClient):
+        self.client = client
+
+    async def send_batch(self, events, *, cursor=None):  # type: ignore[no-untyped-def]
+        try:
+            return await self.client.send_batch(events, cursor=cursor)
+        except JacmonError as exc:
+            raise _ServerAway(str(exc)) from None
+
+    async def get_cursor(self, name: str) -> str | None:
+        try:
+            return await self.client.get_cursor(name)
+        except JacmonError as exc:
+            raise _ServerAway(str(exc)) from None
+
+
+async def tail_lrs(
+    settings: TailerSettings,
+    *,
+    server: str,
+    token: str | None,
+    follow: bool,
+    console: Console,
+) -> TailStats:
+    """Read the LRS once (or keep following it until SIGINT/SIGTERM) into the server."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+    def show(stats: TailStats) -> None:
+        if console.is_terminal:
+            console.print(
+                f"lrs: read {stats.fetched}, accepted {stats.accepted}, "
+                f"duplicates {stats.duplicates}, unmappable {stats.unmappable}, "
+                f"watermark {stats.watermark or '-'}",
+                highlight=False,
+            )
+
+    tailer: LrsTailer | None = None
+    delay = settings.poll_interval_s
+    try:
+        while True:
+            try:
+                async with contextlib.AsyncExitStack() as stack:
+                    try:
+                        client = await stack.enter_async_context(IngestClient(server, token=token))
+                    except JacmonError as exc:
+                        if tailer is None:
+                            raise  # the first connection: a wrong --server should fail fast
+                        raise _ServerAway(str(exc)) from None
+                    if tailer is None:
+                        tailer = LrsTailer(settings, _Sink(client), on_progress=show)
+                    else:
+                        # A batch whose ack was lost may have been committed: re-read the cursor.
+                        tailer.sink = _Sink(client)
+                        tailer.reload()
+                    if follow:
+                        await tailer.follow(stop)
+                    else:
+                        await tailer.poll()
+                    delay = settings.poll_interval_s
+                    return tailer.stats
+            except _ServerAway as exc:
+                if not follow:
+                    raise
+                assert tailer is not None
+                tailer.stats.outages += 1
+                console.print(
+                    f"jacmon server away ({exc}); retrying in {delay:.0f}s",
+                    highlight=False,
+                    markup=False,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                if stop.is_set():
+                    return tailer.stats
+                delay = min(delay * 2, settings.retry_max_s)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+
+
+def _tail_summary(stats: TailStats) -> dict[str, Any]:
+    return {
+        "read": stats.fetched,
+        "accepted": stats.accepted,
+        "duplicates": stats.duplicates,
+        "unmappable": stats.unmappable,
+        "rejected": len(stats.rejected),
+        "polls": stats.polls,
+        "outages": stats.outages,
+        "watermark": stats.watermark,
+        "skipped": [{"statement": s.statement_id, "reason": s.reason} for s in stats.skipped],
+        "rejections": stats.rejected,
+    }
+
+
+def _print_tail_summary(stats: TailStats, url: str, console: Console) -> None:
+    bad = stats.unmappable + len(stats.rejected)
+    console.print(
+        f"{url}: read {stats.fetched}, [green]accepted {stats.accepted}[/], "
+        f"duplicates {stats.duplicates}, [{'red' if bad else 'green'}]unmappable "
+        f"{stats.unmappable}, rejected {len(stats.rejected)}[/], "
+        f"watermark {stats.watermark or '-'}",
+        highlight=False,
+    )
+    for skipped in stats.skipped[:SHOWN_REJECTIONS]:
+        console.print(
+            f"  unmappable statement {skipped.statement_id}: {skipped.reason}",
+            highlight=False,
+            markup=False,
+        )
+    for reason in stats.rejected[:SHOWN_REJECTIONS]:
+        console.print(f"  rejected {reason}", highlight=False, markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("ingest")
+    @handle_errors
+    def ingest(
+        source: str | None = typer.Argument(
+            None, help="JSONL (or xAPI) file to read, or '-' for stdin.", show_default=False
+        ),
+        fmt: str = typer.Option(
+            "jsonl", "--format", "-f", help="Input format: 'jsonl' (native events) or 'xapi'."
+        ),
+        lrs: str | None = typer.Option(
+            None, "--lrs", help="Tail this LRS xAPI endpoint (like http://lrs/xAPI) instead."
+        ),
+        lrs_user: str | None = typer.Option(None, "--lrs-user", help="LRS basic-auth user."),
+        lrs_password: str | None = typer.Option(
+            None,
+            "--lrs-password",
+            help="LRS basic-auth password (or JACMON_LRS__PASSWORD / [lrs] password).",
+        ),
+        follow: bool = typer.Option(
+            False, "--follow", help="Keep polling the LRS until interrupted."
+        ),
+        since: str | None = typer.Option(
+            None, "--since", help="Read statements stored after this ISO 8601 time."
+        ),
+        poll_interval: float | None = typer.Option(
+            None, "--poll-interval", help="Seconds between LRS polls with --follow (default 5)."
+        ),
+        server: str | None = typer.Option(None, "--server", help="jacmon server ws:// URL."),
+        token: str | None = typer.Option(None, "--token", help="Ingest token."),
+        batch_size: int = typer.Option(
+            500, "--batch-size", min=1, max=5000, help="Events per frame (and LRS page size)."
+        ),
+        config: Path | None = ConfigOption,
+        as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    ) -> None:
+        """Feed events: a JSONL or xAPI file, stdin, or an LRS (--lrs, optionally --follow).
+
+        Exits 1 if any record was rejected or could not be mapped; the rest are ingested.
+        """
+        settings = load_settings(config, overrides={"client": {"server": server, "token": token}})
+        if fmt not in ("jsonl", "xapi"):
+            raise UsageError(f"--format has value {fmt!r}; expected 'jsonl' or 'xapi'")
+        if (source is None) == (lrs is None):
+            raise UsageError(
+                "give exactly one input: a FILE, '-' for stdin, or --lrs URL "
+                f"(got {'both' if source else 'neither'})"
+            )
+        lrs_only = {
+            "--lrs-user": lrs_user,
+            "--lrs-password": lrs_password,
+            "--since": since,
+            "--poll-interval": poll_interval,
+        }
+        if source is not None:
+            given = [flag for flag, value in lrs_only.items() if value is not None]
+            if follow:
+                given.append("--follow")
+            if given:
+                raise UsageError(f"{', '.join(given)} only apply with --lrs")
+            summary = _run_file(
+                source, fmt, settings.client.server, settings.client.token, batch_size
+            )
+            if as_json:
+                print_json(summary.as_dict())
+            else:
+                _print_file_summary(summary, source, err_console)
+            if summary.rejected:
+                raise typer.Exit(1)
+            return
+        table = {k: v for k, v in settings.lrs.items() if k != "enabled"}
+        table.update(
+            {
+                key: value
+                for key, value in {
+                    "url": lrs,
+                    "user": lrs_user,
+                    "password": lrs_password,
+                    "since": since,
+                    "poll_interval_s": poll_interval,
+                    "page_size": batch_size,
+                }.items()
+                if value is not None
+            }
+        )
+        tailer_settings = TailerSettings.from_mapping(table)
+        stats = run(
+            tail_lrs(
+                tailer_settings,
+                server=settings.client.server,
+                token=settings.client.token,
+                follow=follow,
+                console=err_console,
+            )
+        )
+        if as_json:
+            print_json(_tail_summary(stats))
+        else:
+            _print_tail_summary(stats, tailer_settings.url, err_console)
+        if stats.unmappable or stats.rejected:
+            raise typer.Exit(1)
+
+
+def _run_file(
+    source: str, fmt: str, server: str, token: str | None, batch_size: int
+) -> FileSummary:
+    if source == "-":
+        return run(
+            ingest_file(
+                sys.stdin.buffer,
+                "<stdin>",
+                fmt=fmt,
+                server=server,
+                token=token,
+                batch_size=batch_size,
+                total_bytes=None,
+                console=err_console,
+            )
+        )
+    path = Path(source)
+    try:
+        stream = path.open("rb")
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read {source!r}: {exc.strerror}; expected a readable file or '-'"
+        ) from None
+    with stream:
+        return run(
+            ingest_file(
+                stream,
+                source,
+                fmt=fmt,
+                server=server,
+                token=token,
+                batch_size=batch_size,
+                total_bytes=path.stat().st_size,
+                console=err_console,
+            )
+        )
