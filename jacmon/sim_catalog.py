@@ -78,6 +78,9 @@ def parse_catalog(data: dict[str, Any], source: str = "catalog") -> tuple[SimPat
         module_ids: set[str] = set()
         for m_index, raw in enumerate(raw_modules):
             m_where = f"{where}.modules[{m_index}]"
+            if isinstance(raw, str):
+                # The short form jacmon catalog load accepts too: just the module id.
+                raw = {"id": raw}
             if not isinstance(raw, dict):
                 raise ConfigError(f"Catalog '{m_where}' has value {raw!r}. Expected a table.")
             module_id = _text(f"{m_where}.id", raw.get("id"))

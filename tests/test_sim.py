@@ -363,6 +363,21 @@ def test_demo_catalog_has_ordered_modules() -> None:
     assert all(len(p.modules) >= 3 for p in paths)
 
 
+def test_the_store_reads_the_same_catalog_the_simulator_does() -> None:
+    from jacmon.store.catalog import parse_catalog_file
+
+    stored = parse_catalog_file(DEMO_CATALOG)
+    simulated = load_catalog(DEMO_CATALOG)
+    assert [(p.id, [m for m, _title in p.modules]) for p in stored] == [
+        (p.id, [m.id for m in p.modules]) for p in simulated
+    ]
+
+
+def test_modules_may_be_given_by_id_alone() -> None:
+    (path,) = parse_catalog({"paths": [{"id": "p", "modules": ["a", {"id": "b", "lessons": 2}]}]})
+    assert [(m.id, m.lessons) for m in path.modules] == [("a", 4), ("b", 2)]
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
