@@ -1,0 +1,81 @@
+"""``jacmon catalog load|show``: the paths and ordered modules progress is measured against."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from jacmon.commands.common import (
+    ConfigOption,
+    DbOption,
+    handle_errors,
+    print_json,
+    resolve_db,
+    run,
+)
+from jacmon.store import Store
+from jacmon.store.catalog import parse_catalog_file
+
+catalog_app = typer.Typer(
+    help="Load or show the catalog of paths and modules.", no_args_is_help=True
+)
+
+
+@catalog_app.command("load")
+@handle_errors
+def load(
+    file: Path = typer.Argument(..., help="TOML or JSON file with [[paths]] id, title, modules."),
+    db: Path | None = DbOption,
+    config: Path | None = ConfigOption,
+) -> None:
+    """Load a catalog: its paths' module lists become the truth for progress %."""
+    paths = parse_catalog_file(file)
+
+    async def action() -> None:
+        store = await Store.open(resolve_db(db, config))
+        try:
+            await store.load_catalog(paths)
+        finally:
+            await store.close()
+
+    run(action())
+    modules = sum(len(p.modules) for p in paths)
+    typer.echo(f"loaded {len(paths)} paths with {modules} modules from {file}")
+
+
+@catalog_app.command("show")
+@handle_errors
+def show(
+    json_output: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+    db: Path | None = DbOption,
+    config: Path | None = ConfigOption,
+) -> None:
+    """Show the catalog: each path's modules, in order, and where they came from."""
+
+    async def action():
+        store = await Store.open(resolve_db(db, config), readonly=True)
+        try:
+            async with store.db.reader.execute(
+                "SELECT c.path, p.title AS path_title, p.source, c.position, c.module, c.title"
+                " FROM catalog_modules c JOIN catalog_paths p ON p.path = c.path"
+                " ORDER BY c.path, c.position"
+            ) as cursor:
+                return [dict(r) for r in await cursor.fetchall()]
+        finally:
+            await store.close()
+
+    rows = run(action())
+    if json_output:
+        print_json(rows)
+        return
+    table = Table("path", "#", "module", "title", "source")
+    for r in rows:
+        table.add_row(r["path"], str(r["position"]), r["module"], r["title"] or "-", r["source"])
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(catalog_app, name="catalog")

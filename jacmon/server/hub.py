@@ -1,0 +1,328 @@
+"""Fan-out to stream clients: per-stream sequence numbers and a delivery policy per stream.
+
+Every connected client is a :class:`Subscriber` with its own writer task, so a
+slow client never holds up the others. What happens when it falls behind
+depends on the stream:
+
+* activity: frames queue up to ``buffer_frames``; past that the client is
+  closed with 4008 and resumes from the store with ``?since=``;
+* alerts: every change is queued, never dropped;
+* metrics: only the newest sample waits (latest value wins);
+* dashboard: changed rows are merged by key, so a slow client gets one frame
+  with the newest version of each row.
+
+Frames for everyone are encoded once and the same bytes go to every client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from jacmon.protocol import CloseCode, ServerType, Stream, envelope
+from jacmon.store import ProgressChanges, StoredEvent
+
+log = logging.getLogger("jacmon.hub")
+
+#: How the dashboard identifies a row of each kind, to merge updates to it.
+ROW_KEYS: dict[str, tuple[str, ...]] = {
+    "paths": ("path",),
+    "modules": ("path", "module"),
+    "learners": ("learner",),
+    "learner_paths": ("learner", "path"),
+}
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One client of one stream."""
+
+    ws: ServerConnection
+    stream: Stream
+    learner: str | None
+    buffer_frames: int
+    #: While syncing (snapshot or replay being sent), live items wait here unencoded.
+    syncing: bool = True
+    sync_events: list[StoredEvent] = field(default_factory=list)
+    sync_alerts: list[dict[str, Any]] = field(default_factory=list)
+    outbox: deque[bytes] = field(default_factory=deque)
+    latest_sample: bytes | None = None
+    pending_rows: dict[tuple, dict[str, Any]] = field(default_factory=dict)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    dropped: bool = False
+    writer: asyncio.Task | None = None
+
+
+@dataclass
+class HubCounters:
+    """Totals for /metrics."""
+
+    frames_sent: dict[str, int] = field(default_factory=lambda: {s.value: 0 for s in Stream})
+    conflated: dict[str, int] = field(default_factory=lambda: {s.value: 0 for s in Stream})
+    dropped_clients: dict[str, int] = field(default_factory=lambda: {s.value: 0 for s in Stream})
+
+
+class Hub:
+    """The fan-out point between producers (ingest, tasks, sampler) and stream clients."""
+
+    def __init__(self, *, activity_flush_s: float = 0.05, dashboard_flush_s: float = 0.5):
+        self.activity_flush_s = activity_flush_s
+        self.dashboard_flush_s = dashboard_flush_s
+        self.subscribers: dict[Stream, set[Subscriber]] = {s: set() for s in Stream}
+        self.counters = HubCounters()
+        #: Current sequence number per stream (activity: store seq; alerts: change seq).
+        self.seq: dict[Stream, int] = {s: 0 for s in Stream}
+        self._pending_events: list[StoredEvent] = []
+        self._pending_progress: list[ProgressChanges] = []
+        self._flush_wake = asyncio.Event()
+        self._closing: set[asyncio.Task] = set()
+
+    # Subscribers
+
+    def add(self, sub: Subscriber) -> None:
+        self.subscribers[sub.stream].add(sub)
+        sub.writer = asyncio.create_task(self._write_loop(sub), name=f"writer-{sub.stream}")
+
+    async def remove(self, sub: Subscriber) -> None:
+        self.subscribers[sub.stream].discard(sub)
+        if sub.writer is not None:
+            sub.writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sub.writer
+
+    def connection_counts(self) -> dict[str, int]:
+        return {s.value: len(subs) for s, subs in self.subscribers.items() if s != Stream.INGEST}
+
+    def go_live(self, sub: Subscriber, frames: Iterable[bytes]) -> None:
+        """End syncing: queue ``frames`` (snapshot or replay, already filtered) in order."""
+        sub.outbox.extend(frames)
+        sub.syncing = False
+        sub.sync_events.clear()
+        sub.sync_alerts.clear()
+        sub.wake.set()
+
+    def send_direct(self, sub: Subscriber, frame: bytes) -> None:
+        """Queue one frame for this client only (pong, error, a refresh snapshot)."""
+        sub.outbox.append(frame)
+        sub.wake.set()
+
+    async def _write_loop(self, sub: Subscriber) -> None:
+        stream = sub.stream.value
+        ws = sub.ws
+        try:
+            while True:
+                await sub.wake.wait()
+                sub.wake.clear()
+                while not sub.syncing and (sub.outbox or sub.latest_sample or sub.pending_rows):
+                    if sub.outbox:
+                        frame = sub.outbox.popleft()
+                    elif sub.latest_sample is not None:
+                        frame, sub.latest_sample = sub.latest_sample, None
+                    else:
+                        frame = self._progress_frame(sub)
+                    # text=True: the bytes are UTF-8 JSON; send them as a text frame as-is.
+                    await ws.send(frame, text=True)
+                    self.counters.frames_sent[stream] += 1
+        except ConnectionClosed:
+            pass
+
+    def _progress_frame(self, sub: Subscriber) -> bytes:
+        data: dict[str, list] = {kind: [] for kind in ROW_KEYS}
+        for (kind, _), row in sub.pending_rows.items():
+            data[kind].append(row)
+        sub.pending_rows.clear()
+        return envelope(Stream.DASHBOARD, ServerType.PROGRESS, self.seq[Stream.DASHBOARD], data)
+
+    def _drop(self, sub: Subscriber, reason: str) -> None:
+        """Close a client that fell too far behind; it resumes from the store."""
+        if sub.dropped:
+            return
+        sub.dropped = True
+        self.counters.dropped_clients[sub.stream.value] += 1
+        log.warning("closing slow %s client: %s", sub.stream, reason)
+        sub.outbox.clear()
+        # Keep a reference until it is done: the loop only holds tasks weakly.
+        task = asyncio.create_task(sub.ws.close(CloseCode.TOO_SLOW, reason))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    # Activity
+
+    def publish_events(self, stored: list[StoredEvent]) -> None:
+        """Queue committed events; they go out in frames every ``activity_flush_s``."""
+        if stored:
+            self._pending_events.extend(stored)
+            self.seq[Stream.ACTIVITY] = stored[-1].seq
+            self._flush_wake.set()
+
+    def _flush_events(self) -> None:
+        events, self._pending_events = self._pending_events, []
+        if not events:
+            return
+        subs = self.subscribers[Stream.ACTIVITY]
+        if not subs:
+            return
+        by_scope: dict[str | None, bytes] = {}
+        for sub in subs:
+            if sub.dropped:
+                continue
+            if sub.syncing:
+                sub.sync_events.extend(
+                    e for e in events if sub.learner is None or e.event.learner == sub.learner
+                )
+                continue
+            frame = by_scope.get(sub.learner, b"")
+            if sub.learner not in by_scope:
+                frame = self.events_frame(events, sub.learner)
+                by_scope[sub.learner] = frame
+            if not frame:
+                continue
+            if len(sub.outbox) >= sub.buffer_frames:
+                last = sub.ws.request.path if sub.ws.request else ""
+                self._drop(
+                    sub,
+                    f"too slow: over {sub.buffer_frames} frames behind; "
+                    f"reconnect with ?since=<last seq> ({last})",
+                )
+                continue
+            sub.outbox.append(frame)
+            sub.wake.set()
+
+    @staticmethod
+    def events_frame(events: list[StoredEvent], learner: str | None) -> bytes:
+        """One ``events`` frame (empty bytes when no event is in scope).
+
+        Built from the stored JSON text of each event, so no event is encoded
+        twice; ``seq`` is the last event's.
+        """
+        parts = []
+        last = 0
+        for stored in events:
+            if learner is not None and stored.event.learner != learner:
+                continue
+            parts.append(f'{{"seq":{stored.seq},{stored.body[1:]}')
+            last = stored.seq
+        if not parts:
+            return b""
+        return (
+            f'{{"stream":"activity","type":"events","seq":{last},"ts":{time.time():.3f},'
+            f'"data":{{"events":[{",".join(parts)}]}}}}'
+        ).encode()
+
+    # Dashboard
+
+    def publish_progress(self, changes: ProgressChanges) -> None:
+        """Queue changed progress rows; summaries are recomputed and sent every flush."""
+        if changes:
+            self._pending_progress.append(changes)
+            self._flush_wake.set()
+
+    def take_progress(self) -> list[ProgressChanges]:
+        pending, self._pending_progress = self._pending_progress, []
+        return pending
+
+    def deliver_rows(self, rows: dict[str, list[dict[str, Any]]], *, scoped: bool) -> None:
+        """Merge rows into each dashboard client's pending set (newest version per key).
+
+        ``scoped`` rows carry a ``learner`` and go only to that learner's
+        clients and to unscoped ones; unscoped rows (summaries) go to unscoped
+        clients only.
+        """
+        if not any(rows.values()):
+            return
+        self.seq[Stream.DASHBOARD] += 1
+        for sub in self.subscribers[Stream.DASHBOARD]:
+            for kind, kind_rows in rows.items():
+                key_fields = ROW_KEYS[kind]
+                for row in kind_rows:
+                    if sub.learner is not None and (not scoped or row["learner"] != sub.learner):
+                        continue
+                    key = (kind, tuple(row[k] for k in key_fields))
+                    if key in sub.pending_rows:
+                        self.counters.conflated[Stream.DASHBOARD.value] += 1
+                    sub.pending_rows[key] = row
+            if sub.pending_rows and not sub.syncing:
+                sub.wake.set()
+
+    # Metrics
+
+    def publish_sample(
+        self, sample: dict[str, Any], per_learner: dict[str, dict] | None = None
+    ) -> None:
+        """Offer a sample to every metrics client; an unsent older one is replaced."""
+        self.seq[Stream.METRICS] += 1
+        seq = self.seq[Stream.METRICS]
+        frame = envelope(Stream.METRICS, ServerType.SAMPLE, seq, sample)
+        for sub in self.subscribers[Stream.METRICS]:
+            mine = frame
+            if sub.learner is not None:
+                if per_learner is None or sub.learner not in per_learner:
+                    continue
+                mine = envelope(Stream.METRICS, ServerType.SAMPLE, seq, per_learner[sub.learner])
+            if sub.syncing:
+                continue
+            if sub.latest_sample is not None:
+                self.counters.conflated[Stream.METRICS.value] += 1
+            sub.latest_sample = mine
+            sub.wake.set()
+
+    # Alerts
+
+    def publish_alert_changes(self, changes: list[dict[str, Any]]) -> None:
+        """Queue alert changes ({seq, change, alert}) to every alerts client; never dropped."""
+        if not changes:
+            return
+        self.seq[Stream.ALERTS] = max(self.seq[Stream.ALERTS], changes[-1]["seq"])
+        frames = [
+            (c, envelope(Stream.ALERTS, ServerType.ALERT, c["seq"], alert_delta(c)))
+            for c in changes
+        ]
+        for sub in self.subscribers[Stream.ALERTS]:
+            for change, frame in frames:
+                if sub.learner is not None and change["alert"].get("learner") != sub.learner:
+                    continue
+                if sub.syncing:
+                    sub.sync_alerts.append(change)
+                else:
+                    sub.outbox.append(frame)
+            sub.wake.set()
+
+    # The flush loop
+
+    async def run_flusher(self, on_progress) -> None:
+        """Flush activity every ``activity_flush_s`` and progress every ``dashboard_flush_s``.
+
+        ``on_progress`` is an async callable turning pending progress changes
+        into row deltas (it reads summaries from the store).
+        """
+        last_dashboard = 0.0
+        while True:
+            await self._flush_wake.wait()
+            # Let a burst gather into one frame.
+            await asyncio.sleep(self.activity_flush_s)
+            self._flush_wake.clear()
+            self._flush_events()
+            now = time.monotonic()
+            if self._pending_progress:
+                if now - last_dashboard >= self.dashboard_flush_s:
+                    last_dashboard = now
+                    try:
+                        await on_progress(self.take_progress())
+                    except Exception:
+                        log.exception("dashboard flush failed")
+                else:
+                    self._flush_wake.set()
+
+
+def alert_delta(change: dict[str, Any]) -> dict[str, Any]:
+    """The ``data`` of an ``alert`` frame."""
+    return {"change": change["change"], "alert": change["alert"]}

@@ -1,0 +1,93 @@
+"""Operations endpoints: ``GET /healthz`` (JSON) and ``GET /metrics`` (Prometheus text)."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jacmon.server.app import JacmonServer
+
+#: Upper bounds of the ingest batch latency buckets, in seconds.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass
+class Histogram:
+    """A Prometheus histogram (cumulative buckets, sum, count)."""
+
+    bounds: tuple[float, ...] = LATENCY_BUCKETS
+    counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    total: float = 0.0
+    count: int = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+        self.count += 1
+
+    def lines(self, name: str) -> list[str]:
+        out = []
+        running = 0
+        for bound, count in zip(self.bounds, self.counts, strict=False):
+            running += count
+            out.append(f'{name}_bucket{{le="{bound}"}} {running}')
+        out.append(f'{name}_bucket{{le="+Inf"}} {self.count}')
+        out.append(f"{name}_sum {self.total:.6f}")
+        out.append(f"{name}_count {self.count}")
+        return out
+
+
+@dataclass
+class IngestCounters:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    batches: int = 0
+    latency: Histogram = field(default_factory=Histogram)
+
+
+def prometheus_text(server: JacmonServer) -> str:
+    """The /metrics page."""
+    hub = server.hub
+    ingest = server.ingest_counters
+    lines = [
+        "# HELP jacmon_connections Open WebSocket connections per stream.",
+        "# TYPE jacmon_connections gauge",
+    ]
+    for stream, count in hub.connection_counts().items():
+        lines.append(f'jacmon_connections{{stream="{stream}"}} {count}')
+    lines.append(f'jacmon_connections{{stream="ingest"}} {server.ingest_connections}')
+    lines += [
+        "# HELP jacmon_events_total Events received at ingest, by outcome.",
+        "# TYPE jacmon_events_total counter",
+        f'jacmon_events_total{{outcome="accepted"}} {ingest.accepted}',
+        f'jacmon_events_total{{outcome="duplicate"}} {ingest.duplicates}',
+        f'jacmon_events_total{{outcome="rejected"}} {ingest.rejected}',
+        "# HELP jacmon_frames_sent_total Frames sent to stream clients.",
+        "# TYPE jacmon_frames_sent_total counter",
+    ]
+    for stream, count in hub.counters.frames_sent.items():
+        lines.append(f'jacmon_frames_sent_total{{stream="{stream}"}} {count}')
+    lines += [
+        "# HELP jacmon_conflated_total Messages replaced by a newer one before a client got them.",
+        "# TYPE jacmon_conflated_total counter",
+    ]
+    for stream, count in hub.counters.conflated.items():
+        lines.append(f'jacmon_conflated_total{{stream="{stream}"}} {count}')
+    lines += [
+        "# HELP jacmon_clients_dropped_total Clients closed for falling too far behind.",
+        "# TYPE jacmon_clients_dropped_total counter",
+    ]
+    for stream, count in hub.counters.dropped_clients.items():
+        lines.append(f'jacmon_clients_dropped_total{{stream="{stream}"}} {count}')
+    lines += [
+        "# HELP jacmon_ingest_batch_seconds Time from a batch's arrival to its ack.",
+        "# TYPE jacmon_ingest_batch_seconds histogram",
+        *ingest.latency.lines("jacmon_ingest_batch_seconds"),
+        "# HELP jacmon_last_seq Sequence number of the newest stored event.",
+        "# TYPE jacmon_last_seq gauge",
+        f"jacmon_last_seq {server.store.last_seq}",
+    ]
+    return "\n".join(lines) + "\n"

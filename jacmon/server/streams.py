@@ -1,0 +1,152 @@
+"""The four streams: what a client gets on connect, on resume and on refresh.
+
+Each function returns the frames to queue when a subscriber goes live. Live
+items that arrived while these were being read wait in the subscriber's sync
+buffer and are appended here, filtered by sequence number, so nothing is lost
+and nothing is sent twice.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from jacmon.protocol import ServerType, Stream, envelope
+from jacmon.server.hub import Hub, Subscriber, alert_delta
+from jacmon.store import alerts as alert_store
+
+if TYPE_CHECKING:
+    from jacmon.server.app import JacmonServer
+
+#: Events in the activity snapshot.
+ACTIVITY_SNAPSHOT_EVENTS = 50
+#: Events per frame when replaying from the store.
+REPLAY_FRAME_EVENTS = 500
+
+
+def _activity_frames(events: list[dict[str, Any]], *, reset: bool | None) -> list[bytes]:
+    """Replayed events as frames of at most REPLAY_FRAME_EVENTS; or one snapshot if reset given."""
+    if reset is not None:
+        seq = events[-1]["seq"] if events else 0
+        return [
+            envelope(Stream.ACTIVITY, ServerType.SNAPSHOT, seq, {"events": events, "reset": reset})
+        ]
+    frames = []
+    for start in range(0, len(events), REPLAY_FRAME_EVENTS):
+        chunk = events[start : start + REPLAY_FRAME_EVENTS]
+        frames.append(
+            envelope(Stream.ACTIVITY, ServerType.EVENTS, chunk[-1]["seq"], {"events": chunk})
+        )
+    return frames
+
+
+async def activity_frames(
+    server: JacmonServer, sub: Subscriber, since: int | None
+) -> tuple[list[bytes], bool]:
+    """(frames, resumed): the missed events after ``since``, or a snapshot of the last 50.
+
+    A ``since`` older than the replay window (or than the oldest stored event)
+    gets a snapshot flagged ``reset``: the client knows it has a gap.
+    """
+    store = server.store
+    last = store.last_seq
+    frames: list[bytes]
+    resumed = False
+    if since is not None and since > last:
+        # A since from the future: another database, or one that was reset. Start over.
+        since_ok = False
+    elif since is not None:
+        oldest = await store.oldest_seq()
+        since_ok = since >= last - server.settings.replay_window and (
+            oldest == 0 or since >= oldest - 1
+        )
+    else:
+        since_ok = False
+    if since is not None and since_ok:
+        events = await store.events_since(since, learner=sub.learner)
+        frames = _activity_frames(events, reset=None)
+        high = events[-1]["seq"] if events else since
+        resumed = True
+    else:
+        events = await store.recent_events(ACTIVITY_SNAPSHOT_EVENTS, learner=sub.learner)
+        frames = _activity_frames(events, reset=since is not None)
+        high = events[-1]["seq"] if events else 0
+    live = [e for e in sub.sync_events if e.seq > high]
+    if live:
+        frame = Hub.events_frame(live, sub.learner)
+        if frame:
+            frames.append(frame)
+    return frames, resumed
+
+
+async def alerts_frames(
+    server: JacmonServer, sub: Subscriber, since: int | None
+) -> tuple[list[bytes], bool]:
+    """The changes after ``since`` if still stored, else a snapshot of the firing alerts."""
+    conn = server.store.db.reader
+    # Read the high-water mark first: a change landing in between is then sent
+    # as a delta too, and deltas are idempotent by alert id.
+    high = await alert_store.last_alert_change_seq(conn)
+    frames: list[bytes] = []
+    resumed = False
+    if since is not None and since <= high:
+        # Retention may have removed the changes right after since: then it is a gap.
+        first = await alert_store.alert_changes_since(conn, since, limit=1)
+        if not first or first[0]["seq"] == since + 1:
+            changes = await alert_store.alert_changes_since(conn, since, learner=sub.learner)
+            frames = [
+                envelope(Stream.ALERTS, ServerType.ALERT, c["seq"], alert_delta(c)) for c in changes
+            ]
+            high = max([high, *(c["seq"] for c in changes)])
+            resumed = True
+    if not resumed:
+        alerts = await alert_store.open_alerts(conn, learner=sub.learner)
+        frames = [
+            envelope(
+                Stream.ALERTS,
+                ServerType.SNAPSHOT,
+                high,
+                {"alerts": alerts, "reset": since is not None},
+            )
+        ]
+    frames.extend(
+        envelope(Stream.ALERTS, ServerType.ALERT, c["seq"], alert_delta(c))
+        for c in sub.sync_alerts
+        if c["seq"] > high
+    )
+    return frames, resumed
+
+
+async def metrics_frames(server: JacmonServer, sub: Subscriber) -> list[bytes]:
+    """The last 15 minutes of samples (always a fresh snapshot: metrics do not replay)."""
+    samples = server.sampler.history_for(sub.learner)
+    return [
+        envelope(
+            Stream.METRICS,
+            ServerType.SNAPSHOT,
+            server.hub.seq[Stream.METRICS],
+            {"samples": samples, "interval_s": server.settings.metrics_interval_s},
+        )
+    ]
+
+
+async def dashboard_frames(server: JacmonServer, sub: Subscriber) -> list[bytes]:
+    """Progress per path, module and learner (always a fresh snapshot)."""
+    snapshot = await server.store.progress_snapshot(learner=sub.learner, now=server.now())
+    # Rows merged while reading are older than or equal to the snapshot's.
+    sub.pending_rows.clear()
+    return [
+        envelope(Stream.DASHBOARD, ServerType.SNAPSHOT, server.hub.seq[Stream.DASHBOARD], snapshot)
+    ]
+
+
+async def initial_frames(
+    server: JacmonServer, sub: Subscriber, since: int | None
+) -> tuple[list[bytes], bool]:
+    """Dispatch to the stream's snapshot/resume logic; returns (frames, resumed)."""
+    if sub.stream == Stream.ACTIVITY:
+        return await activity_frames(server, sub, since)
+    if sub.stream == Stream.ALERTS:
+        return await alerts_frames(server, sub, since)
+    if sub.stream == Stream.METRICS:
+        return await metrics_frames(server, sub), False
+    return await dashboard_frames(server, sub), False
