@@ -55,6 +55,10 @@ class SimClock:
         """The simulated time now (aware, in ``start``'s zone)."""
         return self.simulated_at(self._wall())
 
+    def time(self) -> float:
+        """The simulated time now in seconds since the Unix epoch, like :func:`time.time`."""
+        return self.now().timestamp()
+
     def simulated_at(self, wall_time: float) -> datetime:
         """The simulated time at wall reading ``wall_time`` (seconds, same clock as ``wall``)."""
         return self.start + timedelta(seconds=(wall_time - self.wall_start) * self.speed)

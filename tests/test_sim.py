@@ -308,6 +308,7 @@ def test_sim_clock_runs_speed_times_faster_than_the_wall() -> None:
     assert clock.simulated_at(wall.now + 138) == START + timedelta(days=1)
     assert clock.wall_seconds_until(START + timedelta(hours=2)) == pytest.approx(6)
     assert clock.wall_seconds_until(START) == 0
+    assert clock.time() == (START + timedelta(hours=1)).timestamp()
 
 
 def test_sim_clock_refuses_naive_times_and_bad_speeds() -> None:
@@ -514,32 +515,32 @@ def stored_events(db_path: Path) -> list[tuple[str, str]]:
         return db.execute("SELECT id, type FROM events ORDER BY id").fetchall()
 
 
-def server_fixture(request: pytest.FixtureRequest):
-    try:
-        return request.getfixturevalue("running_server")
-    except pytest.FixtureLookupError:
-        pytest.skip("tests/conftest.py has no running_server fixture yet")
-
-
-async def test_stream_to_server_stores_every_event(request: pytest.FixtureRequest) -> None:
-    server = server_fixture(request)
-    sim = Simulator(seed=21, learners=15, start=START, speed=3600, history=DAY)
+async def test_stream_to_server_stores_every_event(running_server) -> None:
+    server = running_server
+    sim = Simulator(seed=21, learners=15, start=START, speed=3600, history=5 * DAY)
     summary = await stream_to_server(sim, server.url, rate=2000, duration_s=30, max_events=400)
     assert summary.sent == 400
     assert summary.accepted == 400
     assert summary.rejected == 0 and summary.duplicates == 0
     stored = stored_events(Path(server.db_path))
-    replay = Simulator(seed=21, learners=15, start=START, speed=3600, history=DAY)
+    replay = Simulator(seed=21, learners=15, start=START, speed=3600, history=5 * DAY)
     expected = list(islice(replay.events(), 400))
     assert {row[0] for row in stored} >= {e["id"] for e in expected}
     # Sending the same events again is harmless: the server counts duplicates.
-    replay = Simulator(seed=21, learners=15, start=START, speed=3600, history=DAY)
+    replay = Simulator(seed=21, learners=15, start=START, speed=3600, history=5 * DAY)
     again = await stream_to_server(replay, server.url, rate=2000, duration_s=30, max_events=400)
     assert again.duplicates == 400 and again.accepted == 0
 
 
-async def test_sim_command_streams_into_a_running_server(request: pytest.FixtureRequest) -> None:
-    server = server_fixture(request)
+async def test_stream_batches_stay_within_the_rate(running_server) -> None:
+    sim = Simulator(seed=22, learners=15, start=START, speed=3600, history=5 * DAY)
+    # 40 events/s in batches of a quarter second's worth: 10 per batch.
+    summary = await stream_to_server(sim, running_server.url, rate=40, duration_s=60, max_events=30)
+    assert (summary.sent, summary.batches, summary.accepted) == (30, 3, 30)
+
+
+async def test_sim_command_streams_into_a_running_server(running_server) -> None:
+    server = running_server
     args = ["sim", "--server", server.url, "--learners", "10", "--seed", "5", "--speed", "7200"]
     args += ["--history-days", "1", "--rate", "500", "--duration", "3", "--json"]
     # The command runs its own event loop: give it a thread.

@@ -49,8 +49,8 @@ def sim(
     ] = 200.0,
     speed: Annotated[
         float,
-        typer.Option(min=0.001, help="Simulated seconds per wall second (60: an hour a minute)."),
-    ] = 60.0,
+        typer.Option(min=0.001, help="Simulated seconds per wall second (600: a day in 144 s)."),
+    ] = 600.0,
     duration: Annotated[
         float | None,
         typer.Option(min=0.001, help="Stop streaming after this many seconds (default 60)."),
@@ -62,7 +62,7 @@ def sim(
     history_days: Annotated[
         float,
         typer.Option(min=0.0, help="Streaming: first send this many simulated days of the past."),
-    ] = 0.0,
+    ] = 1.0,
     start: Annotated[
         str | None,
         typer.Option(
