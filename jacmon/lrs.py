@@ -98,7 +98,8 @@ class TailerSettings:
             setattr(settings, name, value)
         for name in ("poll_interval_s", "overlap_s", "retry_max_s", "timeout_s"):
             if values.get(name) is not None:
-                setattr(settings, name, _positive(f"lrs.{name}", values[name], float))
+                zero_ok = name == "overlap_s"
+                setattr(settings, name, _positive(f"lrs.{name}", values[name], float, zero_ok))
         if values.get("page_size") is not None:
             settings.page_size = int(_positive("lrs.page_size", values["page_size"], int))
         if settings.since is not None:
@@ -106,15 +107,16 @@ class TailerSettings:
         return settings
 
 
-def _positive(where: str, value: Any, kind: type) -> float:
+def _positive(where: str, value: Any, kind: type, zero_ok: bool = False) -> float:
     try:
         if isinstance(value, bool):
             raise ValueError
         number = kind(value)
-        if not math.isfinite(number) or number <= 0:
+        if not math.isfinite(number) or number < 0 or (number == 0 and not zero_ok):
             raise ValueError
     except (TypeError, ValueError):
-        expected = "a whole number > 0" if kind is int else "a number of seconds > 0"
+        bound = ">= 0" if zero_ok else "> 0"
+        expected = f"a whole number {bound}" if kind is int else f"a number of seconds {bound}"
         raise ConfigError(f"Config '{where}' has value {value!r}. Expected {expected}.") from None
     return number
 
@@ -234,7 +236,11 @@ class LrsTailer:
         """Read every page there is now and ingest it; return how many new statements were read."""
         if not self._loaded:
             await self.load_watermark()
-        since = None if self._watermark is None else _iso(self._watermark - self.settings.overlap_s)
+        since: str | None = None
+        if self._watermark is not None:
+            # With no overlap, send the watermark text as stored: no float round trip.
+            overlap = self.settings.overlap_s
+            since = _iso(self._watermark - overlap) if overlap > 0 else self.stats.watermark
         url = self.client.statements_url(since=since, limit=self.settings.page_size)
         fresh_total = 0
         # The cursor may only move with a page if pages come oldest first; an LRS

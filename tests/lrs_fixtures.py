@@ -175,8 +175,14 @@ class RalphLrs:
                 "Content-Type": "application/json",
             },
         )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            raw = response.read()
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:2000]
+            raise AssertionError(
+                f"Ralph answered {exc.code} to {method} {path}: {detail}"
+            ) from None
         return json.loads(raw) if raw else None
 
     def post(self, statements: list[dict[str, Any]], *, chunk: int = 100) -> list[str]:
@@ -208,11 +214,13 @@ def require_ralph() -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture
-def ralph(tmp_path: Path) -> Iterator[RalphLrs]:
-    """A started Ralph LRS with an empty store; stopped (by PID) after the test."""
+def running_ralph(workdir: Path) -> Iterator[RalphLrs]:
+    """Start Ralph with an empty store in ``workdir``; stop it (by PID) when resumed.
+
+    Test modules wrap it in a fixture: ``yield from running_ralph(tmp_path / "ralph")``.
+    """
     require_ralph()
-    lrs = RalphLrs(tmp_path / "ralph")
+    lrs = RalphLrs(workdir)
     lrs.start()
     try:
         yield lrs
@@ -335,7 +343,7 @@ def mixed_statement(i: int, *, timestamp: str | None = None) -> tuple[dict, dict
 
 
 def unmappable_statements(start: int) -> list[dict[str, Any]]:
-    """Valid xAPI that jacmon cannot map: an anonymous group, an Agent object, progress-less."""
+    """Valid xAPI that jacmon cannot map: an anonymous group, a StatementRef, no progress."""
     base = {"verb": {"id": ADL + "experienced"}, "object": {"id": "https://lms.example.com/x"}}
     return [
         {
@@ -350,7 +358,7 @@ def unmappable_statements(start: int) -> list[dict[str, Any]]:
             "id": str(uuid_for(start + 1)),
             "actor": {"mbox": "mailto:b@example.com"},
             "verb": {"id": ADL + "interacted"},
-            "object": {"objectType": "Agent", "mbox": "mailto:c@example.com"},
+            "object": {"objectType": "StatementRef", "id": str(uuid_for(start + 3))},
         },
         {
             "id": str(uuid_for(start + 2)),
