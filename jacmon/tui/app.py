@@ -1,0 +1,278 @@
+"""The Textual dashboard: five panels fed by four resilient streams, drawn at a human rate."""
+
+from __future__ import annotations
+
+import getpass
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header
+
+from jacmon.protocol import LIVE_STREAMS, ServerType
+from jacmon.tui.client import ConnectionStatus, StreamClient
+from jacmon.tui.filter import FilterScreen
+from jacmon.tui.format import parse_filter
+from jacmon.tui.help import HelpScreen
+from jacmon.tui.messages import ConnectionChanged
+from jacmon.tui.state import DashboardState
+from jacmon.tui.widgets import (
+    ActivityFeed,
+    AlertsPanel,
+    ConnectionPanel,
+    MetricsPanel,
+    ProgressPanel,
+)
+
+#: Screen updates per second at most, whatever the event rate.
+FLUSH_HZ = 15.0
+
+
+class SnapshotsShown(Message):
+    """Every panel shows its stream's first snapshot (the benchmark's "first paint")."""
+
+
+class JacmonDashboard(App[None]):
+    """``jacmon dashboard``: progress, activity, trends, alerts and connection status.
+
+    ``server_url`` is the server's base URL (``ws://127.0.0.1:8765``); ``token``
+    None sends none; ``learner`` scopes every stream to that learner (None: all).
+    ``connect=False`` starts no stream (frames come from :meth:`apply_frame`:
+    frozen data for tests); ``now`` is the clock ages are measured against.
+    """
+
+    CSS_PATH = "jacmon.tcss"
+    TITLE = "jacmon"
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark,f1", "help", "Help", id="help", tooltip="Show every key"),
+        Binding("r", "refresh", "Refresh", id="refresh", tooltip="Fresh snapshots of all streams"),
+        Binding("p", "pause", "Pause", id="pause", tooltip="Pause or resume drawing"),
+        Binding("slash", "filter", "Filter", id="filter", tooltip="Filter the activity feed"),
+        Binding("a", "ack", "Ack", id="ack", tooltip="Acknowledge the selected alert"),
+        Binding("q", "quit", "Quit", id="quit", tooltip="Leave the dashboard"),
+    ]
+
+    def __init__(
+        self,
+        server_url: str,
+        token: str | None = None,
+        learner: str | None = None,
+        *,
+        connect: bool = True,
+        now: Callable[[], float] = time.time,
+        flush_hz: float = FLUSH_HZ,
+    ) -> None:
+        super().__init__()
+        self.server_url = server_url
+        self.token = token
+        self.learner = learner
+        self.connect = connect
+        self.now = now
+        self.flush_hz = flush_hz
+        self.state = DashboardState()
+        self.paused = False
+        self._paused_at_events = 0
+        self._snapshots: set[str] = set()
+        self._first_paint_sent = False
+        self.clients: dict[str, StreamClient] = {}
+        if connect:
+            # Built here so a bad URL fails before the screen opens.
+            for stream in LIVE_STREAMS:
+                self.clients[str(stream)] = StreamClient(
+                    server_url,
+                    str(stream),
+                    token=token,
+                    learner=learner,
+                    on_frame=self.apply_frame,
+                    on_status=self._status_changed,
+                )
+
+    # -- layout -----------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="left"):
+            yield ProgressPanel(scoped_learner=self.learner, now=self.now, id="progress")
+            yield ActivityFeed(id="activity")
+        with Vertical(id="right"):
+            yield MetricsPanel(id="metrics")
+            yield AlertsPanel(now=self.now, id="alerts")
+            yield ConnectionPanel(now=self.now, id="connection")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        scope = f" · learner {self.learner}" if self.learner else ""
+        self.title = "jacmon"
+        self.sub_title = f"{self.server_url}{scope}"
+        self.set_interval(1.0 / self.flush_hz, self.flush)
+        # Ages and "retry in N s" tick even when no data arrives.
+        self.set_interval(1.0, self._tick)
+        self.query_one(ConnectionPanel).redraw()
+        for name in self.clients:
+            self._stream_worker(name)
+
+    @work(group="streams", exit_on_error=False)
+    async def _stream_worker(self, stream: str) -> None:
+        await self.clients[stream].run()
+
+    # -- data in ----------------------------------------------------------------
+
+    def apply_frame(self, envelope: dict[str, Any]) -> None:
+        """Take one server frame: data goes to the state (drawn on the next flush)."""
+        kind = envelope["type"]
+        if kind == ServerType.ERROR:
+            data = envelope.get("data") or {}
+            self.notify(
+                f"{envelope['stream']}: {data.get('message', data)}",
+                title="server error",
+                severity="error",
+            )
+            return
+        if kind == ServerType.SNAPSHOT:
+            self._snapshots.add(envelope["stream"])
+        if (
+            kind == ServerType.ALERT
+            and (envelope.get("data") or {}).get("change") == "acknowledged"
+        ):
+            alert = envelope["data"]["alert"]
+            self.notify(f"alert {alert['id']} acknowledged", title="alerts")
+        self.state.apply(envelope)
+
+    def apply_frames(self, envelopes: Iterable[dict[str, Any]]) -> None:
+        for envelope in envelopes:
+            self.apply_frame(envelope)
+
+    def _status_changed(self, status: ConnectionStatus) -> None:
+        self.post_message(ConnectionChanged(status))
+
+    def on_connection_changed(self, message: ConnectionChanged) -> None:
+        panel = self.query_one(ConnectionPanel)
+        panel.update_status(message.status)
+        self.state.dirty.add("connection")
+
+    # -- drawing ----------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Draw what changed since the last flush (called ~15 times a second)."""
+        state = self.state
+        if "connection" in state.dirty:
+            state.dirty.discard("connection")
+            self.query_one(ConnectionPanel).redraw()
+        if self.paused:
+            self._update_header()
+            return
+        dirty, state.dirty = state.dirty, set()
+        if "progress" in dirty:
+            self.query_one(ProgressPanel).show(state.progress)
+        if "activity" in dirty:
+            feed = self.query_one(ActivityFeed)
+            events, arrived, reset = state.take_new_events()
+            # A reset, or more new events than the feed holds: redraw it whole.
+            if reset or arrived > len(events):
+                feed.replace_events(state.activity)
+            else:
+                feed.add_events(events, arrived)
+        if "metrics" in dirty:
+            self.query_one(MetricsPanel).show(state.samples, state.metrics_interval_s)
+        if "alerts" in dirty:
+            self.query_one(AlertsPanel).show(state.open_alerts())
+        if dirty & {"alerts", "activity"}:
+            self._update_header()
+        if not self._first_paint_sent and self._snapshots >= {str(s) for s in LIVE_STREAMS}:
+            self._first_paint_sent = True
+            self.call_after_refresh(self.post_message, SnapshotsShown())
+
+    def _tick(self) -> None:
+        self.query_one(ConnectionPanel).redraw()
+        self._update_header()
+
+    def _update_header(self) -> None:
+        scope = f" · learner {self.learner}" if self.learner else ""
+        alerts = self.state.alerts
+        critical = sum(1 for a in alerts.values() if a.get("severity") == "critical")
+        count = f" · alerts {len(alerts)}" + (f" ({critical} critical)" if critical else "")
+        paused = ""
+        if self.paused:
+            waiting = self.state.events_received - self._paused_at_events
+            paused = f" · PAUSED ({waiting} new)"
+        self.sub_title = f"{self.server_url}{scope}{count}{paused}"
+
+    # -- actions ----------------------------------------------------------------
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    async def action_refresh(self) -> None:
+        if not self.clients:
+            self.notify("not connected to a server", severity="warning")
+            return
+        sent = [name for name, client in self.clients.items() if await client.refresh()]
+        if len(sent) == len(self.clients):
+            self.notify("asked every stream for a fresh snapshot", title="refresh")
+        else:
+            self.notify("reconnecting the streams that are offline now", title="refresh")
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        if self.paused:
+            self._paused_at_events = self.state.events_received
+        else:
+            self.flush()
+        self._update_header()
+
+    def action_filter(self) -> None:
+        feed = self.query_one(ActivityFeed)
+
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            self.set_filter(text)
+
+        self.push_screen(FilterScreen(feed.filter_text), done)
+
+    def set_filter(self, text: str) -> None:
+        """Narrow the feed to events matching ``text`` (syntax: format.parse_filter)."""
+        feed = self.query_one(ActivityFeed)
+        feed.set_filter(text, parse_filter(text))
+        feed.replace_events(self.state.activity)
+
+    async def action_ack(self) -> None:
+        alert_id = self.query_one(AlertsPanel).selected_alert_id
+        if alert_id is None:
+            self.notify("no alert selected: there are no open alerts", severity="warning")
+            return
+        client = self.clients.get("alerts")
+        note = f"acknowledged from the dashboard by {_user()}"
+        message = {"type": "ack", "alert_id": alert_id, "note": note}
+        if client is None or not await client.send(message):
+            self.notify(
+                f"cannot acknowledge alert {alert_id}: the alerts stream is not connected",
+                severity="error",
+            )
+            return
+        self.notify(f"acknowledging alert {alert_id}…", title="alerts")
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Help", "Show every key", self.action_help)
+        yield SystemCommand("Refresh", "Fresh snapshots of all streams", self.action_refresh)
+        yield SystemCommand("Pause / resume", "Pause or resume drawing", self.action_pause)
+        yield SystemCommand("Filter feed", "Filter by learner, path or type", self.action_filter)
+        yield SystemCommand("Acknowledge alert", "Ack the selected alert", self.action_ack)
+        yield SystemCommand("Clear filter", "Show every event again", lambda: self.set_filter(""))
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown user"  # no passwd entry (containers): the note still says where from

@@ -1,0 +1,40 @@
+"""The filter prompt (``/``): narrows the activity feed by learner, path or event type."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Static
+
+from jacmon.tui.format import parse_filter
+
+
+class FilterScreen(ModalScreen[str | None]):
+    """Returns the filter text (empty clears it) or None when cancelled with Esc."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", tooltip="Keep the current filter")]
+
+    def __init__(self, current: str = "") -> None:
+        super().__init__()
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="filter-box"):
+            yield Static("Filter the feed (empty clears): ada  path:python  type:assessment")
+            yield Input(value=self.current, placeholder="learner, path or type", id="filter-input")
+            yield Static("", id="filter-error")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        try:
+            parse_filter(event.value)
+        except ValueError as exc:
+            # Keep the prompt open with the reason; the user fixes the text.
+            self.query_one("#filter-error", Static).update(f"[red]{exc}[/]")
+            return
+        self.dismiss(event.value.strip())
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,31 @@
+"""Messages the dashboard's widgets post (past tense: they say what happened)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from jacmon.tui.client import ConnectionStatus
+
+
+@dataclass
+class ConnectionChanged(Message):
+    """A stream's connection status changed (state, RTT, reconnects ...)."""
+
+    status: ConnectionStatus
+
+
+@dataclass
+class AlertAckRequested(Message):
+    """The user asked to acknowledge an alert."""
+
+    alert_id: int
+    note: str
+
+
+@dataclass
+class FilterChanged(Message):
+    """The feed filter changed; ``text`` empty means no filter."""
+
+    text: str

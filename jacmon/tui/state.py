@@ -1,0 +1,171 @@
+"""What the dashboard knows: the four streams' data, applied frame by frame, with dirty flags.
+
+Applying a frame is cheap (dict and deque updates) and happens as frames
+arrive; drawing is what costs, so the app redraws only the panels whose flag
+is set, on its own timer (at most ~15 times a second). Latest-value data
+(progress rows, metric samples) replaces what was there; alert changes are
+applied in order; activity events queue up, bounded.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from jacmon.errors import EventValidationError
+from jacmon.events import parse_timestamp
+from jacmon.protocol import ServerType
+
+#: Events the feed keeps (memory bound); older ones scroll away.
+FEED_CAPACITY = 1000
+
+#: Metric samples kept for the trends: 15 minutes at one sample per 2 s, plus slack.
+METRICS_CAPACITY = 600
+
+SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+
+
+def _learner_path_key(row: dict[str, Any]) -> tuple[str, str]:
+    return (row["learner"], row["path"])
+
+
+def _module_key(row: dict[str, Any]) -> tuple[str, str]:
+    return (row["path"], row["module"])
+
+
+@dataclass(slots=True)
+class ProgressData:
+    """The dashboard stream: rows keyed the way deltas replace them."""
+
+    paths: dict[str, dict[str, Any]] = field(default_factory=dict)
+    modules: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    learners: dict[str, dict[str, Any]] = field(default_factory=dict)
+    learner_paths: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    total_learners: int = 0
+    truncated: bool = False
+
+    def replace_all(self, data: dict[str, Any]) -> None:
+        self.paths = {row["path"]: row for row in data.get("paths", [])}
+        self.modules = {_module_key(row): row for row in data.get("modules", [])}
+        self.learners = {row["learner"]: row for row in data.get("learners", [])}
+        self.learner_paths = {_learner_path_key(r): r for r in data.get("learner_paths", [])}
+        self.total_learners = int(data.get("total_learners", len(self.learners)))
+        self.truncated = bool(data.get("truncated", False))
+
+    def merge(self, data: dict[str, Any]) -> None:
+        for row in data.get("paths", []):
+            self.paths[row["path"]] = row
+        for row in data.get("modules", []):
+            self.modules[_module_key(row)] = row
+        for row in data.get("learners", []):
+            # A truncated snapshot does not hold every learner: an unknown one may not be new.
+            if row["learner"] not in self.learners and not self.truncated:
+                self.total_learners += 1
+            self.learners[row["learner"]] = row
+        for row in data.get("learner_paths", []):
+            self.learner_paths[_learner_path_key(row)] = row
+        if "total_learners" in data:
+            self.total_learners = int(data["total_learners"])
+
+
+@dataclass(slots=True)
+class DashboardState:
+    """Everything the panels draw from, plus which panels need a redraw."""
+
+    progress: ProgressData = field(default_factory=ProgressData)
+    activity: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=FEED_CAPACITY))
+    #: Events that arrived since the feed last drew (bounded like the feed).
+    new_events: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=FEED_CAPACITY))
+    #: How many events arrived since the feed last drew (may exceed ``new_events``).
+    new_event_count: int = 0
+    #: The activity snapshot replaced the feed: redraw it whole.
+    activity_reset: bool = False
+    samples: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=METRICS_CAPACITY))
+    metrics_interval_s: float = 2.0
+    alerts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: Panels to redraw: ``progress``, ``activity``, ``metrics``, ``alerts``.
+    dirty: set[str] = field(default_factory=set)
+    #: Total events received, for the header and the benchmark.
+    events_received: int = 0
+
+    def apply(self, envelope: dict[str, Any]) -> None:
+        """Apply one data frame (any stream); unknown types are ignored by design."""
+        stream, kind, data = envelope["stream"], envelope["type"], envelope["data"]
+        if stream == "dashboard":
+            if kind == ServerType.SNAPSHOT:
+                self.progress.replace_all(data)
+            elif kind == ServerType.PROGRESS:
+                self.progress.merge(data)
+            else:
+                return
+            self.dirty.add("progress")
+        elif stream == "activity":
+            if kind == ServerType.SNAPSHOT:
+                self.activity.clear()
+                self.activity.extend(data.get("events", []))
+                self.new_events.clear()
+                self.new_event_count = 0
+                self.activity_reset = True
+            elif kind == ServerType.EVENTS:
+                events = data.get("events", [])
+                self.activity.extend(events)
+                self.new_events.extend(events)
+                self.new_event_count += len(events)
+                self.events_received += len(events)
+            else:
+                return
+            self.dirty.add("activity")
+        elif stream == "metrics":
+            if kind == ServerType.SNAPSHOT:
+                self.samples.clear()
+                self.samples.extend(data.get("samples", []))
+                self.metrics_interval_s = float(data.get("interval_s", self.metrics_interval_s))
+            elif kind == ServerType.SAMPLE:
+                self.samples.append(data)
+            else:
+                return
+            self.dirty.add("metrics")
+        elif stream == "alerts":
+            if kind == ServerType.SNAPSHOT:
+                self.alerts = {a["id"]: a for a in data.get("alerts", [])}
+            elif kind == ServerType.ALERT:
+                self.apply_alert_change(data)
+            else:
+                return
+            self.dirty.add("alerts")
+
+    def apply_alert_change(self, data: dict[str, Any]) -> None:
+        alert = data["alert"]
+        if data.get("change") == "resolved" or alert.get("state") == "resolved":
+            # Resolved alerts leave the panel.
+            self.alerts.pop(alert["id"], None)
+        else:
+            self.alerts[alert["id"]] = alert
+
+    def take_new_events(self) -> tuple[list[dict[str, Any]], int, bool]:
+        """The events to add to the feed since last time: (events, how many arrived, reset)."""
+        events, count, reset = list(self.new_events), self.new_event_count, self.activity_reset
+        self.new_events.clear()
+        self.new_event_count = 0
+        self.activity_reset = False
+        return events, count, reset
+
+    def open_alerts(self) -> list[dict[str, Any]]:
+        """Firing alerts, most severe first, newest first within a severity."""
+        return sorted(
+            self.alerts.values(),
+            key=lambda a: (SEVERITY_RANK.get(a.get("severity"), 3), -_ts(a.get("last_seen"))),
+        )
+
+
+def _ts(value: Any) -> float:
+    """Alert times may be epoch seconds or ISO text; sort either as a number."""
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return parse_timestamp(value)
+        except EventValidationError:
+            return 0.0  # an unreadable time sorts last, the alert still shows
+    return 0.0

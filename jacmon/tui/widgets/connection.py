@@ -1,0 +1,71 @@
+"""The connection panel: per stream, state, age of the last message, RTT, reconnects."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from jacmon.protocol import LIVE_STREAMS
+from jacmon.tui.client import CONNECTED, CONNECTING, RECONNECTING, ConnectionStatus
+from jacmon.tui.format import age
+
+STATE_STYLES = {CONNECTED: "green", CONNECTING: "yellow", RECONNECTING: "red", "offline": "grey50"}
+
+
+def state_text(status: ConnectionStatus, now: float) -> Text:
+    """``connected``, ``connecting``, ``retry in 3s`` or ``offline``, coloured."""
+    style = STATE_STYLES.get(status.state, "")
+    if status.state == RECONNECTING and status.retry_at is not None:
+        return Text(f"retry {max(0.0, status.retry_at - now):.0f}s", style)
+    return Text(status.state, style)
+
+
+class ConnectionPanel(Static):
+    """One row per stream; the last failure's reason underneath, so "why" is always visible."""
+
+    def __init__(self, *, now: Callable[[], float] = time.time, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.border_title = "Connection"
+        self.now = now
+        self.statuses: dict[str, ConnectionStatus] = {
+            str(s): ConnectionStatus(stream=str(s)) for s in LIVE_STREAMS
+        }
+
+    def update_status(self, status: ConnectionStatus) -> None:
+        self.statuses[status.stream] = status
+
+    def redraw(self) -> None:
+        now = self.now()
+        table = Table.grid(padding=(0, 1), expand=True)
+        table.add_column("stream", no_wrap=True)
+        table.add_column("state", no_wrap=True)
+        table.add_column("age", justify="right", no_wrap=True)
+        table.add_column("rtt", justify="right", no_wrap=True)
+        table.add_column("re", justify="right", no_wrap=True)
+        table.add_column("last", no_wrap=True)
+        reasons: list[str] = []
+        for name, status in self.statuses.items():
+            since = None if status.last_message_at is None else now - status.last_message_at
+            rtt = "-" if status.rtt_s is None else f"{status.rtt_s * 1000:.0f}ms"
+            table.add_row(
+                name[:5],
+                state_text(status, now),
+                age(since),
+                rtt,
+                f"↻{status.reconnects}",
+                status.last_connect or "-",
+            )
+            if status.reason and status.state != CONNECTED and status.reason not in reasons:
+                reasons.append(status.reason)
+        if reasons:
+            grid = Table.grid(expand=True)
+            grid.add_row(table)
+            for reason in reasons[:2]:
+                grid.add_row(Text(reason, "red", overflow="ellipsis", no_wrap=True))
+            self.update(grid)
+        else:
+            self.update(table)

@@ -1,0 +1,262 @@
+"""The progress panel: paths with bars, learners sortable, drill into a path or a learner."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable
+
+from jacmon.tui.format import age_since, bar, number, to_epoch
+from jacmon.tui.state import ProgressData
+from jacmon.tui.widgets.table import KeyedTable
+
+BAR_WIDTH = 10
+
+#: Learner sort orders: name -> (label, key over a learner summary, reverse).
+LEARNER_SORTS: dict[str, tuple[str, Callable[[dict[str, Any]], Any], bool]] = {
+    "recent": ("last activity", lambda r: to_epoch(r.get("last_activity")) or 0.0, True),
+    "progress": ("progress", lambda r: r.get("percent") or 0.0, True),
+    "level": ("level", lambda r: (r.get("level") or 0, r.get("xp") or 0), True),
+    "streak": ("streak", lambda r: r.get("streak_days") or 0, True),
+    "name": ("name", lambda r: r.get("learner") or "", False),
+}
+SORT_ORDER = list(LEARNER_SORTS)
+
+#: Most learner rows drawn; the stream's snapshot is bounded too.
+MAX_LEARNER_ROWS = 500
+
+
+def _pct(value: float | None) -> Text:
+    value = value or 0.0
+    return Text.assemble((bar(value, BAR_WIDTH), "green"), f" {value:5.1f}%")
+
+
+class ProgressPanel(Vertical):
+    """Per path: enrolled / active / completed and mean progress; per learner: %, level, streak.
+
+    ``Enter`` on a path or learner drills in, ``Escape`` comes back, ``s``
+    changes the learner order. ``scoped_learner`` (a learner-scoped view)
+    starts and stays on that learner.
+    """
+
+    BINDINGS = [
+        Binding("s", "cycle_sort", "Sort", tooltip="Change the order of the learner rows"),
+        Binding("escape", "back", "Back", show=False, tooltip="Leave the drill-down"),
+    ]
+
+    def __init__(
+        self,
+        *,
+        scoped_learner: str | None = None,
+        now: Callable[[], float] = time.time,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id)
+        self.border_title = "Progress"
+        self.scoped_learner = scoped_learner
+        self.now = now
+        self.sort = "recent"
+        #: ``("overview", None)``, ``("path", path)`` or ``("learner", learner)``.
+        self.view: tuple[str, str | None] = (
+            ("learner", scoped_learner) if scoped_learner else ("overview", None)
+        )
+        self._data = ProgressData()
+
+    def compose(self) -> ComposeResult:
+        yield KeyedTable(id="progress-top")
+        yield KeyedTable(id="progress-bottom")
+
+    def show(self, data: ProgressData) -> None:
+        """Redraw from ``data`` (the latest progress state)."""
+        self._data = data
+        top = self.query_one("#progress-top", KeyedTable)
+        bottom = self.query_one("#progress-bottom", KeyedTable)
+        kind, key = self.view
+        now = self.now()
+        if kind == "overview":
+            self._overview(data, top, bottom, now)
+        elif kind == "path":
+            self._path(data, key or "", top, bottom, now)
+        else:
+            self._learner(data, key or "", top, bottom, now)
+
+    # -- views ------------------------------------------------------------------
+
+    def _overview(
+        self, data: ProgressData, top: KeyedTable, bottom: KeyedTable, now: float
+    ) -> None:
+        label = LEARNER_SORTS[self.sort][0]
+        more = f" of {data.total_learners}" if data.truncated else ""
+        self.border_title = "Progress"
+        self.border_subtitle = f"{len(data.learners)}{more} learners · sort: {label} (s)"
+        top.set_columns(
+            [("path", None), ("enr", 4), ("act", 4), ("done", 4), ("mean", BAR_WIDTH + 7)]
+        )
+        top.sync(
+            [
+                (
+                    path,
+                    (
+                        path,
+                        number(row.get("enrolled")),
+                        number(row.get("active")),
+                        number(row.get("completed")),
+                        _pct(row.get("mean_percent")),
+                    ),
+                )
+                for path, row in sorted(data.paths.items())
+            ]
+        )
+        # A learner's progress: the mean over the paths they are enrolled on.
+        totals: dict[str, list[float]] = {}
+        for (learner, _path), row in data.learner_paths.items():
+            if row.get("status") != "unenrolled":
+                totals.setdefault(learner, []).append(row.get("percent") or 0.0)
+        summaries = [
+            {**row, "percent": sum(p) / len(p) if (p := totals.get(name)) else 0.0}
+            for name, row in data.learners.items()
+        ]
+        _, sort_key, reverse = LEARNER_SORTS[self.sort]
+        summaries.sort(key=sort_key, reverse=reverse)
+        bottom.set_columns(
+            [("learner", None), ("progress", BAR_WIDTH + 7), ("lvl", 3), ("strk", 4), ("last", 4)]
+        )
+        bottom.sync(
+            [
+                (
+                    row["learner"],
+                    (
+                        row["learner"],
+                        _pct(row["percent"]),
+                        number(row.get("level")),
+                        number(row.get("streak_days")),
+                        age_since(row.get("last_activity"), now),
+                    ),
+                )
+                for row in summaries[:MAX_LEARNER_ROWS]
+            ]
+        )
+
+    def _path(
+        self, data: ProgressData, path: str, top: KeyedTable, bottom: KeyedTable, now: float
+    ) -> None:
+        summary = data.paths.get(path, {})
+        self.border_title = f"Progress > {summary.get('title') or path}"
+        self.border_subtitle = (
+            f"{number(summary.get('enrolled'))} enrolled · "
+            f"{number(summary.get('completed'))} done · Esc back"
+        )
+        top.set_columns([("module", None), ("lrn", 4), ("done", 4), ("mean", BAR_WIDTH + 7)])
+        modules = sorted(
+            (row for (p, _m), row in data.modules.items() if p == path),
+            key=lambda r: r.get("position", 0),
+        )
+        top.sync(
+            [
+                (
+                    row["module"],
+                    (
+                        row["module"],
+                        number(row.get("learners")),
+                        number(row.get("completed")),
+                        _pct(row.get("mean_percent")),
+                    ),
+                )
+                for row in modules
+            ]
+        )
+        rows = [row for (_l, p), row in data.learner_paths.items() if p == path]
+        rows.sort(key=lambda r: (-(r.get("percent") or 0.0), r["learner"]))
+        bottom.set_columns(
+            [("learner", None), ("progress", BAR_WIDTH + 7), ("status", 9), ("last", 4)]
+        )
+        bottom.sync(
+            [
+                (
+                    row["learner"],
+                    (
+                        row["learner"],
+                        _pct(row.get("percent")),
+                        row.get("status") or "-",
+                        age_since(row.get("last_activity"), now),
+                    ),
+                )
+                for row in rows[:MAX_LEARNER_ROWS]
+            ]
+        )
+
+    def _learner(
+        self, data: ProgressData, learner: str, top: KeyedTable, bottom: KeyedTable, now: float
+    ) -> None:
+        row = data.learners.get(learner, {})
+        self.border_title = f"Progress > {learner}"
+        back = "" if self.scoped_learner else " · Esc back"
+        self.border_subtitle = (
+            f"lvl {number(row.get('level'))} · {number(row.get('xp'))} xp · "
+            f"streak {number(row.get('streak_days'))}d (best {number(row.get('longest_streak'))})"
+            f"{back}"
+        )
+        top.set_columns([("path", None), ("progress", BAR_WIDTH + 7), ("status", 9), ("mods", 4)])
+        paths = sorted(
+            (r for (name, _p), r in data.learner_paths.items() if name == learner),
+            key=lambda r: r["path"],
+        )
+        top.sync(
+            [
+                (
+                    r["path"],
+                    (
+                        r["path"],
+                        _pct(r.get("percent")),
+                        r.get("status") or "-",
+                        number(r.get("modules_completed")),
+                    ),
+                )
+                for r in paths
+            ]
+        )
+        # Scoped snapshots carry the learner's own module rows (status, percent).
+        own_modules = [r for r in data.modules.values() if "status" in r]
+        bottom.set_columns([("module", None), ("progress", BAR_WIDTH + 7), ("last", 4)])
+        bottom.sync(
+            [
+                (
+                    f"{r['path']}/{r['module']}",
+                    (
+                        f"{r['path']}/{r['module']}",
+                        _pct(r.get("percent")),
+                        age_since(r.get("last_activity"), now),
+                    ),
+                )
+                for r in sorted(own_modules, key=lambda r: (r["path"], r["module"]))
+            ]
+        )
+
+    # -- navigation -------------------------------------------------------------
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        key = event.row_key.value
+        kind, _ = self.view
+        if kind == "overview":
+            self.view = ("path", key) if event.data_table.id == "progress-top" else ("learner", key)
+        elif kind == "path" and event.data_table.id == "progress-bottom":
+            self.view = ("learner", key)
+        else:
+            return
+        self.show(self._data)
+
+    def action_back(self) -> None:
+        if self.scoped_learner is None and self.view[0] != "overview":
+            self.view = ("overview", None)
+            self.show(self._data)
+
+    def action_cycle_sort(self) -> None:
+        self.sort = SORT_ORDER[(SORT_ORDER.index(self.sort) + 1) % len(SORT_ORDER)]
+        self.show(self._data)
