@@ -113,6 +113,116 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        2,
+        "alerts, alert changes, task runs, daily snapshots, velocity",
+        """
+        -- One row per alert; a condition that returns after resolving is a new row.
+        -- state: firing | resolved; severity: info | warning | critical; times in epoch seconds.
+        -- numbers is JSON (the figures behind the message); ack_* set while acknowledged.
+        CREATE TABLE alerts (
+            id             INTEGER PRIMARY KEY AUTOINCREMENT,
+            fingerprint    TEXT NOT NULL,
+            rule           TEXT NOT NULL,
+            severity       TEXT NOT NULL,
+            state          TEXT NOT NULL,
+            learner        TEXT,
+            path           TEXT,
+            message        TEXT NOT NULL,
+            numbers        TEXT NOT NULL,
+            first_seen     REAL NOT NULL,
+            last_seen      REAL NOT NULL,
+            resolved_at    REAL,
+            ack_by         TEXT,
+            ack_at         REAL,
+            ack_note       TEXT,
+            ack_expires_at REAL
+        );
+        -- At most one firing alert per fingerprint (rule + learner + path).
+        CREATE UNIQUE INDEX alerts_firing ON alerts (fingerprint) WHERE state = 'firing';
+        CREATE INDEX alerts_state ON alerts (state, resolved_at);
+        CREATE INDEX alerts_learner ON alerts (learner);
+
+        -- Every change of an alert, written in the same transaction as the alert;
+        -- the server tails it for the alerts stream. body: JSON of the alert after the change.
+        CREATE TABLE alert_changes (
+            seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+            alert_id INTEGER NOT NULL,
+            change   TEXT NOT NULL, -- fired|updated|resolved|acknowledged
+            ts       REAL NOT NULL,
+            learner  TEXT,
+            body     TEXT NOT NULL
+        );
+        CREATE INDEX alert_changes_learner ON alert_changes (learner, seq);
+        CREATE INDEX alert_changes_alert ON alert_changes (alert_id);
+
+        -- One row per scheduled or manual run, and per missed or skipped fire time.
+        -- outcome: running | success | error | skipped | missed | cancelled | abandoned.
+        -- scheduled/started/finished: epoch seconds on the scheduler's clock;
+        -- duration_s: wall seconds the run took; summary: JSON; pid: the process running it.
+        CREATE TABLE task_runs (
+            id         INTEGER PRIMARY KEY AUTOINCREMENT,
+            task       TEXT NOT NULL,
+            trigger    TEXT NOT NULL,
+            outcome    TEXT NOT NULL,
+            scheduled  REAL,
+            started    REAL,
+            finished   REAL,
+            duration_s REAL,
+            summary    TEXT,
+            error      TEXT,
+            pid        INTEGER
+        );
+        CREATE INDEX task_runs_task ON task_runs (task, id);
+
+        -- The performance task reads scores by time; this keeps it off the other events.
+        CREATE INDEX events_scores ON events (ts, learner, score)
+            WHERE type = 'assessment.attempted' AND score IS NOT NULL;
+        CREATE INDEX task_runs_outcome ON task_runs (outcome);
+
+        -- daily_analytics: one row per learner per local date (YYYY-MM-DD in the task time zone).
+        CREATE TABLE daily_learner_stats (
+            day          TEXT NOT NULL,
+            learner      TEXT NOT NULL,
+            activities   INTEGER NOT NULL,
+            completions  INTEGER NOT NULL,
+            assessments  INTEGER NOT NULL,
+            scored       INTEGER NOT NULL,
+            avg_score    REAL,
+            time_spent_s REAL NOT NULL,
+            PRIMARY KEY (day, learner)
+        ) WITHOUT ROWID;
+        CREATE TABLE daily_platform_stats (
+            day             TEXT PRIMARY KEY,
+            active_learners INTEGER NOT NULL,
+            activities      INTEGER NOT NULL,
+            completions     INTEGER NOT NULL,
+            assessments     INTEGER NOT NULL,
+            avg_score       REAL,
+            time_spent_s    REAL NOT NULL,
+            computed_at     REAL NOT NULL
+        );
+
+        -- velocity: module completions per path (last 7 days vs the 7 before) and,
+        -- per learner on a path in progress, pace (percent per day) and projected finish.
+        CREATE TABLE path_velocity (
+            path        TEXT PRIMARY KEY,
+            this_week   INTEGER NOT NULL,
+            last_week   INTEGER NOT NULL,
+            change_pct  REAL,
+            computed_at REAL NOT NULL
+        );
+        CREATE TABLE learner_pace (
+            learner          TEXT NOT NULL,
+            path             TEXT NOT NULL,
+            percent          REAL NOT NULL,
+            pct_per_day      REAL NOT NULL,
+            projected_finish REAL,
+            computed_at      REAL NOT NULL,
+            PRIMARY KEY (learner, path)
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]
 
 

@@ -1,0 +1,307 @@
+"""Alert persistence: the alerts table, its change log, and the lifecycle writes.
+
+Every change of an alert (fired, updated, resolved, acknowledged) is one row
+in ``alert_changes``, written in the same transaction as the alert: the server
+tails that table for the alerts stream, whichever process made the change.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import aiosqlite
+
+from jacmon.analytics.alert_rules import AlertCondition, PlannedChange
+from jacmon.errors import JacmonError
+from jacmon.store.database import Database
+
+ALERT_STATES = ("firing", "resolved")
+
+
+class AlertError(JacmonError):
+    """An alert does not exist or cannot take the change asked for."""
+
+
+_COLUMNS = (
+    "id, fingerprint, rule, severity, state, learner, path, message, numbers,"
+    " first_seen, last_seen, resolved_at, ack_by, ack_at, ack_note, ack_expires_at"
+)
+
+
+def alert_from_row(row: aiosqlite.Row | tuple) -> dict[str, Any]:
+    """An alert row (in :data:`_COLUMNS` order) as the JSON-able dict the streams send."""
+    (
+        alert_id,
+        print_,
+        rule,
+        severity,
+        state,
+        learner,
+        path,
+        message,
+        numbers,
+        first_seen,
+        last_seen,
+        resolved_at,
+        ack_by,
+        ack_at,
+        ack_note,
+        ack_expires_at,
+    ) = tuple(row)
+    acknowledged = None
+    if ack_at is not None:
+        acknowledged = {"by": ack_by, "at": ack_at, "note": ack_note, "expires_at": ack_expires_at}
+    return {
+        "id": alert_id,
+        "fingerprint": print_,
+        "rule": rule,
+        "severity": severity,
+        "state": state,
+        "learner": learner,
+        "path": path,
+        "message": message,
+        "numbers": json.loads(numbers),
+        "first_seen": first_seen,
+        "last_seen": last_seen,
+        "resolved_at": resolved_at,
+        "acknowledged": acknowledged,
+    }
+
+
+async def _select(conn: aiosqlite.Connection, where: str, params: list[Any]) -> list[dict]:
+    async with conn.execute(f"SELECT {_COLUMNS} FROM alerts {where}", params) as cursor:
+        return [alert_from_row(row) for row in await cursor.fetchall()]
+
+
+async def get_alert(conn: aiosqlite.Connection, alert_id: int) -> dict[str, Any] | None:
+    rows = await _select(conn, "WHERE id = ?", [alert_id])
+    return rows[0] if rows else None
+
+
+async def open_alerts(conn: aiosqlite.Connection, *, learner: str | None = None) -> list[dict]:
+    """Firing alerts, oldest first (the alerts stream's snapshot); ``learner`` scopes them."""
+    if learner is None:
+        return await _select(conn, "WHERE state = 'firing' ORDER BY id", [])
+    return await _select(conn, "WHERE state = 'firing' AND learner = ? ORDER BY id", [learner])
+
+
+async def list_alerts(
+    conn: aiosqlite.Connection, *, state: str = "firing", learner: str | None = None
+) -> list[dict]:
+    """Alerts in ``state`` (``firing``, ``resolved`` or ``all``), oldest first."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if state != "all":
+        if state not in ALERT_STATES:
+            raise AlertError(
+                f"alert state {state!r} is not known. Expected firing, resolved or all."
+            )
+        clauses.append("state = ?")
+        params.append(state)
+    if learner is not None:
+        clauses.append("learner = ?")
+        params.append(learner)
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    return await _select(conn, f"{where} ORDER BY id", params)
+
+
+async def open_alerts_of_rules(conn: aiosqlite.Connection, rules: frozenset[str]) -> list[dict]:
+    """Firing alerts of ``rules`` (what a task reconciles against)."""
+    marks = ",".join("?" * len(rules))
+    return await _select(
+        conn, f"WHERE state = 'firing' AND rule IN ({marks}) ORDER BY id", sorted(rules)
+    )
+
+
+def _change(seq: int, change: str, alert: dict[str, Any]) -> dict[str, Any]:
+    return {"seq": seq, "change": change, "alert": alert}
+
+
+async def alert_changes_since(
+    conn: aiosqlite.Connection, seq: int, *, learner: str | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Changes with a sequence number above ``seq``, in order: ``{"seq", "change", "alert"}``."""
+    sql = "SELECT seq, change, body FROM alert_changes WHERE seq > ?"
+    params: list[Any] = [seq]
+    if learner is not None:
+        sql += " AND learner = ?"
+        params.append(learner)
+    sql += " ORDER BY seq"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    async with conn.execute(sql, params) as cursor:
+        rows = await cursor.fetchall()
+    return [_change(s, change, json.loads(body)) for s, change, body in rows]
+
+
+async def last_alert_change_seq(conn: aiosqlite.Connection) -> int:
+    """The newest change's sequence number (0 if there is none)."""
+    async with conn.execute("SELECT coalesce(max(seq), 0) FROM alert_changes") as cursor:
+        (value,) = await cursor.fetchone()
+    return value
+
+
+async def _record_change(
+    conn: aiosqlite.Connection, alert_id: int, change: str, ts: float
+) -> dict[str, Any]:
+    """Log the alert as it now is; returns the change dict."""
+    alert = await get_alert(conn, alert_id)
+    if alert is None:
+        raise AlertError(f"alert {alert_id} vanished while its change was being recorded")
+    cursor = await conn.execute(
+        "INSERT INTO alert_changes (alert_id, change, ts, learner, body) VALUES (?, ?, ?, ?, ?)",
+        (alert_id, change, ts, alert["learner"], json.dumps(alert, separators=(",", ":"))),
+    )
+    return _change(cursor.lastrowid, change, alert)
+
+
+async def _fire(conn: aiosqlite.Connection, c: AlertCondition, now: float) -> int:
+    cursor = await conn.execute(
+        "INSERT INTO alerts (fingerprint, rule, severity, state, learner, path, message,"
+        " numbers, first_seen, last_seen) VALUES (?, ?, ?, 'firing', ?, ?, ?, ?, ?, ?)",
+        (
+            c.fingerprint,
+            c.rule,
+            c.severity,
+            c.learner,
+            c.path,
+            c.message,
+            json.dumps(c.numbers, separators=(",", ":")),
+            now,
+            now,
+        ),
+    )
+    return cursor.lastrowid
+
+
+async def apply_alert_changes(
+    conn: aiosqlite.Connection, changes: list[PlannedChange], *, now: float
+) -> list[dict[str, Any]]:
+    """Write ``changes`` inside the caller's transaction; returns the logged change dicts.
+
+    ``touch`` only moves ``last_seen`` and logs nothing; ``resolve`` keeps the
+    acknowledgement (it is history) and records the reason in the numbers.
+    """
+    logged: list[dict[str, Any]] = []
+    touched = [(now, c.alert["id"]) for c in changes if c.action == "touch"]
+    if touched:
+        await conn.executemany("UPDATE alerts SET last_seen = ? WHERE id = ?", touched)
+    for change in changes:
+        if change.action == "fire":
+            alert_id = await _fire(conn, change.condition, now)
+            logged.append(await _record_change(conn, alert_id, "fired", now))
+        elif change.action == "update":
+            c = change.condition
+            await conn.execute(
+                "UPDATE alerts SET severity = ?, message = ?, numbers = ?, last_seen = ?"
+                " WHERE id = ?",
+                (
+                    c.severity,
+                    c.message,
+                    json.dumps(c.numbers, separators=(",", ":")),
+                    now,
+                    change.alert["id"],
+                ),
+            )
+            logged.append(await _record_change(conn, change.alert["id"], "updated", now))
+        elif change.action == "resolve":
+            numbers = dict(change.alert["numbers"])
+            numbers["resolved_because"] = change.reason
+            await conn.execute(
+                "UPDATE alerts SET state = 'resolved', resolved_at = ?, numbers = ? WHERE id = ?",
+                (now, json.dumps(numbers, separators=(",", ":")), change.alert["id"]),
+            )
+            logged.append(await _record_change(conn, change.alert["id"], "resolved", now))
+    return logged
+
+
+async def acknowledge_alert(
+    db: Database,
+    alert_id: int,
+    *,
+    by: str,
+    note: str | None = None,
+    expires_at: float | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Acknowledge a firing alert (who, optional note, optional expiry in epoch seconds).
+
+    The alert stays firing; acknowledging again replaces the acknowledgement.
+    Returns the change dict (``{"seq", "change": "acknowledged", "alert"}``).
+    ``now`` is the acknowledgement time in epoch seconds (None: the wall clock).
+    """
+    if not by:
+        raise AlertError("acknowledging needs a name: who acknowledges (--by NAME)")
+    at = time.time() if now is None else now
+    if expires_at is not None and expires_at <= at:
+        raise AlertError(
+            f"acknowledgement expiry {expires_at!r} is not in the future. "
+            "Expected a time after now (epoch seconds), or none."
+        )
+    async with db.transaction() as conn:
+        alert = await get_alert(conn, alert_id)
+        if alert is None:
+            raise AlertError(
+                f"alert {alert_id} does not exist. List alerts with 'jacmon alerts --state all'."
+            )
+        if alert["state"] != "firing":
+            raise AlertError(
+                f"alert {alert_id} is {alert['state']}; only a firing alert can be acknowledged."
+            )
+        await conn.execute(
+            "UPDATE alerts SET ack_by = ?, ack_at = ?, ack_note = ?, ack_expires_at = ?"
+            " WHERE id = ?",
+            (by, at, note, expires_at, alert_id),
+        )
+        return await _record_change(conn, alert_id, "acknowledged", at)
+
+
+async def expire_acknowledgements(
+    conn: aiosqlite.Connection, *, now: float, dry_run: bool = False
+) -> list[dict[str, Any]]:
+    """Clear acknowledgements whose expiry has passed (inside the caller's transaction).
+
+    Each cleared one is logged as ``updated``. With ``dry_run`` nothing is written
+    and the alerts that would change are returned as ``{"alert": ...}`` dicts.
+    """
+    expired = await _select(
+        conn,
+        "WHERE state = 'firing' AND ack_expires_at IS NOT NULL AND ack_expires_at <= ?",
+        [now],
+    )
+    if dry_run:
+        return [{"change": "updated", "alert": a} for a in expired]
+    logged = []
+    for alert in expired:
+        await conn.execute(
+            "UPDATE alerts SET ack_by = NULL, ack_at = NULL, ack_note = NULL,"
+            " ack_expires_at = NULL WHERE id = ?",
+            (alert["id"],),
+        )
+        logged.append(await _record_change(conn, alert["id"], "updated", now))
+    return logged
+
+
+async def retire_resolved(
+    conn: aiosqlite.Connection, *, before: float, dry_run: bool = False
+) -> int:
+    """Delete alerts resolved before ``before`` (epoch seconds) and their change rows.
+
+    Returns how many alerts are (or, with ``dry_run``, would be) deleted.
+    """
+    async with conn.execute(
+        "SELECT count(*) FROM alerts WHERE state = 'resolved' AND resolved_at < ?", (before,)
+    ) as cursor:
+        (count,) = await cursor.fetchone()
+    if dry_run or not count:
+        return count
+    await conn.execute(
+        "DELETE FROM alert_changes WHERE alert_id IN"
+        " (SELECT id FROM alerts WHERE state = 'resolved' AND resolved_at < ?)",
+        (before,),
+    )
+    await conn.execute("DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < ?", (before,))
+    return count
