@@ -103,7 +103,7 @@ class TailerSettings:
         if values.get("page_size") is not None:
             settings.page_size = int(_positive("lrs.page_size", values["page_size"], int))
         if settings.since is not None:
-            _check_since(settings.since)
+            _check_since(settings.since, "'lrs.since' (--since)")
         return settings
 
 
@@ -121,7 +121,7 @@ def _positive(where: str, value: Any, kind: type, zero_ok: bool = False) -> floa
     return number
 
 
-def _check_since(text: str) -> float:
+def _check_since(text: str, where: str = "since") -> float:
     """Seconds since the epoch for an ISO 8601 time with a zone, else :class:`ConfigError`."""
     try:
         moment = datetime.fromisoformat(text)
@@ -129,7 +129,7 @@ def _check_since(text: str) -> float:
         moment = None
     if moment is None or moment.tzinfo is None:
         raise ConfigError(
-            f"since has value {text!r}. Expected an ISO 8601 time with a zone, "
+            f"{where} has value {text!r}. Expected an ISO 8601 time with a zone, "
             "like '2026-01-05T10:00:00Z'."
         )
     return moment.timestamp()

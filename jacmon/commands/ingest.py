@@ -23,7 +23,8 @@ from jacmon.ingest_client import IngestClient
 from jacmon.lrs import LrsTailer, TailerSettings, TailStats
 from jacmon.xapi import StatementMappingError, statement_to_event
 
-err_console = Console(stderr=True)
+# soft_wrap: summary lines stay whole, for people and for grep.
+err_console = Console(stderr=True, soft_wrap=True)
 
 #: How many rejections the summary lists one by one (all are counted).
 SHOWN_REJECTIONS = 20

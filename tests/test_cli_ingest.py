@@ -1,0 +1,201 @@
+"""``jacmon ingest``: files, stdin, xAPI and a real LRS, into a real running server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import typer
+from lrs_fixtures import (
+    PASSWORD,
+    USER,
+    RalphLrs,
+    mixed_statement,
+    running_ralph,
+    unmappable_statements,
+)
+from test_lrs import read_cursor, read_events, wait_for
+from typer.testing import CliRunner
+
+from jacmon.commands import ingest as ingest_command
+
+TS = "2026-01-05T10:00:00Z"
+# Builds the CLI with just this command, the way jacmon.cli registers it.
+CLI_SNIPPET = (
+    "import typer; from jacmon.commands import ingest; "
+    "app = typer.Typer(); ingest.register(app); app.command('noop')(lambda: None); app()"
+)
+
+
+@pytest.fixture
+def ralph(tmp_path: Path) -> Iterator[RalphLrs]:
+    yield from running_ralph(tmp_path / "ralph")
+
+
+@pytest.fixture
+def app() -> typer.Typer:
+    app = typer.Typer()
+    ingest_command.register(app)
+    # A second command keeps Typer from collapsing the app into its only command.
+    app.command("noop")(lambda: None)
+    return app
+
+
+async def invoke(app: typer.Typer, args: list[str], stdin: str | None = None):
+    """Run the command in a thread: it calls asyncio.run and the test loop hosts the server."""
+    runner = CliRunner()
+    return await asyncio.to_thread(runner.invoke, app, ["ingest", *args], input=stdin)
+
+
+def event(i: int, **extra) -> dict:
+    return {"id": f"e{i}", "type": "activity", "ts": TS, "learner": f"l{i % 3}", **extra}
+
+
+async def test_jsonl_file_ingests_good_lines_and_names_bad_ones(
+    app, running_server, tmp_path: Path
+) -> None:
+    lines = [json.dumps(event(i)) for i in range(25)]
+    lines.insert(5, "{not json")
+    lines.insert(
+        9, json.dumps({"id": "bad", "type": "activity", "ts": "yesterday", "learner": "x"})
+    )
+    lines.insert(12, "")
+    source = tmp_path / "events.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    result = await invoke(app, [str(source), "--server", running_server.url, "--batch-size", "7"])
+    assert result.exit_code == 1, result.output
+    assert "accepted 25" in result.stderr
+    assert f"{source}:6: not valid JSON" in result.stderr
+    assert f"{source}:10: field 'ts' has value 'yesterday'" in result.stderr
+    assert sorted(e["id"] for e in read_events(running_server.db_path)) == sorted(
+        f"e{i}" for i in range(25)
+    )
+    again = await invoke(app, [str(source), "--server", running_server.url, "--json"])
+    summary = json.loads(again.stdout)
+    assert (summary["accepted"], summary["duplicates"], summary["rejected"]) == (0, 25, 2)
+
+
+async def test_stdin_and_clean_exit(app, running_server) -> None:
+    text = "".join(json.dumps(event(i)) + "\n" for i in range(10))
+    result = await invoke(app, ["-", "--server", running_server.url, "--json"], stdin=text)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["accepted"] == 10
+
+
+@pytest.mark.parametrize("layout", ["array", "jsonl"])
+async def test_xapi_file_maps_statements_and_reports_unmappable(
+    app, running_server, tmp_path: Path, layout: str
+) -> None:
+    statements = [mixed_statement(i, timestamp=TS)[0] for i in range(40)]
+    bad = [{**b, "timestamp": TS} for b in unmappable_statements(500)]
+    every = statements[:20] + bad + statements[20:]
+    source = tmp_path / f"statements.{layout}"
+    if layout == "array":
+        source.write_text(json.dumps(every, indent=2))
+    else:
+        source.write_text("".join(json.dumps(s) + "\n" for s in every))
+    result = await invoke(
+        app, [str(source), "--format", "xapi", "--server", running_server.url, "--json"]
+    )
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["read"], summary["accepted"], summary["rejected"]) == (43, 40, 3)
+    reasons = " ".join(r["error"] for r in summary["rejections"])
+    assert bad[0]["id"] in reasons and "has no account, mbox" in reasons
+    stored = read_events(running_server.db_path)
+    assert sorted(e["id"] for e in stored) == sorted(s["id"] for s in statements)
+    assert {e["verb"] for e in stored} >= {"http://adlnet.gov/expapi/verbs/registered"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "give exactly one input"),
+        (["x.jsonl", "--lrs", "http://h/xAPI"], "give exactly one input"),
+        (["x.jsonl", "--follow"], "--follow only apply with --lrs"),
+        (["x.jsonl", "--format", "csv"], "--format has value 'csv'"),
+        (["missing.jsonl"], "cannot read 'missing.jsonl'"),
+        (["--lrs", "ftp://h/xAPI"], "is not an http"),
+        (
+            ["--lrs", "http://h/xAPI", "--since", "yesterday"],
+            "'lrs.since' (--since) has value 'yesterday'. Expected an ISO 8601",
+        ),
+    ],
+)
+async def test_usage_errors_name_the_problem(app, args: list[str], message: str) -> None:
+    result = await invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.stderr.split())
+
+
+async def test_unreachable_server_is_a_clear_error(app, tmp_path: Path) -> None:
+    source = tmp_path / "e.jsonl"
+    source.write_text(json.dumps(event(1)) + "\n")
+    result = await invoke(app, [str(source), "--server", "ws://127.0.0.1:9"])
+    assert result.exit_code == 1
+    assert "cannot reach a jacmon server" in " ".join(result.stderr.split())
+
+
+async def test_lrs_once_then_follow_then_restart_from_watermark(
+    app, ralph: RalphLrs, running_server, tmp_path: Path
+) -> None:
+    lrs_args = ["--lrs", ralph.url, "--lrs-user", USER, "--server", running_server.url]
+    first = ralph.post([mixed_statement(i)[0] for i in range(30)] + unmappable_statements(900))
+    once = await invoke(app, [*lrs_args, "--lrs-password", PASSWORD, "--json"])
+    assert once.exit_code == 1, once.output  # 3 unmappable: reported, the rest went in
+    summary = json.loads(once.stdout)
+    assert (summary["accepted"], summary["unmappable"], summary["rejected"]) == (30, 3, 0)
+    assert {s["statement"] for s in summary["skipped"]} == set(first[30:])
+
+    # --follow in its own process, password from the environment, stopped by SIGINT.
+    env = {**os.environ, "JACMON_LRS__PASSWORD": PASSWORD, "JACMON_LRS__OVERLAP_S": "0"}
+    env.pop("JACMON_CONFIG", None)
+    cmd = [sys.executable, "-c", CLI_SNIPPET, "ingest", *lrs_args]
+    follower = await asyncio.create_subprocess_exec(
+        *cmd,
+        "--follow",
+        "--poll-interval",
+        "0.2",
+        "--json",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    try:
+        second = ralph.post([mixed_statement(i)[0] for i in range(30, 70)])
+        await wait_for(
+            lambda: (
+                follower.returncode is not None or len(read_events(running_server.db_path)) == 70
+            ),
+            "70 events",
+        )
+        assert follower.returncode is None, (await follower.stderr.read()).decode()
+        follower.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(follower.communicate(), 60)
+    finally:
+        if follower.returncode is None:
+            follower.kill()
+            await follower.wait()
+    assert follower.returncode == 0, err.decode()
+    followed = json.loads(out)
+    # The follower started from the stored watermark: only the 40 new statements.
+    assert (followed["read"], followed["accepted"], followed["duplicates"]) == (40, 40, 0)
+    watermark = read_cursor(running_server.db_path, f"lrs:{ralph.url}")
+    assert watermark == followed["watermark"]
+
+    third = ralph.post([mixed_statement(i)[0] for i in range(70, 85)])
+    rerun = await asyncio.to_thread(
+        subprocess.run, [*cmd, "--json"], env=env, capture_output=True, timeout=120, cwd=tmp_path
+    )
+    assert rerun.returncode == 0, rerun.stderr.decode()
+    assert json.loads(rerun.stdout)["accepted"] == 15 == json.loads(rerun.stdout)["read"]
+    ids = sorted(e["id"] for e in read_events(running_server.db_path))
+    assert ids == sorted(first[:30] + second + third)
