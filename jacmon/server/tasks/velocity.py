@@ -28,7 +28,10 @@ SECONDS_PER_DAY = 86400.0
 class VelocityParams(VelocityRules):
     """Velocity rules plus which firing alerts inhibit a stagnation alert."""
 
-    inhibited_by: list[str] = field(default_factory=lambda: sorted(engagement.RULES))
+    #: Low consistency is left out: it says nothing about being stuck on one path.
+    inhibited_by: list[str] = field(
+        default_factory=lambda: [engagement.INACTIVITY, engagement.ENGAGEMENT_DROP]
+    )
 
 
 _COMPLETIONS_SQL = """

@@ -1,0 +1,140 @@
+"""``jacmon alerts`` (list alerts) and ``jacmon alerts ack ID`` (acknowledge one)."""
+
+from __future__ import annotations
+
+import getpass
+import re
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from jacmon.commands.common import (
+    ConfigOption,
+    DbOption,
+    handle_errors,
+    print_json,
+    resolve_db,
+    run,
+)
+from jacmon.errors import UsageError
+from jacmon.store import Store
+from jacmon.store.alerts import ALERT_STATES, acknowledge_alert, list_alerts
+
+console = Console(soft_wrap=True, highlight=False)
+
+alerts_app = typer.Typer(
+    help="List alerts, or acknowledge one (jacmon alerts ack ID).",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: str) -> float:
+    """``"90m"``, ``"2h"``, ``"1d"``, ``"30s"`` or plain seconds, in seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value)
+    if not match or float(match.group(1)) <= 0:
+        raise UsageError(
+            f"--expires-in has value {value!r}. Expected a duration such as 30m, 2h or 1d."
+        )
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+async def _list(db: Path, state: str, learner: str | None) -> list[dict[str, Any]]:
+    store = await Store.open(db, readonly=True)
+    try:
+        return await list_alerts(store.db.reader, state=state, learner=learner)
+    finally:
+        await store.close()
+
+
+@alerts_app.callback()
+@handle_errors
+def alerts_command(
+    ctx: typer.Context,
+    state: str = typer.Option("firing", "--state", help="firing, resolved or all."),
+    learner: str | None = typer.Option(None, "--learner", help="Only this learner's alerts."),
+    as_json: bool = typer.Option(False, "--json", help="Print the alerts as JSON."),
+    db: Path | None = DbOption,
+    config: Path | None = ConfigOption,
+) -> None:
+    """List alerts (firing by default)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if state not in (*ALERT_STATES, "all"):
+        raise UsageError(f"--state has value {state!r}. Expected firing, resolved or all.")
+    alerts = run(_list(resolve_db(db, config), state, learner))
+    if as_json:
+        print_json(alerts)
+        return
+    if not alerts:
+        console.print(f"no {state if state != 'all' else ''} alerts".replace("  ", " "))
+        return
+    table = Table("id", "state", "severity", "rule", "learner", "path", "message", "since", "ack")
+    for a in alerts:
+        ack = a["acknowledged"]
+        table.add_row(
+            str(a["id"]),
+            a["state"],
+            a["severity"],
+            a["rule"],
+            a["learner"] or "-",
+            a["path"] or "-",
+            a["message"],
+            _when(a["first_seen"]),
+            "-" if ack is None else f"{ack['by']}" + (f": {ack['note']}" if ack["note"] else ""),
+        )
+    console.print(table)
+
+
+async def _ack(db: Path, alert_id: int, **kwargs: Any) -> dict[str, Any]:
+    store = await Store.open(db)
+    try:
+        return await acknowledge_alert(store.db, alert_id, **kwargs)
+    finally:
+        await store.close()
+
+
+@alerts_app.command("ack")
+@handle_errors
+def ack_command(
+    alert_id: int = typer.Argument(..., help="The alert's id (see jacmon alerts)."),
+    note: str | None = typer.Option(None, "--note", help="Why, or what is being done."),
+    by: str | None = typer.Option(None, "--by", help="Who acknowledges (default: your login)."),
+    expires_in: str | None = typer.Option(
+        None, "--expires-in", help="The acknowledgement lapses after this long (30m, 2h, 1d)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the change as JSON."),
+    db: Path | None = DbOption,
+    config: Path | None = ConfigOption,
+) -> None:
+    """Acknowledge a firing alert: it stays firing, flagged with who, when and the note."""
+    path = resolve_db(db, config)
+    if not path.exists():
+        raise UsageError(f"database {path} does not exist; check --db")
+    expires_at = time.time() + parse_duration(expires_in) if expires_in else None
+    change = run(_ack(path, alert_id, by=by or getpass.getuser(), note=note, expires_at=expires_at))
+    if as_json:
+        print_json(change)
+        return
+    alert = change["alert"]
+    console.print(
+        f"acknowledged alert {alert['id']} ({alert['rule']}, {alert['learner'] or '-'}) "
+        f"as {alert['acknowledged']['by']}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(alerts_app, name="alerts")
