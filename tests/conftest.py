@@ -95,3 +95,9 @@ async def running_server(tmp_path: Path) -> AsyncIterator[RunningServer]:
     """A real server on 127.0.0.1, port 0, database ``tmp_path/jacmon.db``, no scheduler."""
     async with start_server(tmp_path / "jacmon.db") as running:
         yield running
+
+
+@pytest.fixture
+def server_factory():
+    """``async with server_factory(db_path, server_<setting>=...) as running:``."""
+    return start_server

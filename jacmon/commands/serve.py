@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -34,7 +35,8 @@ async def _serve(settings: Settings) -> None:
 async def _check(settings: Settings) -> tuple[dict, list[str]]:
     """Everything ``serve`` would do, checked without listening. Returns (plan, problems)."""
     from jacmon.server.auth import active_token_count, is_loopback
-    from jacmon.server.scheduler import describe_schedule
+    from jacmon.server.scheduler import next_runs
+    from jacmon.server.tasks.config import load_tasks_config
     from jacmon.store import Store
 
     problems: list[str] = []
@@ -72,7 +74,13 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
         finally:
             await store.close()
     try:
-        plan["tasks"] = describe_schedule(settings.tasks)
+        tasks = load_tasks_config(settings.tasks)
+        upcoming = next_runs(tasks, datetime.now(UTC))
+        plan["tasks"] = [
+            f"{name}: {task.cron} ({tasks.timezone.key})"
+            + (f", next {upcoming[name].isoformat()}" if upcoming[name] else ", disabled")
+            for name, task in tasks.tasks.items()
+        ]
     except JacmonError as exc:
         problems.append(str(exc))
     return plan, problems

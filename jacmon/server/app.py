@@ -52,6 +52,17 @@ log = logging.getLogger("jacmon.server")
 #: How often the alerts feed looks for changes written by other processes, in seconds.
 ALERT_POLL_S = 1.0
 
+#: A learner's module row as a learner-scoped dashboard gets it.
+MODULE_ROW_FIELDS = (
+    "learner",
+    "path",
+    "module",
+    "status",
+    "percent",
+    "time_spent_s",
+    "last_activity",
+)
+
 
 def _response(status: HTTPStatus, body: str, content_type: str = "text/plain") -> Response:
     headers = Headers(
@@ -256,44 +267,28 @@ class JacmonServer:
                 learner_paths[(row["learner"], row["path"])] = learner_path_row(row)
             for row in changes.modules:
                 modules[(row["learner"], row["path"], row["module"])] = row
-        scoped_subs = any(s.learner for s in self.hub.subscribers[Stream.DASHBOARD])
+        subs = self.hub.subscribers[Stream.DASHBOARD]
+        if not subs:
+            return
+        summaries: dict[str, list] = {"paths": [], "modules": []}
+        if any(s.learner is None for s in subs):
+            paths = sorted({key[1] for key in learner_paths})
+            module_keys = sorted({(key[1], key[2]) for key in modules})
+            summaries["paths"] = await self.store.path_summaries(paths, now=self.now())
+            if module_keys:
+                summaries["modules"] = await self.store.module_summaries(module_keys)
+        own_modules = []
+        if any(s.learner is not None for s in subs):
+            # Learner-scoped clients see their own module rows.
+            own_modules = [{k: row[k] for k in MODULE_ROW_FIELDS} for row in modules.values()]
         self.hub.deliver_rows(
             {
                 "learners": list(learners.values()),
                 "learner_paths": list(learner_paths.values()),
-                # Learner-scoped clients see their own module rows.
-                "modules": [
-                    {
-                        k: row[k]
-                        for k in (
-                            "learner",
-                            "path",
-                            "module",
-                            "status",
-                            "percent",
-                            "time_spent_s",
-                            "last_activity",
-                        )
-                    }
-                    for row in modules.values()
-                ]
-                if scoped_subs
-                else [],
+                "modules": own_modules,
             },
-            scoped=True,
+            summaries,
         )
-        if any(s.learner is None for s in self.hub.subscribers[Stream.DASHBOARD]):
-            paths = sorted({key[1] for key in learner_paths})
-            module_keys = sorted({(key[1], key[2]) for key in modules})
-            self.hub.deliver_rows(
-                {
-                    "paths": await self.store.path_summaries(paths, now=self.now()),
-                    "modules": await self.store.module_summaries(module_keys)
-                    if module_keys
-                    else [],
-                },
-                scoped=False,
-            )
 
     async def _alert_feed(self) -> None:
         """Publish alert changes, whoever wrote them (scheduler, run-task, alerts ack)."""

@@ -60,6 +60,8 @@ class Subscriber:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: bool = False
     writer: asyncio.Task | None = None
+    #: activity: the highest event seq queued for this client; older ones are never re-sent.
+    delivered_seq: int = 0
 
 
 @dataclass
@@ -180,10 +182,17 @@ class Hub:
                     e for e in events if sub.learner is None or e.event.learner == sub.learner
                 )
                 continue
-            frame = by_scope.get(sub.learner, b"")
-            if sub.learner not in by_scope:
-                frame = self.events_frame(events, sub.learner)
-                by_scope[sub.learner] = frame
+            if sub.delivered_seq >= events[0].seq:
+                # Its snapshot already held some of these (they were committed while it synced).
+                frame = self.events_frame(
+                    [e for e in events if e.seq > sub.delivered_seq], sub.learner
+                )
+            else:
+                frame = by_scope.get(sub.learner, b"")
+                if sub.learner not in by_scope:
+                    frame = self.events_frame(events, sub.learner)
+                    by_scope[sub.learner] = frame
+            sub.delivered_seq = max(sub.delivered_seq, events[-1].seq)
             if not frame:
                 continue
             if len(sub.outbox) >= sub.buffer_frames:
@@ -230,22 +239,32 @@ class Hub:
         pending, self._pending_progress = self._pending_progress, []
         return pending
 
-    def deliver_rows(self, rows: dict[str, list[dict[str, Any]]], *, scoped: bool) -> None:
-        """Merge rows into each dashboard client's pending set (newest version per key).
+    def deliver_rows(
+        self,
+        learner_rows: dict[str, list[dict[str, Any]]],
+        summaries: dict[str, list[dict[str, Any]]],
+    ) -> None:
+        """Merge changed rows into each dashboard client's pending set (newest per key).
 
-        ``scoped`` rows carry a ``learner`` and go only to that learner's
-        clients and to unscoped ones; unscoped rows (summaries) go to unscoped
-        clients only.
+        ``learner_rows`` carry a ``learner``: a learner-scoped client gets its
+        own (its ``modules`` are its module rows); everyone else gets the
+        ``learners`` and ``learner_paths`` rows and the ``summaries`` (path and
+        module aggregates).
         """
-        if not any(rows.values()):
+        if not any(learner_rows.values()) and not any(summaries.values()):
             return
         self.seq[Stream.DASHBOARD] += 1
         for sub in self.subscribers[Stream.DASHBOARD]:
-            for kind, kind_rows in rows.items():
+            if sub.learner is not None:
+                mine = {
+                    kind: [row for row in rows if row["learner"] == sub.learner]
+                    for kind, rows in learner_rows.items()
+                }
+            else:
+                mine = {k: v for k, v in learner_rows.items() if k != "modules"} | summaries
+            for kind, kind_rows in mine.items():
                 key_fields = ROW_KEYS[kind]
                 for row in kind_rows:
-                    if sub.learner is not None and (not scoped or row["learner"] != sub.learner):
-                        continue
                     key = (kind, tuple(row[k] for k in key_fields))
                     if key in sub.pending_rows:
                         self.counters.conflated[Stream.DASHBOARD.value] += 1

@@ -75,6 +75,8 @@ async def activity_frames(
         frame = Hub.events_frame(live, sub.learner)
         if frame:
             frames.append(frame)
+        high = live[-1].seq
+    sub.delivered_seq = high
     return frames, resumed
 
 

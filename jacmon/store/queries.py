@@ -224,7 +224,7 @@ async def progress_snapshot(
             if row["path"] in on_paths
         ]
         async with conn.execute(
-            "SELECT path, module, status, percent, time_spent_s, last_activity"
+            "SELECT learner, path, module, status, percent, time_spent_s, last_activity"
             " FROM module_progress WHERE learner = ? ORDER BY path, module",
             (learner,),
         ) as cursor:

@@ -1,0 +1,76 @@
+"""``jacmon demo``: server + simulated learners + dashboard in one command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from jacmon.commands.common import handle_errors, print_json
+from jacmon.errors import UsageError
+
+
+@handle_errors
+def demo(
+    learners: int = typer.Option(200, "--learners", help="Simulated learners."),
+    speed: float = typer.Option(
+        1800.0, "--speed", help="Simulated seconds per real second (1800: a day in 48 s)."
+    ),
+    seed: int = typer.Option(7, "--seed", help="Simulator seed: the same seed, the same learners."),
+    history_days: float = typer.Option(
+        3.0, "--history-days", help="Simulated days of history fed in first."
+    ),
+    db: Path | None = typer.Option(
+        None, "--db", help="Keep the demo database here (default: a temporary one, removed)."
+    ),
+    port: int = typer.Option(0, "--port", help="Port for the embedded server (0: any free one)."),
+    headless: bool = typer.Option(False, "--headless", help="No dashboard: print a summary."),
+    duration: float | None = typer.Option(
+        None, "--duration", help="Stop after this many seconds (required with --headless)."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="With --headless: print JSON."),
+) -> None:
+    """Run an embedded server, simulated learners and the dashboard; quit with q."""
+    from jacmon.demo import DemoOptions, run_headless, run_with_dashboard
+    from jacmon.logs import setup_logging
+
+    if learners < 1:
+        raise UsageError(f"--learners has value {learners}; expected at least 1")
+    if speed <= 0:
+        raise UsageError(f"--speed has value {speed}; expected a number above 0")
+    if headless and duration is None:
+        raise UsageError("--headless needs --duration SECONDS, so the demo ends by itself")
+    if duration is not None and duration <= 0:
+        raise UsageError(f"--duration has value {duration}; expected seconds above 0")
+    options = DemoOptions(
+        learners=learners,
+        speed=speed,
+        seed=seed,
+        history_days=history_days,
+        db=db,
+        port=port,
+        duration_s=duration,
+    )
+    if not headless:
+        run_with_dashboard(options)
+        return
+    setup_logging("warning")
+    summary = run_headless(options)
+    if json_output:
+        print_json(summary.as_dict())
+        return
+    typer.echo(
+        f"demo ran {summary.wall_s} s ({summary.simulated_days} simulated days) on {summary.url}"
+    )
+    typer.echo(f"events stored: {summary.events_stored}")
+    typer.echo(f"alerts raised: {summary.alerts_raised} (firing now: {summary.alerts_firing})")
+    for rule, count in sorted(summary.alerts_by_rule.items()):
+        typer.echo(f"  {rule}: {count} firing")
+    typer.echo("task runs:")
+    for task, outcomes in sorted(summary.task_runs.items()):
+        parts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items()))
+        typer.echo(f"  {task}: {parts}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)

@@ -1,0 +1,236 @@
+"""``jacmon demo``: an embedded server, simulated learners and the scheduled tasks on one clock.
+
+The server, the simulator feed and the scheduler share a :class:`SimClock`
+running ``speed`` times faster than the wall clock, so a simulated day passes
+in about a minute at the default speed and alerts, velocity and trends show up
+at once. The dashboard (or, headless, a summary) watches it like any client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jacmon.config import Settings
+from jacmon.server.app import JacmonServer
+from jacmon.sim import SimClock, Simulator
+from jacmon.sim_stream import StreamSummary, stream_to_server
+from jacmon.store.catalog import parse_catalog_file
+
+log = logging.getLogger("jacmon.demo")
+
+#: Longest the demo waits for the simulated backlog before running every task once, in seconds.
+BACKLOG_WAIT_S = 15.0
+
+
+@dataclass
+class DemoOptions:
+    """What ``jacmon demo`` was asked for."""
+
+    learners: int = 200
+    #: Simulated seconds per wall second.
+    speed: float = 1800.0
+    seed: int = 7
+    #: Simulated days of history fed in before live activity starts.
+    history_days: float = 3.0
+    #: Most events sent per wall second.
+    rate: float = 5000.0
+    #: None: a fresh database in a temporary directory, removed afterwards.
+    db: Path | None = None
+    port: int = 0
+    #: Wall seconds to run; None runs until stopped.
+    duration_s: float | None = None
+
+
+@dataclass
+class DemoSummary:
+    """What the demo did, for the headless report."""
+
+    url: str = ""
+    db: str = ""
+    wall_s: float = 0.0
+    simulated_days: float = 0.0
+    events_stored: int = 0
+    alerts_raised: int = 0
+    alerts_firing: int = 0
+    alerts_by_rule: dict[str, int] = field(default_factory=dict)
+    task_runs: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def demo_catalog_path() -> Path:
+    """The catalog of the simulated paths, shipped with jacmon."""
+    return Path(str(resources.files("jacmon") / "data" / "catalog.toml"))
+
+
+class DemoRuntime:
+    """The server side of the demo, run on its own event loop (a thread, beside the UI).
+
+    ``ready`` is set once the server listens (``url`` is then valid) or it failed
+    (``error`` is then set); ``stop()`` may be called from any thread.
+    """
+
+    def __init__(self, options: DemoOptions):
+        self.options = options
+        self.clock = SimClock(datetime.now(UTC), speed=options.speed)
+        self.ready = threading.Event()
+        self.url = ""
+        self.error: BaseException | None = None
+        self.summary = DemoSummary()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    def run(self) -> DemoSummary:
+        """Run until ``stop()`` or the duration ends; blocking."""
+        try:
+            return asyncio.run(self.main())
+        except BaseException as exc:
+            self.error = exc
+            self.ready.set()
+            raise
+
+    async def main(self) -> DemoSummary:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        options = self.options
+        with contextlib.ExitStack() as stack:
+            db = options.db
+            if db is None:
+                db = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="jacmon-demo-")))
+                db = db / "demo.db"
+            settings = Settings()
+            settings.server.db = db
+            settings.server.port = options.port
+            settings.server.metrics_interval_s = 1.0
+            started = time.monotonic()
+            async with JacmonServer(
+                settings, clock=self.clock.time, scheduler_clock=self.clock
+            ) as server:
+                await server.store.load_catalog(parse_catalog_file(demo_catalog_path()))
+                self.url = server.url
+                self.summary.url = server.url
+                self.summary.db = str(db)
+                self.ready.set()
+                log.info(
+                    "demo server on %s, %d learners at %gx",
+                    server.url,
+                    options.learners,
+                    options.speed,
+                )
+                feed = asyncio.create_task(self._feed(server))
+                kickoff = asyncio.create_task(self._run_every_task_once(server))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), options.duration_s)
+                kickoff.cancel()
+                feed.cancel()
+                results = await asyncio.gather(kickoff, feed, return_exceptions=True)
+                for result in results:
+                    if isinstance(result, BaseException) and not isinstance(
+                        result, asyncio.CancelledError
+                    ):
+                        raise result
+                self.summary.wall_s = round(time.monotonic() - started, 1)
+                await self._summarise(server)
+        return self.summary
+
+    async def _feed(self, server: JacmonServer) -> StreamSummary:
+        options = self.options
+        sim = Simulator(
+            seed=options.seed,
+            learners=options.learners,
+            clock=self.clock,
+            history=timedelta(days=options.history_days),
+        )
+        self._sim = sim
+        # Streams until cancelled; the bound only satisfies stream_to_server's rule.
+        summary = await stream_to_server(
+            sim, server.url, rate=options.rate, duration_s=10 * 365 * 86400, batch_size=500
+        )
+        return summary
+
+    async def _run_every_task_once(self, server: JacmonServer) -> None:
+        """Once the history is in, run every task so each panel has data at once.
+
+        Afterwards the scheduler runs them on their cron schedules, on the
+        simulated clock.
+        """
+        deadline = time.monotonic() + BACKLOG_WAIT_S
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            sim = getattr(self, "_sim", None)
+            if sim is None:
+                continue
+            upcoming = sim.next_event_time()
+            if upcoming is None or upcoming > self.clock.now():
+                break
+        if server.scheduler is None:
+            return
+        for name in server.scheduler.config.tasks:
+            result = await server.scheduler.run_once(name, trigger="manual")
+            log.info("demo kickoff: %s %s", name, result.outcome)
+
+    async def _summarise(self, server: JacmonServer) -> None:
+        summary = self.summary
+        conn = server.store.db.reader
+        summary.events_stored = server.store.last_seq
+        summary.simulated_days = round(summary.wall_s * self.options.speed / 86400, 2)
+        async with conn.execute(
+            "SELECT count(*) FROM alert_changes WHERE change = 'fired'"
+        ) as cursor:
+            (summary.alerts_raised,) = await cursor.fetchone()
+        async with conn.execute(
+            "SELECT rule, count(*) FROM alerts WHERE state = 'firing' GROUP BY rule"
+        ) as cursor:
+            summary.alerts_by_rule = {rule: n for rule, n in await cursor.fetchall()}
+        summary.alerts_firing = sum(summary.alerts_by_rule.values())
+        async with conn.execute(
+            "SELECT task, outcome, count(*) FROM task_runs GROUP BY task, outcome"
+        ) as cursor:
+            for task, outcome, count in await cursor.fetchall():
+                summary.task_runs.setdefault(task, {})[outcome] = count
+
+
+def run_headless(options: DemoOptions) -> DemoSummary:
+    """Run the demo without a UI for ``options.duration_s`` seconds."""
+    return DemoRuntime(options).run()
+
+
+def run_with_dashboard(options: DemoOptions) -> DemoSummary:
+    """Run the server side in a thread and the dashboard here; quitting it stops everything."""
+    from jacmon.tui.app import JacmonDashboard
+
+    runtime = DemoRuntime(options)
+    outcome: dict[str, Any] = {}
+
+    def server_thread() -> None:
+        with contextlib.suppress(BaseException):
+            outcome["summary"] = runtime.run()
+
+    thread = threading.Thread(target=server_thread, name="jacmon-demo-server", daemon=True)
+    thread.start()
+    runtime.ready.wait(60)
+    if runtime.error is not None:
+        raise runtime.error
+    try:
+        JacmonDashboard(runtime.url, now=runtime.clock.time).run()
+    finally:
+        runtime.stop()
+        thread.join(30)
+    if runtime.error is not None:
+        raise runtime.error
+    return outcome.get("summary", runtime.summary)

@@ -1,0 +1,88 @@
+"""The server as a process: SIGKILL loses no acknowledged event; SIGTERM is graceful."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+from support import event, recv_until
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from jacmon.errors import JacmonError
+from jacmon.ingest_client import IngestClient
+
+
+async def start_process(db: Path, port: int = 0) -> tuple[asyncio.subprocess.Process, int]:
+    """``jacmon serve`` in a child process; returns it and the port it listens on."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "jacmon",
+        "serve",
+        "--db",
+        str(db),
+        "--port",
+        str(port),
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "JACMON_CONFIG": os.devnull},
+    )
+    assert process.stderr is not None
+    while True:
+        line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
+        assert line, "jacmon serve exited before listening"
+        if "serving on" in line:
+            return process, int(line.split("serving on ")[1].split()[0].rsplit(":", 1)[1])
+
+
+@pytest.mark.timeout(180)
+async def test_sigkill_during_ingest_loses_no_acknowledged_event(tmp_path):
+    db = tmp_path / "j.db"
+    process, port = await start_process(db)
+    acknowledged: list[str] = []
+
+    async def produce() -> None:
+        async with IngestClient(f"ws://127.0.0.1:{port}") as client:
+            for start in range(0, 200_000, 500):
+                batch = [event(i, learner=f"u{i % 50}") for i in range(start, start + 500)]
+                await client.send_batch(batch)
+                acknowledged.extend(e["id"] for e in batch)
+
+    producer = asyncio.create_task(produce())
+    while len(acknowledged) < 5000:
+        await asyncio.sleep(0.01)
+        assert not producer.done(), producer.exception()
+    process.send_signal(signal.SIGKILL)
+    await process.wait()
+    with pytest.raises(JacmonError):
+        await producer
+    with sqlite3.connect(db) as conn:
+        stored = {row[0] for row in conn.execute("SELECT id FROM events")}
+        seqs = [row[0] for row in conn.execute("SELECT seq FROM events ORDER BY seq")]
+    assert set(acknowledged) <= stored
+    assert seqs == list(range(1, len(seqs) + 1)), "sequence numbers stay gap-free"
+    # And the server restarts on that database and continues the sequence.
+    process, port = await start_process(db)
+    try:
+        async with IngestClient(f"ws://127.0.0.1:{port}") as client:
+            ack = await client.send_batch([event(10**7)])
+        assert ack.accepted == 1 and ack.last_seq == len(seqs) + 1
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await process.wait()
+
+
+async def test_sigterm_closes_clients_with_1001_and_exits_0(tmp_path):
+    process, port = await start_process(tmp_path / "j.db")
+    async with connect(f"ws://127.0.0.1:{port}/ws/activity") as ws:
+        await recv_until(ws, lambda m: m["type"] == "snapshot")
+        process.send_signal(signal.SIGTERM)
+        with pytest.raises(ConnectionClosed) as info:
+            await recv_until(ws, lambda m: False)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1001
+    assert await asyncio.wait_for(process.wait(), 30) == 0

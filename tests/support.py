@@ -1,0 +1,64 @@
+"""Helpers for tests: event factories and reading frames with a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+
+#: Generous: the CI box has 2 shared cores.
+TIMEOUT_S = 20.0
+
+
+def event(n: int, *, learner: str = "u1", **fields: Any) -> dict[str, Any]:
+    """A valid ``module.progressed`` event number ``n`` (id ``e-<n>``), fields overridable."""
+    body = {
+        "id": f"e-{n}",
+        "type": "module.progressed",
+        "ts": "2026-01-05T10:00:00Z",
+        "learner": learner,
+        "path": "python-101",
+        "module": "m1",
+        "progress": min(100, n % 101),
+    }
+    body.update(fields)
+    return body
+
+
+async def recv_json(ws: ClientConnection, timeout: float = TIMEOUT_S) -> dict[str, Any]:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def recv_until(
+    ws: ClientConnection,
+    predicate: Callable[[dict[str, Any]], bool],
+    timeout: float = TIMEOUT_S,
+) -> dict[str, Any]:
+    """Read frames until one satisfies ``predicate``; fail after ``timeout`` seconds."""
+
+    async def loop() -> dict[str, Any]:
+        while True:
+            message = json.loads(await ws.recv())
+            if predicate(message):
+                return message
+
+    return await asyncio.wait_for(loop(), timeout)
+
+
+async def collect_events(
+    ws: ClientConnection, count: int, timeout: float = TIMEOUT_S
+) -> list[dict[str, Any]]:
+    """Read activity frames (snapshot or events) until ``count`` events have arrived."""
+    events: list[dict[str, Any]] = []
+
+    async def loop() -> None:
+        while len(events) < count:
+            message = json.loads(await ws.recv())
+            if message["stream"] == "activity" and message["type"] in ("events", "snapshot"):
+                events.extend(message["data"]["events"])
+
+    await asyncio.wait_for(loop(), timeout)
+    return events
