@@ -39,7 +39,7 @@ from jacmon.protocol import (
 )
 from jacmon.server.auth import Authenticator, Principal, active_token_count, is_loopback
 from jacmon.server.hub import Hub, Subscriber
-from jacmon.server.ingest import handle_ingest
+from jacmon.server.ingest import ServerSink, handle_ingest
 from jacmon.server.ops import IngestCounters, prometheus_text
 from jacmon.server.sampler import MetricsSampler
 from jacmon.server.streams import initial_frames
@@ -62,6 +62,10 @@ MODULE_ROW_FIELDS = (
     "time_spent_s",
     "last_activity",
 )
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"))
 
 
 def _response(status: HTTPStatus, body: str, content_type: str = "text/plain") -> Response:
@@ -112,6 +116,7 @@ class JacmonServer:
         self._idle.set()
         self._alert_nudge = asyncio.Event()
         self._alert_seq = 0
+        self._lrs_stop = asyncio.Event()
 
     # Lifecycle
 
@@ -165,6 +170,15 @@ class JacmonServer:
                 asyncio.create_task(self.sampler.run(self.hub.publish_sample), name="sampler"),
                 asyncio.create_task(self._alert_feed(), name="alert-feed"),
             ]
+            lrs = self.full_settings.lrs
+            if lrs.get("url") and _truthy(lrs.get("enabled", True)):
+                from jacmon.lrs import run_tailer
+
+                self._tasks.append(
+                    asyncio.create_task(
+                        run_tailer(lrs, ServerSink(self), self._lrs_stop), name="lrs-tailer"
+                    )
+                )
             ssl_context = None
             if settings.tls_cert or settings.tls_key:
                 if not (settings.tls_cert and settings.tls_key):
@@ -205,6 +219,7 @@ class JacmonServer:
         await self.scheduler.start()
 
     async def _stop_background(self) -> None:
+        self._lrs_stop.set()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

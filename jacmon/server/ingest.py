@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
@@ -19,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 
 from jacmon.errors import EventValidationError
 from jacmon.events import Event, validate_event
+from jacmon.ingest_client import Ack
 from jacmon.protocol import ServerType, Stream, envelope, error_data
 
 if TYPE_CHECKING:
@@ -101,6 +103,15 @@ async def _handle_frame(server: JacmonServer, frame: str | bytes) -> bytes:
             "batch_too_large",
             f"batch has {len(events_raw)} events; send at most {MAX_BATCH_EVENTS} per frame",
         )
+    ack = await ingest_events(server, events_raw, cursor=cursor)
+    server.ingest_counters.latency.observe(time.perf_counter() - started)
+    return envelope(Stream.INGEST, ServerType.ACK, ack["last_seq"], ack)
+
+
+async def ingest_events(
+    server: JacmonServer, events_raw: list[Any], *, cursor: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """Validate, store (one transaction) and publish one batch; returns the ack's data."""
     valid: list[Event] = []
     indexes: list[int] = []
     rejected: list[dict[str, Any]] = []
@@ -118,16 +129,25 @@ async def _handle_frame(server: JacmonServer, frame: str | bytes) -> bytes:
     counters.duplicates += len(outcome.duplicate_indexes)
     counters.rejected += len(rejected)
     server.on_committed(outcome)
-    counters.latency.observe(time.perf_counter() - started)
-    return envelope(
-        Stream.INGEST,
-        ServerType.ACK,
-        server.store.last_seq,
-        {
-            "accepted": len(outcome.stored),
-            "duplicates": len(outcome.duplicate_indexes),
-            "duplicate_indexes": [indexes[i] for i in outcome.duplicate_indexes],
-            "rejected": rejected,
-            "last_seq": server.store.last_seq,
-        },
-    )
+    return {
+        "accepted": len(outcome.stored),
+        "duplicates": len(outcome.duplicate_indexes),
+        "duplicate_indexes": [indexes[i] for i in outcome.duplicate_indexes],
+        "rejected": rejected,
+        "last_seq": server.store.last_seq,
+    }
+
+
+class ServerSink:
+    """In-process ingest for producers inside the server (the LRS tailer): same path, no socket."""
+
+    def __init__(self, server: JacmonServer):
+        self.server = server
+
+    async def send_batch(
+        self, events: Sequence[Any], *, cursor: tuple[str, str] | None = None
+    ) -> Ack:
+        return Ack.from_message(await ingest_events(self.server, list(events), cursor=cursor))
+
+    async def get_cursor(self, name: str) -> str | None:
+        return await self.server.store.get_cursor(name)
