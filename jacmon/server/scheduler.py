@@ -148,6 +148,10 @@ class ManualClock:
     def advance(self, seconds: float) -> None:
         self.set(self._now + timedelta(seconds=seconds))
 
+    def sleepers(self) -> list[datetime]:
+        """The times callers of :meth:`sleep_until` are waiting for."""
+        return [due for due, future in self._waiters if not future.done()]
+
     async def sleep_until(self, when: datetime) -> None:
         if when <= self._now:
             return
@@ -466,6 +470,10 @@ class Scheduler:
             log.exception("a scheduler callback failed after %s", result.task)
 
     # Reporting
+
+    def running(self) -> list[str]:
+        """Names of the tasks with a scheduled run in progress."""
+        return [n for n, s in self._states.items() if s.running and not s.running.done()]
 
     def next_runs(self, now: datetime | None = None) -> dict[str, datetime | None]:
         return next_runs(self.config, now or self.now())
