@@ -16,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header
 
 from jacmon.protocol import LIVE_STREAMS, ServerType
-from jacmon.tui.client import ConnectionStatus, StreamClient
+from jacmon.tui.client import CONNECTED, RECONNECTING, ConnectionStatus, StreamClient
 from jacmon.tui.filter import FilterScreen
 from jacmon.tui.format import parse_filter
 from jacmon.tui.help import HelpScreen
@@ -82,6 +82,7 @@ class JacmonDashboard(App[None]):
         self._paused_at_events = 0
         self._snapshots: set[str] = set()
         self._first_paint_sent = False
+        self._told_down = False
         self.clients: dict[str, StreamClient] = {}
         if connect:
             # Built here so a bad URL fails before the screen opens.
@@ -98,14 +99,23 @@ class JacmonDashboard(App[None]):
     # -- layout -----------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        # Kept as attributes: the panels live on the main screen, and a query from a
+        # handler would search whatever screen is on top (help, filter).
+        self.progress_panel = ProgressPanel(
+            scoped_learner=self.learner, now=self.now, id="progress"
+        )
+        self.activity_feed = ActivityFeed(id="activity")
+        self.metrics_panel = MetricsPanel(id="metrics")
+        self.alerts_panel = AlertsPanel(now=self.now, id="alerts")
+        self.connection_panel = ConnectionPanel(now=self.now, id="connection")
         yield Header()
         with Vertical(id="left"):
-            yield ProgressPanel(scoped_learner=self.learner, now=self.now, id="progress")
-            yield ActivityFeed(id="activity")
+            yield self.progress_panel
+            yield self.activity_feed
         with Vertical(id="right"):
-            yield MetricsPanel(id="metrics")
-            yield AlertsPanel(now=self.now, id="alerts")
-            yield ConnectionPanel(now=self.now, id="connection")
+            yield self.metrics_panel
+            yield self.alerts_panel
+            yield self.connection_panel
         yield Footer()
 
     def on_mount(self) -> None:
@@ -115,7 +125,7 @@ class JacmonDashboard(App[None]):
         self.set_interval(1.0 / self.flush_hz, self.flush)
         # Ages and "retry in N s" tick even when no data arrives.
         self.set_interval(1.0, self._tick)
-        self.query_one(ConnectionPanel).redraw()
+        self.connection_panel.redraw()
         for name in self.clients:
             self._stream_worker(name)
 
@@ -154,9 +164,20 @@ class JacmonDashboard(App[None]):
         self.post_message(ConnectionChanged(status))
 
     def on_connection_changed(self, message: ConnectionChanged) -> None:
-        panel = self.query_one(ConnectionPanel)
-        panel.update_status(message.status)
+        status = message.status
+        self.connection_panel.update_status(status)
         self.state.dirty.add("connection")
+        if status.state == RECONNECTING and status.last_connect is None and not self._told_down:
+            # Never connected yet: say so once, plainly; the status panel keeps the detail.
+            self._told_down = True
+            self.notify(
+                f"{status.reason}. Retrying with backoff; the Connection panel shows progress.",
+                title="server unreachable",
+                severity="error",
+                timeout=15,
+            )
+        elif status.state == CONNECTED:
+            self._told_down = False
 
     # -- drawing ----------------------------------------------------------------
 
@@ -165,15 +186,15 @@ class JacmonDashboard(App[None]):
         state = self.state
         if "connection" in state.dirty:
             state.dirty.discard("connection")
-            self.query_one(ConnectionPanel).redraw()
+            self.connection_panel.redraw()
         if self.paused:
             self._update_header()
             return
         dirty, state.dirty = state.dirty, set()
         if "progress" in dirty:
-            self.query_one(ProgressPanel).show(state.progress)
+            self.progress_panel.show(state.progress)
         if "activity" in dirty:
-            feed = self.query_one(ActivityFeed)
+            feed = self.activity_feed
             events, arrived, reset = state.take_new_events()
             # A reset, or more new events than the feed holds: redraw it whole.
             if reset or arrived > len(events):
@@ -181,9 +202,9 @@ class JacmonDashboard(App[None]):
             else:
                 feed.add_events(events, arrived)
         if "metrics" in dirty:
-            self.query_one(MetricsPanel).show(state.samples, state.metrics_interval_s)
+            self.metrics_panel.show(state.samples, state.metrics_interval_s)
         if "alerts" in dirty:
-            self.query_one(AlertsPanel).show(state.open_alerts())
+            self.alerts_panel.show(state.open_alerts())
         if dirty & {"alerts", "activity"}:
             self._update_header()
         if not self._first_paint_sent and self._snapshots >= {str(s) for s in LIVE_STREAMS}:
@@ -191,7 +212,7 @@ class JacmonDashboard(App[None]):
             self.call_after_refresh(self.post_message, SnapshotsShown())
 
     def _tick(self) -> None:
-        self.query_one(ConnectionPanel).redraw()
+        self.connection_panel.redraw()
         self._update_header()
 
     def _update_header(self) -> None:
@@ -230,7 +251,7 @@ class JacmonDashboard(App[None]):
         self._update_header()
 
     def action_filter(self) -> None:
-        feed = self.query_one(ActivityFeed)
+        feed = self.activity_feed
 
         def done(text: str | None) -> None:
             if text is None:
@@ -241,12 +262,12 @@ class JacmonDashboard(App[None]):
 
     def set_filter(self, text: str) -> None:
         """Narrow the feed to events matching ``text`` (syntax: format.parse_filter)."""
-        feed = self.query_one(ActivityFeed)
+        feed = self.activity_feed
         feed.set_filter(text, parse_filter(text))
         feed.replace_events(self.state.activity)
 
     async def action_ack(self) -> None:
-        alert_id = self.query_one(AlertsPanel).selected_alert_id
+        alert_id = self.alerts_panel.selected_alert_id
         if alert_id is None:
             self.notify("no alert selected: there are no open alerts", severity="warning")
             return

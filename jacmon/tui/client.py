@@ -212,6 +212,11 @@ class StreamClient:
                 except (WebSocketException, ProtocolError) as exc:
                     received = self._received
                     code, reason = None, f"protocol error: {exc}"
+                except Exception as exc:
+                    # A bug here must not end the stream for good: log it, show it, retry.
+                    logger.exception("%s: unexpected error", self.stream)
+                    received = self._received
+                    code, reason = None, f"client error: {type(exc).__name__}: {exc}"
                 if code == CloseCode.TOO_SLOW:
                     # The server dropped us for lagging: resume at once, no backoff.
                     attempt, delay_s = 0, 0.0
@@ -266,7 +271,7 @@ class StreamClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await pinger
             await ws.close()
-        rcvd = ws.close_rcvd
+        rcvd = ws.protocol.close_rcvd
         return self._received, (rcvd.code if rcvd else None), _close_reason(rcvd)
 
     async def _ping_loop(self) -> None:
