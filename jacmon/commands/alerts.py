@@ -25,7 +25,11 @@ from jacmon.errors import UsageError
 from jacmon.store import Store
 from jacmon.store.alerts import ALERT_STATES, acknowledge_alert, list_alerts
 
-console = Console(soft_wrap=True, highlight=False)
+
+def _console() -> Console:
+    # Made per call so the terminal width (COLUMNS) is read when the command runs.
+    return Console(soft_wrap=True, highlight=False)
+
 
 alerts_app = typer.Typer(
     help="List alerts, or acknowledge one (jacmon alerts ack ID).",
@@ -80,7 +84,7 @@ def alerts_command(
         print_json(alerts)
         return
     if not alerts:
-        console.print(f"no {state if state != 'all' else ''} alerts".replace("  ", " "))
+        _console().print(f"no {state if state != 'all' else ''} alerts".replace("  ", " "))
         return
     table = Table("id", "state", "severity", "rule", "learner", "path", "message", "since", "ack")
     for a in alerts:
@@ -96,7 +100,7 @@ def alerts_command(
             _when(a["first_seen"]),
             "-" if ack is None else f"{ack['by']}" + (f": {ack['note']}" if ack["note"] else ""),
         )
-    console.print(table)
+    _console().print(table)
 
 
 async def _ack(db: Path, alert_id: int, **kwargs: Any) -> dict[str, Any]:
@@ -130,7 +134,7 @@ def ack_command(
         print_json(change)
         return
     alert = change["alert"]
-    console.print(
+    _console().print(
         f"acknowledged alert {alert['id']} ({alert['rule']}, {alert['learner'] or '-'}) "
         f"as {alert['acknowledged']['by']}"
     )

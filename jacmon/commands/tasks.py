@@ -19,7 +19,10 @@ from jacmon.server.tasks.config import load_tasks_config
 from jacmon.store import Store
 from jacmon.store.task_runs import last_runs
 
-console = Console(soft_wrap=True, highlight=False)
+
+def _console() -> Console:
+    # Made per call so the terminal width (COLUMNS) is read when the command runs.
+    return Console(soft_wrap=True, highlight=False)
 
 
 def parse_at(value: str | None) -> datetime | None:
@@ -40,16 +43,16 @@ def _print_result(result: RunResult) -> None:
     head = f"[bold]{result.task}[/]: {result.outcome}"
     if result.dry_run:
         head += " (dry run: nothing written)"
-    console.print(f"{head} in {result.duration_s:.3f}s at {result.started.isoformat()}")
+    _console().print(f"{head} in {result.duration_s:.3f}s at {result.started.isoformat()}")
     if result.error:
-        console.print(f"[red]error:[/] {result.error}")
+        _console().print(f"[red]error:[/] {result.error}")
     detail = result.outcome_detail
     for key, value in detail.summary.items():
         if key != "alerts":
-            console.print(f"  {key}: {value}")
+            _console().print(f"  {key}: {value}")
     counts = detail.summary.get("alerts")
     if counts:
-        console.print(
+        _console().print(
             f"  alerts {verb}: fire {counts['fire']}, update {counts['update']}, "
             f"resolve {counts['resolve']} (unchanged {counts['touch']})"
         )
@@ -59,17 +62,17 @@ def _print_result(result: RunResult) -> None:
             where += f" / {change['path']}"
         number = f"#{change['alert_id']} " if change.get("alert_id") else ""
         reason = f" [{change['reason']}]" if change.get("reason") else ""
-        console.print(
+        _console().print(
             f"  {change['action']:<8} {number}{change['rule']} {change['severity']} "
             f"{where}: {change['message']}{reason}"
         )
     rows = {table: n for table, n in detail.writes.items() if n}
     if rows:
-        console.print(f"  rows {verb} write: " + ", ".join(f"{t} {n}" for t, n in rows.items()))
+        _console().print(f"  rows {verb} write: " + ", ".join(f"{t} {n}" for t, n in rows.items()))
     if detail.velocity:
         for path, v in detail.velocity.items():
             change = "n/a" if v["change_pct"] is None else f"{v['change_pct']:+.1f}%"
-            console.print(f"  velocity {path}: {v['this_week']} vs {v['last_week']} ({change})")
+            _console().print(f"  velocity {path}: {v['this_week']} vs {v['last_week']} ({change})")
 
 
 async def _run_task(
@@ -174,6 +177,10 @@ def tasks_command(
         print_json(rows)
         return
     table = Table("task", "schedule", "last run", "duration", "next run")
+
+    def short(iso: str | None) -> str:
+        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M %Z") if iso else "-"
+
     for row in rows:
         last = row["last_run"]
         schedule = f"{row['cron']} ({row['timezone']})"
@@ -182,11 +189,11 @@ def tasks_command(
         table.add_row(
             row["task"],
             schedule,
-            "never" if last is None else f"{last['outcome']} {last['started'] or ''}",
+            "never" if last is None else f"{last['outcome']} {short(last['started'])}",
             "" if last is None or last["duration_s"] is None else f"{last['duration_s']:.3f}s",
-            row["next_run"] or "-",
+            short(row["next_run"]),
         )
-    console.print(table)
+    _console().print(table)
 
 
 def register(app: typer.Typer) -> None:
