@@ -52,6 +52,9 @@ log = logging.getLogger("jacmon.server")
 #: How often the alerts feed looks for changes written by other processes, in seconds.
 ALERT_POLL_S = 1.0
 
+#: How often connected tokens are checked for revocation, in seconds.
+REVOCATION_POLL_S = 5.0
+
 #: A learner's module row as a learner-scoped dashboard gets it.
 MODULE_ROW_FIELDS = (
     "learner",
@@ -169,6 +172,7 @@ class JacmonServer:
                 asyncio.create_task(self.hub.run_flusher(self._flush_progress), name="flusher"),
                 asyncio.create_task(self.sampler.run(self.hub.publish_sample), name="sampler"),
                 asyncio.create_task(self._alert_feed(), name="alert-feed"),
+                asyncio.create_task(self._revocation_watch(), name="revocation-watch"),
             ]
             lrs = self.full_settings.lrs
             if lrs.get("url") and _truthy(lrs.get("enabled", True)):
@@ -324,6 +328,28 @@ class JacmonServer:
                 if len(changes) == 1000:
                     self._alert_nudge.set()
 
+    async def _revocation_watch(self) -> None:
+        """Close connections whose token was revoked since they connected (code 4001)."""
+        while True:
+            await asyncio.sleep(REVOCATION_POLL_S)
+            live = {
+                ws: principal
+                for ws, (principal, _) in list(self._principals.items())
+                if principal.token_id is not None
+            }
+            if not live:
+                continue
+            ids = sorted({p.token_id for p in live.values()})
+            marks = ",".join("?" * len(ids))
+            async with self.store.db.reader.execute(
+                f"SELECT id FROM tokens WHERE revoked IS NOT NULL AND id IN ({marks})", ids
+            ) as cursor:
+                revoked = {row[0] for row in await cursor.fetchall()}
+            for ws, principal in live.items():
+                if principal.token_id in revoked:
+                    log.info("closing a connection of revoked token %s", principal.token_id)
+                    await ws.close(CloseCode.TOKEN_REVOKED, "token revoked")
+
     # Handshake
 
     async def _process_request(self, connection: ServerConnection, request: Request):
@@ -405,15 +431,18 @@ class JacmonServer:
     # Connections
 
     async def _handle(self, ws: ServerConnection) -> None:
-        principal, learner = self._principals.pop(ws)
+        principal, learner = self._principals[ws]
         parts = urlsplit(ws.request.path)
         stream = Stream(parts.path.rstrip("/").removeprefix("/ws/"))
-        if stream == Stream.INGEST:
-            await handle_ingest(self, ws)
-            return
-        query = parse_qs(parts.query)
-        since = int(query["since"][0]) if "since" in query else None
-        await self._serve_stream(ws, stream, principal, learner, since)
+        try:
+            if stream == Stream.INGEST:
+                await handle_ingest(self, ws)
+                return
+            query = parse_qs(parts.query)
+            since = int(query["since"][0]) if "since" in query else None
+            await self._serve_stream(ws, stream, principal, learner, since)
+        finally:
+            self._principals.pop(ws, None)
 
     def _hello(self, sub: Subscriber, resumed: bool) -> list[bytes]:
         data = {

@@ -7,7 +7,7 @@ import json
 import pytest
 from support import event, recv_until
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from jacmon.errors import JacmonError
 from jacmon.ingest_client import IngestClient
@@ -79,6 +79,23 @@ async def test_revoked_token_is_refused(tmp_path, server_factory):
     async with server_factory(db, server_require_tokens=True) as server:
         response = (await refused(server.url + f"/ws/activity?token={token}")).response
         assert response.status_code == 401 and b"revoked" in response.body
+
+
+async def test_revoking_a_token_closes_its_open_connections_with_4001(
+    tmp_path, server_factory, monkeypatch
+):
+    from jacmon.server import app
+
+    monkeypatch.setattr(app, "REVOCATION_POLL_S", 0.1)
+    db = tmp_path / "j.db"
+    token = await make_token(db, role="viewer")
+    async with server_factory(db) as server:
+        async with connect(f"{server.url}/ws/activity?token={token}") as ws:
+            await recv_until(ws, lambda m: m["type"] == "snapshot")
+            await revoke_token(server.server.store.db, token.split("_")[1])
+            with pytest.raises(ConnectionClosed) as info:
+                await recv_until(ws, lambda m: False)
+            assert info.value.rcvd is not None and info.value.rcvd.code == 4001
 
 
 async def test_learner_scoped_token_sees_only_that_learner(tmp_path, server_factory):
