@@ -16,7 +16,7 @@ from jacmon.tui.format import age_since, bar, number, to_epoch
 from jacmon.tui.state import ProgressData
 from jacmon.tui.widgets.table import KeyedTable
 
-BAR_WIDTH = 10
+BAR_WIDTH = 6
 
 #: Learner sort orders: name -> (label, key over a learner summary, reverse).
 LEARNER_SORTS: dict[str, tuple[str, Callable[[dict[str, Any]], Any], bool]] = {
@@ -34,7 +34,7 @@ MAX_LEARNER_ROWS = 500
 
 def _pct(value: float | None) -> Text:
     value = value or 0.0
-    return Text.assemble((bar(value, BAR_WIDTH), "green"), f" {value:5.1f}%")
+    return Text.assemble((bar(value, BAR_WIDTH), "green"), f"{value:4.0f}%")
 
 
 class ProgressPanel(Vertical):
@@ -96,7 +96,7 @@ class ProgressPanel(Vertical):
         self.border_title = "Progress"
         self.border_subtitle = f"{len(data.learners)}{more} learners · sort: {label} (s)"
         top.set_columns(
-            [("path", None), ("enr", 4), ("act", 4), ("done", 4), ("mean", BAR_WIDTH + 7)]
+            [("path", None), ("enr", 3), ("act", 3), ("done", 4), ("mean", BAR_WIDTH + 5)]
         )
         top.sync(
             [
@@ -125,7 +125,7 @@ class ProgressPanel(Vertical):
         _, sort_key, reverse = LEARNER_SORTS[self.sort]
         summaries.sort(key=sort_key, reverse=reverse)
         bottom.set_columns(
-            [("learner", None), ("progress", BAR_WIDTH + 7), ("lvl", 3), ("strk", 4), ("last", 4)]
+            [("learner", None), ("progress", BAR_WIDTH + 5), ("lvl", 3), ("strk", 4), ("last", 4)]
         )
         bottom.sync(
             [
@@ -152,7 +152,7 @@ class ProgressPanel(Vertical):
             f"{number(summary.get('enrolled'))} enrolled · "
             f"{number(summary.get('completed'))} done · Esc back"
         )
-        top.set_columns([("module", None), ("lrn", 4), ("done", 4), ("mean", BAR_WIDTH + 7)])
+        top.set_columns([("module", None), ("lrn", 4), ("done", 4), ("mean", BAR_WIDTH + 5)])
         modules = sorted(
             (row for (p, _m), row in data.modules.items() if p == path),
             key=lambda r: r.get("position", 0),
@@ -174,7 +174,7 @@ class ProgressPanel(Vertical):
         rows = [row for (_l, p), row in data.learner_paths.items() if p == path]
         rows.sort(key=lambda r: (-(r.get("percent") or 0.0), r["learner"]))
         bottom.set_columns(
-            [("learner", None), ("progress", BAR_WIDTH + 7), ("status", 9), ("last", 4)]
+            [("learner", None), ("progress", BAR_WIDTH + 5), ("status", 9), ("last", 4)]
         )
         bottom.sync(
             [
@@ -202,7 +202,7 @@ class ProgressPanel(Vertical):
             f"streak {number(row.get('streak_days'))}d (best {number(row.get('longest_streak'))})"
             f"{back}"
         )
-        top.set_columns([("path", None), ("progress", BAR_WIDTH + 7), ("status", 9), ("mods", 4)])
+        top.set_columns([("path", None), ("progress", BAR_WIDTH + 5), ("status", 9), ("mods", 4)])
         paths = sorted(
             (r for (name, _p), r in data.learner_paths.items() if name == learner),
             key=lambda r: r["path"],
@@ -223,7 +223,7 @@ class ProgressPanel(Vertical):
         )
         # Scoped snapshots carry the learner's own module rows (status, percent).
         own_modules = [r for r in data.modules.values() if "status" in r]
-        bottom.set_columns([("module", None), ("progress", BAR_WIDTH + 7), ("last", 4)])
+        bottom.set_columns([("module", None), ("progress", BAR_WIDTH + 5), ("last", 4)])
         bottom.sync(
             [
                 (
