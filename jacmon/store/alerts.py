@@ -13,7 +13,7 @@ from typing import Any
 
 import aiosqlite
 
-from jacmon.analytics.alert_rules import AlertCondition, PlannedChange
+from jacmon.analytics.alert_rules import PlannedChange
 from jacmon.errors import JacmonError
 from jacmon.store.database import Database
 
@@ -148,33 +148,53 @@ async def _record_change(
     conn: aiosqlite.Connection, alert_id: int, change: str, ts: float
 ) -> dict[str, Any]:
     """Log the alert as it now is; returns the change dict."""
-    alert = await get_alert(conn, alert_id)
-    if alert is None:
-        raise AlertError(f"alert {alert_id} vanished while its change was being recorded")
-    cursor = await conn.execute(
-        "INSERT INTO alert_changes (alert_id, change, ts, learner, body) VALUES (?, ?, ?, ?, ?)",
-        (alert_id, change, ts, alert["learner"], json.dumps(alert, separators=(",", ":"))),
-    )
-    return _change(cursor.lastrowid, change, alert)
+    (logged,) = await _record_changes(conn, [(alert_id, change)], ts)
+    return logged
 
 
-async def _fire(conn: aiosqlite.Connection, c: AlertCondition, now: float) -> int:
-    cursor = await conn.execute(
-        "INSERT INTO alerts (fingerprint, rule, severity, state, learner, path, message,"
-        " numbers, first_seen, last_seen) VALUES (?, ?, ?, 'firing', ?, ?, ?, ?, ?, ?)",
-        (
-            c.fingerprint,
-            c.rule,
-            c.severity,
-            c.learner,
-            c.path,
-            c.message,
-            json.dumps(c.numbers, separators=(",", ":")),
-            now,
-            now,
-        ),
+#: Ids per ``IN (...)`` query: well under SQLite's parameter limit.
+_CHUNK = 500
+
+
+async def _record_changes(
+    conn: aiosqlite.Connection, items: list[tuple[int, str]], ts: float
+) -> list[dict[str, Any]]:
+    """Log each (alert id, change) with the alert as it now is, in order; returns the changes.
+
+    Set-based (a read per chunk of alerts, one insert for all) because a first
+    run on a big platform fires thousands of alerts at once.
+    """
+    current: dict[int, dict[str, Any]] = {}
+    ids = sorted({alert_id for alert_id, _ in items})
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        for alert in await _select(conn, f"WHERE id IN ({marks})", chunk):
+            current[alert["id"]] = alert
+    missing = [alert_id for alert_id in ids if alert_id not in current]
+    if missing:
+        raise AlertError(f"alert(s) {missing} vanished while their change was being recorded")
+    # AUTOINCREMENT's high-water mark: a seq is never reused, even after cleanup deleted
+    # the newest changes (the alerts stream resumes by seq).
+    async with conn.execute(
+        "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'alert_changes'), 0),"
+        " coalesce((SELECT max(seq) FROM alert_changes), 0))"
+    ) as cursor:
+        (last,) = await cursor.fetchone()
+    rows = []
+    logged = []
+    # Explicit seqs, inside the write transaction: the result needs no read-back.
+    for offset, (alert_id, change) in enumerate(items, start=1):
+        alert = current[alert_id]
+        body = json.dumps(alert, separators=(",", ":"))
+        rows.append((last + offset, alert_id, change, ts, alert["learner"], body))
+        logged.append(_change(last + offset, change, alert))
+    await conn.executemany(
+        "INSERT INTO alert_changes (seq, alert_id, change, ts, learner, body)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        rows,
     )
-    return cursor.lastrowid
+    return logged
 
 
 async def apply_alert_changes(
@@ -182,40 +202,72 @@ async def apply_alert_changes(
 ) -> list[dict[str, Any]]:
     """Write ``changes`` inside the caller's transaction; returns the logged change dicts.
 
+    The logged changes come back in the order of ``changes`` (touches left out).
     ``touch`` only moves ``last_seen`` and logs nothing; ``resolve`` keeps the
     acknowledgement (it is history) and records the reason in the numbers.
     """
-    logged: list[dict[str, Any]] = []
-    touched = [(now, c.alert["id"]) for c in changes if c.action == "touch"]
-    if touched:
-        await conn.executemany("UPDATE alerts SET last_seen = ? WHERE id = ?", touched)
+    touched, updated, resolved, fired = [], [], [], []
     for change in changes:
-        if change.action == "fire":
-            alert_id = await _fire(conn, change.condition, now)
-            logged.append(await _record_change(conn, alert_id, "fired", now))
+        if change.action == "touch":
+            touched.append((now, change.alert["id"]))
         elif change.action == "update":
             c = change.condition
-            await conn.execute(
-                "UPDATE alerts SET severity = ?, message = ?, numbers = ?, last_seen = ?"
-                " WHERE id = ?",
-                (
-                    c.severity,
-                    c.message,
-                    json.dumps(c.numbers, separators=(",", ":")),
-                    now,
-                    change.alert["id"],
-                ),
-            )
-            logged.append(await _record_change(conn, change.alert["id"], "updated", now))
+            numbers = json.dumps(c.numbers, separators=(",", ":"))
+            updated.append((c.severity, c.message, numbers, now, change.alert["id"]))
         elif change.action == "resolve":
             numbers = dict(change.alert["numbers"])
             numbers["resolved_because"] = change.reason
-            await conn.execute(
-                "UPDATE alerts SET state = 'resolved', resolved_at = ?, numbers = ? WHERE id = ?",
-                (now, json.dumps(numbers, separators=(",", ":")), change.alert["id"]),
+            resolved.append((now, json.dumps(numbers, separators=(",", ":")), change.alert["id"]))
+        elif change.action == "fire":
+            c = change.condition
+            numbers = json.dumps(c.numbers, separators=(",", ":"))
+            fired.append(
+                (c.fingerprint, c.rule, c.severity, c.learner, c.path, c.message, numbers, now, now)
             )
-            logged.append(await _record_change(conn, change.alert["id"], "resolved", now))
-    return logged
+        else:
+            raise AlertError(f"unknown alert change {change.action!r}")
+    if touched:
+        await conn.executemany("UPDATE alerts SET last_seen = ? WHERE id = ?", touched)
+    if updated:
+        await conn.executemany(
+            "UPDATE alerts SET severity = ?, message = ?, numbers = ?, last_seen = ? WHERE id = ?",
+            updated,
+        )
+    if resolved:
+        # Before firing: a fingerprint may resolve and fire anew in one plan.
+        await conn.executemany(
+            "UPDATE alerts SET state = 'resolved', resolved_at = ?, numbers = ? WHERE id = ?",
+            resolved,
+        )
+    new_ids: dict[str, int] = {}
+    if fired:
+        async with conn.execute("SELECT coalesce(max(id), 0) FROM alerts") as cursor:
+            (last_id,) = await cursor.fetchone()
+        await conn.executemany(
+            "INSERT INTO alerts (fingerprint, rule, severity, state, learner, path, message,"
+            " numbers, first_seen, last_seen) VALUES (?, ?, ?, 'firing', ?, ?, ?, ?, ?, ?)",
+            fired,
+        )
+        # The new rows' ids, by fingerprint (unique among firing alerts).
+        prints = [row[0] for row in fired]
+        for start in range(0, len(prints), _CHUNK):
+            chunk = prints[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            async with conn.execute(
+                f"SELECT fingerprint, id FROM alerts WHERE id > ? AND state = 'firing'"
+                f" AND fingerprint IN ({marks})",
+                [last_id, *chunk],
+            ) as cursor:
+                new_ids.update({fp: alert_id for fp, alert_id in await cursor.fetchall()})
+    items: list[tuple[int, str]] = []
+    for change in changes:
+        if change.action == "fire":
+            items.append((new_ids[change.condition.fingerprint], "fired"))
+        elif change.action == "update":
+            items.append((change.alert["id"], "updated"))
+        elif change.action == "resolve":
+            items.append((change.alert["id"], "resolved"))
+    return await _record_changes(conn, items, now) if items else []
 
 
 async def acknowledge_alert(
