@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import work
@@ -33,6 +34,9 @@ from jacmon.tui.widgets import (
 #: Screen updates per second at most, whatever the event rate.
 FLUSH_HZ = 15.0
 
+#: The progress tables redraw at most this often, in seconds.
+PROGRESS_MIN_INTERVAL_S = 0.2
+
 
 class SnapshotsShown(Message):
     """Every panel shows its stream's first snapshot (the benchmark's "first paint")."""
@@ -47,7 +51,8 @@ class JacmonDashboard(App[None]):
     frozen data for tests); ``now`` is the clock ages are measured against.
     """
 
-    CSS_PATH = "jacmon.tcss"
+    # Absolute, so subclasses defined elsewhere (demo, bench) find it too.
+    CSS_PATH = Path(__file__).parent / "jacmon.tcss"
     TITLE = "jacmon"
     ENABLE_COMMAND_PALETTE = True
 
@@ -83,6 +88,7 @@ class JacmonDashboard(App[None]):
         self._snapshots: set[str] = set()
         self._first_paint_sent = False
         self._told_down = False
+        self._progress_drawn_at = 0.0
         self.clients: dict[str, StreamClient] = {}
         if connect:
             # Built here so a bad URL fails before the screen opens.
@@ -192,7 +198,12 @@ class JacmonDashboard(App[None]):
             return
         dirty, state.dirty = state.dirty, set()
         if "progress" in dirty:
-            self.progress_panel.show(state.progress)
+            # Tables cost the most to redraw; latest-value rows lose nothing at 5 per second.
+            if time.monotonic() - self._progress_drawn_at >= PROGRESS_MIN_INTERVAL_S:
+                self._progress_drawn_at = time.monotonic()
+                self.progress_panel.show(state.progress)
+            else:
+                state.dirty.add("progress")
         if "activity" in dirty:
             feed = self.activity_feed
             events, arrived, reset = state.take_new_events()
