@@ -85,7 +85,8 @@ def decline_conditions(
             and w.previous_avg is not None
             and w.previous_count >= rules.min_scores
             and w.recent_avg < rules.decline_threshold
-            and w.previous_avg - w.recent_avg > rules.decline_points
+            # Rounded: averages carry float noise (64.9 - 59.9 is 5.000000000000007).
+            and round(w.previous_avg - w.recent_avg, 6) > rules.decline_points
         )
         if fires:
             drop = w.previous_avg - w.recent_avg
