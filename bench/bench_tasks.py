@@ -408,8 +408,16 @@ def main() -> None:
     with sqlite3.connect(args.db) as conn:
         (count,) = conn.execute("SELECT count(*) FROM events").fetchone()
         (people,) = conn.execute("SELECT count(*) FROM learners").fetchone()
-        # Fresh alert state each bench run: the first run fires, the later ones update.
-        for table in ("alerts", "alert_changes", "task_runs"):
+        # Fresh task state each bench run: the first run fires alerts and backfills dates.
+        for table in (
+            "alerts",
+            "alert_changes",
+            "task_runs",
+            "daily_learner_stats",
+            "daily_platform_stats",
+            "path_velocity",
+            "learner_pace",
+        ):
             conn.execute(f"DELETE FROM {table}")
     print(f"{people} learners, {count} events", flush=True)
 

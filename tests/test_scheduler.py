@@ -17,7 +17,7 @@ from jacmon.server.tasks import TaskOutcome, TaskSpec
 from jacmon.server.tasks.config import load_tasks_config
 from jacmon.sim_clock import SimClock
 from jacmon.store import Store
-from jacmon.store.task_runs import recent_runs
+from jacmon.store.task_runs import recent_runs, record_run
 
 T0 = datetime(2026, 3, 2, 10, 0, 30, tzinfo=UTC)
 WAIT_S = 60.0
@@ -305,3 +305,25 @@ def test_config_defaults_and_overrides():
     assert config.tasks["engagement"].cron == "0 * * * *"
     assert load_tasks_config({}).timezone.key == "UTC"
     assert timedelta(seconds=config.tasks["daily_analytics"].grace_s) == timedelta(hours=6)
+
+
+async def test_records_ahead_of_the_clock_do_not_stall_the_schedule(store):
+    # A simulated clock that starts earlier than runs already recorded on this database.
+    await record_run(
+        store.db,
+        "probe",
+        outcome="success",
+        trigger="schedule",
+        scheduled=at(23, 0).timestamp(),
+        at=at(23, 0).timestamp(),
+    )
+    probe = Probe()
+    clock = ManualClock(T0)
+    scheduler = Scheduler(store, {}, clock, registry={"probe": probe.spec})
+    await scheduler.start()
+    try:
+        clock.set(at(10, 15, 1))
+        await settle(clock, scheduler)
+        assert probe.seen == [at(10, 15, 1)]
+    finally:
+        await scheduler.stop(5)

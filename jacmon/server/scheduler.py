@@ -270,7 +270,9 @@ class Scheduler:
                 continue
             last = handled.get(name)
             # A task never scheduled before starts from now: there is nothing to catch up on.
-            start_from = datetime.fromtimestamp(last, UTC) if last is not None else now
+            # Neither is there when the records are ahead of the clock (a simulated clock
+            # started earlier than a previous run on this database).
+            start_from = now if last is None else min(datetime.fromtimestamp(last, UTC), now)
             self._states[name] = _TaskState(config, start_from)
         self._stopping = False
         self._wake.clear()
