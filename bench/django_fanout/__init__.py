@@ -1,0 +1,1 @@
+"""The earlier design's fan-out stack, minimal: Django Channels + daphne + InMemoryChannelLayer."""

@@ -1,0 +1,98 @@
+"""Run one jacmon server for a benchmark: pinned, port 0, prints its port as a JSON line.
+
+    python bench/serve.py --db /tmp/b.db --cpu 0 [--profile out.prof] [--set key=value ...]
+
+Prints ``{"port": P, "pid": PID}`` once listening, serves until SIGTERM/SIGINT,
+shuts down gracefully, then prints ``{"threads": [...], "cpu_s": ...}`` (CPU
+seconds per thread: the event loop vs aiosqlite's worker threads). With
+``--profile`` the event-loop thread runs under cProfile and the stats are
+written to that file (aiosqlite's threads are not in it: see the thread split).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import pin_to_cpu, raise_fd_limit
+
+
+def _value(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+async def _serve(db: Path, overrides: dict[str, object]) -> dict[str, object]:
+    from jacmon.config import Settings
+    from jacmon.server.app import JacmonServer
+
+    settings = Settings()
+    settings.server.db = db
+    settings.server.port = 0
+    for key, value in overrides.items():
+        if not hasattr(settings.server, key):
+            raise SystemExit(f"--set {key}: ServerSettings has no such field")
+        setattr(settings.server, key, value)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    server = JacmonServer(settings, run_scheduler=False)
+    await server.start()
+    print(json.dumps({"port": server.port, "pid": os.getpid()}), flush=True)
+    await stop.wait()
+    # Before shutdown: aiosqlite's threads end when their connections close.
+    usage = _thread_cpu()
+    await server.shutdown()
+    return usage
+
+
+def _thread_cpu() -> dict[str, object]:
+    import psutil
+
+    proc = psutil.Process()
+    threads = sorted(
+        ({"id": t.id, "cpu_s": round(t.user_time + t.system_time, 3)} for t in proc.threads()),
+        key=lambda t: -t["cpu_s"],
+    )
+    times = proc.cpu_times()
+    return {"threads": threads, "cpu_s": round(times.user + times.system, 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", type=Path, required=True)
+    parser.add_argument("--cpu", type=int, default=None, help="core to pin to")
+    parser.add_argument("--profile", type=Path, default=None, help="cProfile stats file")
+    parser.add_argument("--set", action="append", default=[], help="ServerSettings key=value")
+    args = parser.parse_args()
+    pin_to_cpu(args.cpu)
+    raise_fd_limit()
+    overrides = {}
+    for item in args.set:
+        key, _, text = item.partition("=")
+        overrides[key] = _value(text)
+    profiler = cProfile.Profile() if args.profile else None
+    if profiler:
+        profiler.enable()
+    usage = asyncio.run(_serve(args.db, overrides))
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+    print(json.dumps(usage), flush=True)
+
+
+if __name__ == "__main__":
+    main()
