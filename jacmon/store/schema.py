@@ -105,6 +105,19 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ) WITHOUT ROWID;
         CREATE INDEX learners_last_activity ON learners (last_activity);
 
+        -- Access tokens: only a SHA-256 of the secret is stored.
+        -- role: viewer | ingest | admin; learner: scope (NULL sees everyone).
+        CREATE TABLE tokens (
+            id      TEXT PRIMARY KEY,
+            hash    TEXT NOT NULL,
+            role    TEXT NOT NULL,
+            learner TEXT,
+            can_ack INTEGER NOT NULL DEFAULT 0,
+            name    TEXT,
+            created REAL NOT NULL,
+            revoked REAL
+        );
+
         -- A producer's watermark, written in the same transaction as its batch.
         CREATE TABLE cursors (
             name    TEXT PRIMARY KEY,
