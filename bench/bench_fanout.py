@@ -28,6 +28,7 @@ from common import (
     machine_facts,
     make_event,
     median,
+    percentile,
     pin_to_cpu,
     read_line,
     server_process,
@@ -39,6 +40,8 @@ from jacmon.ingest_client import IngestClient
 
 RESULTS = Path(__file__).resolve().parent / "results-server"
 BUCKET_S = 0.0001
+#: Seconds past the run the producer may still wait for an ack before it gives up.
+ACK_GRACE_S = 10.0
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -62,41 +65,62 @@ def hist_percentile(hist: Counter, q: float) -> float:
     return max(hist) * BUCKET_S * 1000
 
 
-async def produce(url: str, rate: int, seconds: float, batch_every_s: float, run: str) -> dict:
-    """Send ``rate`` events/s for ``seconds`` in batches every ``batch_every_s``; wait for acks."""
-    per_batch = max(1, round(rate * batch_every_s))
-    batches = int(seconds / batch_every_s)
-    late = 0
+async def produce(
+    url: str, rate: int, seconds: float, batch_every_s: float, run: str, *, max_batch: int
+) -> dict:
+    """Ingest ``rate`` events/s for ``seconds``: every ``batch_every_s``, one batch of what is due.
+
+    Like a real producer, it batches what accumulated while it waited for the
+    previous ack, so the offered rate holds even when an ack takes longer than
+    the cadence (the batch grows instead). Each event's ``sent_at`` is the
+    time its batch is sent, so latency is ingest-to-client.
+    """
+    total = int(rate * seconds)
+    sent = batches = 0
+    ack_s: list[float] = []
+    timed_out = False
     async with IngestClient(url) as client:
         started = time.monotonic()
         started_wall = time.time()
-        first_seq = last_seq = 0
-        for k in range(batches):
-            due = started + k * batch_every_s
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            elif delay < -batch_every_s:
-                late += 1
+        # Bounded even if the server crawls: stop offering, and stop waiting for an ack.
+        deadline = started + seconds + ACK_GRACE_S
+        while sent < total and time.monotonic() < deadline:
+            due = min(total, int((time.monotonic() - started) * rate)) - sent
+            if due <= 0:
+                await asyncio.sleep(batch_every_s)
+                continue
+            count = min(due, max_batch)
             sent_at = time.time()
-            events = [
-                make_event(k * per_batch + i, run=run, sent_at=sent_at) for i in range(per_batch)
-            ]
-            ack = await client.send_batch(events)
-            if ack.accepted != per_batch:
-                raise RuntimeError(f"batch {k}: accepted {ack.accepted} of {per_batch}")
-            if not first_seq:
-                first_seq = ack.last_seq - per_batch + 1
-            last_seq = ack.last_seq
+            events = [make_event(sent + i, run=run, sent_at=sent_at) for i in range(count)]
+            sent += count
+            batches += 1
+            try:
+                ack = await asyncio.wait_for(
+                    client.send_batch(events), max(0.1, deadline - time.monotonic())
+                )
+            except TimeoutError:
+                timed_out = True
+                break
+            ack_s.append(time.time() - sent_at)
+            if ack.accepted != count:
+                raise RuntimeError(f"batch {batches}: accepted {ack.accepted} of {count}")
+            # Wait for the next cadence tick (the ack's own delay counts toward it).
+            await asyncio.sleep(max(0.0, batch_every_s - (time.time() - sent_at)))
         elapsed = time.monotonic() - started
     return {
-        "events": batches * per_batch,
+        "events": sent,
         "seconds": elapsed,
         "started_at": started_wall,
-        "first_seq": first_seq,
-        "last_seq": last_seq,
-        "late_batches": late,
-        "offered_rate": batches * per_batch / elapsed,
+        "ack_timed_out": timed_out,
+        "batches": batches,
+        "mean_batch": sent / batches if batches else 0.0,
+        # Send to ack (after commit): how long ingest takes while the server fans out.
+        "ack_ms": {
+            "p50": percentile(ack_s, 0.5) * 1000,
+            "p99": percentile(ack_s, 0.99) * 1000,
+            "max": max(ack_s, default=float("nan")) * 1000,
+        },
+        "offered_rate": sent / elapsed,
     }
 
 
@@ -120,8 +144,17 @@ def run_fanout(url_base: str, args: argparse.Namespace, run: str, cpu_probe=None
         cpu0 = cpu_probe() if cpu_probe else 0.0
         client_cpu0 = sum(_cpu_seconds(p.pid) for p in procs)
         produced = asyncio.run(
-            produce(url_base, args.rate, args.seconds, args.batch_every_ms / 1000, run)
+            produce(
+                url_base,
+                args.rate,
+                args.seconds,
+                args.batch_every_ms / 1000,
+                run,
+                max_batch=args.max_batch,
+            )
         )
+        # Both servers number events from the seq their clients saw in hello.
+        produced["last_seq"] = max(r["seq"] for r in ready) + produced["events"]
         cpu = (cpu_probe() - cpu0) if cpu_probe else float("nan")
         client_cpu = sum(_cpu_seconds(p.pid) for p in procs) - client_cpu0
         order = json.dumps({"last_seq": produced["last_seq"], "deadline_s": args.drain_s})
@@ -188,12 +221,15 @@ def run_fanout(url_base: str, args: argparse.Namespace, run: str, cpu_probe=None
 def report(result: dict) -> str:
     e, f = result["event_latency_ms"], result["frame_oldest_latency_ms"]
     return (
-        f"{result['clients']} clients x {result['produced']['offered_rate']:,.0f} ev/s: "
+        f"{result['clients']} clients x {result['produced']['offered_rate']:,.0f} ev/s "
+        f"(mean batch {result['produced']['mean_batch']:.0f}): "
         f"delivered {result['delivered']:,}/{result['expected']:,} "
         f"({result['deliveries_per_s']:,.0f}/s), all={result['all_delivered']}, "
         f"latency p50 {e['p50']:.1f} p99 {e['p99']:.1f} max {e['max']:.1f} ms "
         f"(frame-oldest p99 {f['p99']:.1f} max {f['max']:.1f}; "
-        f"built-on-server p99 {result['frame_build_latency_ms']['p99']:.1f}), "
+        f"built-on-server p99 {result['frame_build_latency_ms']['p99']:.1f}; "
+        f"ingest ack p50 {result['produced']['ack_ms']['p50']:.1f} "
+        f"p99 {result['produced']['ack_ms']['p99']:.1f}), "
         f"server cpu {result['server_cpu_share']:.0%}, "
         f"client cpu {result['client_cpu_share']:.0%}, closed {result['closed']}"
     )
@@ -206,6 +242,7 @@ def add_load_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=int, default=3000, help="events/s offered")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--batch-every-ms", type=float, default=10.0, help="producer cadence")
+    parser.add_argument("--max-batch", type=int, default=1000, help="largest producer batch")
     parser.add_argument("--drain-s", type=float, default=30.0, help="wait for stragglers")
     parser.add_argument("--runs", type=int, default=3)
 

@@ -145,16 +145,26 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000, help="events per run")
     parser.add_argument("--batches", default="100,1000,5000", help="batch sizes, comma-separated")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--learners", type=int, default=2000, help="distinct learners the events spread over"
+    )
     parser.add_argument("--profile", action="store_true", help="add a cProfile'd run")
     parser.add_argument("--out", type=Path, default=RESULTS / "ingest.json")
     args = parser.parse_args()
     pin_to_cpu(LOAD_CPU)
     sizes = [int(s) for s in args.batches.split(",")]
-    results: dict = {"machine": machine_facts(), "events": args.events, "runs": {}}
+    results: dict = {
+        "machine": machine_facts(),
+        "events": args.events,
+        "learners": args.learners,
+        "runs": {},
+    }
     with tempfile.TemporaryDirectory(prefix="jacmon-bench-ingest-") as tmp:
         workdir = Path(tmp)
         for run in range(args.runs):
-            events = [make_event(n, run=f"run{run}") for n in range(args.events)]
+            events = [
+                make_event(n, run=f"run{run}", learners=args.learners) for n in range(args.events)
+            ]
             rows = baseline_rows(events)
             for batch in sizes:
                 tag = f"{run}-{batch}"
@@ -187,7 +197,7 @@ def main() -> None:
                 f" | {s['ratio']:.2f} | {s['server_cpu_share']:.0%} |"
             )
         if args.profile:
-            events = [make_event(n, run="prof") for n in range(args.events)]
+            events = [make_event(n, run="prof", learners=args.learners) for n in range(args.events)]
             prof = workdir / "ingest.prof"
             jac = run_jacmon(workdir, events, 1000, "prof", profile=prof)
             report = profile_report(prof)

@@ -65,9 +65,35 @@ def machine_facts() -> dict[str, Any]:
             if line.startswith("model name"):
                 facts["cpu"] = line.split(":", 1)[1].strip()
                 break
+    facts["jacmon"] = code_version()
     with contextlib.suppress(OSError):
         facts["loadavg"] = Path("/proc/loadavg").read_text().split()[:3]
     return facts
+
+
+def code_version() -> dict[str, Any]:
+    """Which jacmon code is measured: its source directory and, in a git tree, commit and dirt.
+
+    To measure one commit while others edit the tree, export it and put it first:
+    ``git archive HEAD jacmon | tar -x -C /tmp/snap && PYTHONPATH=/tmp/snap python bench/...``.
+    """
+    import jacmon
+
+    source = Path(jacmon.__file__).resolve().parent
+    info: dict[str, Any] = {"source": str(source)}
+    git = ["git", "-C", str(source.parent)]
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        info["commit"] = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--", "jacmon"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split("\n")
+        info["uncommitted_jacmon_files"] = [line[3:] for line in dirty if line.strip()]
+    return info
 
 
 # Statistics
