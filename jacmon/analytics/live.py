@@ -38,11 +38,17 @@ class LiveWindows:
     def add(
         self, *, ts: float, learner: str, score: float | None, event_type: str, now: float
     ) -> None:
-        """Count one event (``score`` 0-100 or None)."""
+        """Count one event (``score`` 0-100 or None).
+
+        An event stamped ahead of ``now`` (a producer's clock running fast, or
+        a simulator) counts as happening now; one older than the horizon only
+        updates the learner's last activity.
+        """
+        ts = min(ts, now)
         previous = self.last_seen.get(learner)
         if previous is None or ts > previous:
             self.last_seen[learner] = ts
-        if ts < now - self.horizon_s or ts > now + 60:
+        if ts < now - self.horizon_s:
             return
         second = math.floor(ts)
         bucket = self._bucket_for(second)

@@ -48,8 +48,8 @@ class MetricsSampler:
             for learner, last in await cursor.fetchall():
                 self.windows.last_seen[learner] = last
         async with store.db.reader.execute(
-            "SELECT ts, learner, score, type FROM events WHERE ts >= ? AND ts <= ?",
-            (now - self.windows.horizon_s, now + 60),
+            "SELECT ts, learner, score, type FROM events WHERE ts >= ?",
+            (now - self.windows.horizon_s,),
         ) as cursor:
             async for ts, learner, score, kind in cursor:
                 self.windows.add(ts=ts, learner=learner, score=score, event_type=kind, now=now)

@@ -23,6 +23,7 @@ from jacmon.store.ingest import (
     recompute_path_percents,
     store_batch,
 )
+from jacmon.store.progress_cache import ProgressCache
 
 __all__ = ["IngestOutcome", "ProgressChanges", "Store", "StoredEvent"]
 
@@ -37,6 +38,8 @@ class Store:
         self.last_seq = last_seq
         #: Stable id of this database, sent in ``hello`` so clients can tell stores apart.
         self.server_id = server_id
+        #: Committed progress rows, so batches need not read back what they update.
+        self.progress_cache = ProgressCache()
 
     @property
     def path(self) -> Path:
@@ -80,6 +83,7 @@ class Store:
                 next_seq=self.last_seq + 1,
                 received=time.time(),
                 cursor=cursor,
+                cache=self.progress_cache,
             )
             if outcome.stored:
                 # The high-water mark survives retention deleting every event.
@@ -90,6 +94,12 @@ class Store:
                 )
         if outcome.stored:
             self.last_seq = outcome.last_seq
+            changes = outcome.changes
+            if changes.recounted:
+                self.progress_cache.forget("path_progress")
+            self.progress_cache.put("module_progress", changes.modules)
+            self.progress_cache.put("path_progress", changes.paths)
+            self.progress_cache.put("learners", changes.learners)
         return outcome
 
     async def load_catalog(self, paths: list[CatalogPath]) -> None:
@@ -98,6 +108,7 @@ class Store:
             await store_catalog(conn, paths)
             self.catalog = await Catalog.load(conn)
             await recompute_path_percents(conn, self.catalog, {p.id for p in paths})
+        self.progress_cache.forget()
 
     async def get_cursor(self, name: str) -> str | None:
         async with self.db.reader.execute(

@@ -12,6 +12,7 @@ import aiosqlite
 from jacmon.analytics.progress import BatchProgress, apply_learner, apply_module, apply_path
 from jacmon.events import Event
 from jacmon.store.catalog import Catalog
+from jacmon.store.progress_cache import PROGRESS_KEYS, ProgressCache
 
 #: Host parameters per statement: well under SQLite's limit (32766 since 3.32).
 _CHUNK = 900
@@ -67,6 +68,8 @@ class ProgressChanges:
     paths: list[dict[str, Any]] = field(default_factory=list)
     modules: list[dict[str, Any]] = field(default_factory=list)
     learners: list[dict[str, Any]] = field(default_factory=list)
+    #: Paths whose module count changed (their learners' percents were re-derived).
+    recounted: set[str] = field(default_factory=set)
 
     def __bool__(self) -> bool:
         return bool(self.paths or self.modules or self.learners)
@@ -98,17 +101,25 @@ async def _existing_ids(conn: aiosqlite.Connection, ids: list[str]) -> set[str]:
 
 
 async def _fetch_rows(
-    conn: aiosqlite.Connection, table: str, key_columns: tuple[str, ...], keys: list[tuple]
+    conn: aiosqlite.Connection, table: str, keys: list[tuple], cache: ProgressCache | None
 ) -> dict[tuple, dict[str, Any]]:
-    """Rows of ``table`` by composite key, as dicts keyed by the key tuple."""
-    rows: dict[tuple, dict[str, Any]] = {}
+    """Rows of progress ``table`` by key tuple, from the cache or else the database."""
+    if cache is not None:
+        rows, keys = cache.split(table, keys)
+    else:
+        rows = {}
+    if not keys:
+        return rows
+    key_columns = PROGRESS_KEYS[table]
     width = len(key_columns)
     per_chunk = _CHUNK // width
-    names = ", ".join(key_columns)
+    # CROSS JOIN from the VALUES list: one primary-key search per key. A row-value
+    # IN (VALUES ...) makes SQLite scan the whole table instead.
+    on = " AND ".join(f"t.{c} = v.column{i + 1}" for i, c in enumerate(key_columns))
     for chunk in _chunks(keys, per_chunk):
         values = ",".join(["(" + ",".join("?" * width) + ")"] * len(chunk))
         params = [part for key in chunk for part in key]
-        sql = f"SELECT * FROM {table} WHERE ({names}) IN (VALUES {values})"
+        sql = f"SELECT t.* FROM (VALUES {values}) AS v CROSS JOIN {table} AS t ON {on}"
         async with conn.execute(sql, params) as cursor:
             for row in await cursor.fetchall():
                 record = dict(row)
@@ -126,9 +137,10 @@ async def _module_sums(
         params = [part for key in chunk for part in key]
         sql = (
             "SELECT m.learner, m.path, sum(m.percent), sum(m.status = 'completed') "
-            "FROM module_progress m JOIN catalog_modules c"
-            " ON c.path = m.path AND c.module = m.module "
-            f"WHERE (m.learner, m.path) IN (VALUES {values}) GROUP BY m.learner, m.path"
+            f"FROM (VALUES {values}) AS v CROSS JOIN module_progress m"
+            " ON m.learner = v.column1 AND m.path = v.column2"
+            " JOIN catalog_modules c ON c.path = m.path AND c.module = m.module "
+            "GROUP BY m.learner, m.path"
         )
         async with conn.execute(sql, params) as cursor:
             for learner, path, total, completed in await cursor.fetchall():
@@ -169,6 +181,7 @@ async def store_batch(
     next_seq: int,
     received: float,
     cursor: tuple[str, str] | None = None,
+    cache: ProgressCache | None = None,
 ) -> IngestOutcome:
     """Store ``events`` inside the caller's transaction.
 
@@ -176,6 +189,8 @@ async def store_batch(
     duplicates: counted, not stored. The rest get consecutive sequence numbers
     from ``next_seq``. Progress rows they touch are updated in the same
     transaction, and ``cursor`` (name, value), if given, is saved with them.
+    Rows are read from ``cache`` where it has them; the caller refreshes it
+    from ``changes`` once the transaction commits.
     """
     known = await _existing_ids(conn, [e.id for e in events])
     stored: list[StoredEvent] = []
@@ -221,7 +236,7 @@ async def store_batch(
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
-        changes = await _update_progress(conn, catalog, progress)
+        changes = await _update_progress(conn, catalog, progress, cache)
     else:
         changes = ProgressChanges()
     if cursor is not None:
@@ -234,7 +249,10 @@ async def store_batch(
 
 
 async def _update_progress(
-    conn: aiosqlite.Connection, catalog: Catalog, progress: BatchProgress
+    conn: aiosqlite.Connection,
+    catalog: Catalog,
+    progress: BatchProgress,
+    cache: ProgressCache | None,
 ) -> ProgressChanges:
     changes = ProgressChanges()
     pairs = {(path, None) for (_, path) in progress.paths}
@@ -242,10 +260,11 @@ async def _update_progress(
     recount = await catalog.discover(conn, pairs)
     if recount:
         await recompute_path_percents(conn, catalog, recount)
+        changes.recounted = recount
 
     module_keys = list(progress.modules)
     if module_keys:
-        old = await _fetch_rows(conn, "module_progress", ("learner", "path", "module"), module_keys)
+        old = await _fetch_rows(conn, "module_progress", module_keys, cache)
         new_rows = []
         for key in module_keys:
             row = apply_module(old.get(key), progress.modules[key])
@@ -257,7 +276,7 @@ async def _update_progress(
 
     path_keys = list(progress.paths)
     if path_keys:
-        old = await _fetch_rows(conn, "path_progress", ("learner", "path"), path_keys)
+        old = await _fetch_rows(conn, "path_progress", path_keys, cache)
         sums = await _module_sums(conn, path_keys)
         new_rows = []
         for key in path_keys:
@@ -277,7 +296,7 @@ async def _update_progress(
         )
 
     learner_keys = [(learner,) for learner in progress.learners]
-    old = await _fetch_rows(conn, "learners", ("learner",), learner_keys)
+    old = await _fetch_rows(conn, "learners", learner_keys, cache)
     new_rows = []
     for (learner,) in learner_keys:
         row = apply_learner(old.get((learner,)), progress.learners[learner])
