@@ -131,7 +131,7 @@ def _coerce(where: str, value: Any, annotation: Any) -> Any:
         raise ConfigError(f"Config '{where}' has value {value!r}. Expected true or false.")
     if annotation is int:
         try:
-            if isinstance(value, bool):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError
             return int(value)
         except (TypeError, ValueError):
@@ -226,10 +226,47 @@ def load_settings(
             _apply(getattr(settings, section), section, {key: value})
         elif section in ("tasks", "lrs"):
             getattr(settings, section)[key] = value
+        else:
+            raise ConfigError(
+                f"Environment variable {var} names section '{section}', which does not exist. "
+                "Known: SERVER, CLIENT, TASKS, LRS (as JACMON_<SECTION>__<KEY>)."
+            )
     for section, values in (overrides or {}).items():
         given = {k: v for k, v in values.items() if v is not None}
         if section in ("server", "client"):
             _apply(getattr(settings, section), section, given)
         else:
             getattr(settings, section).update(given)
+    check_server_settings(settings.server)
     return settings
+
+
+#: (setting, lowest allowed, highest allowed or None) for the numeric server settings.
+_RANGES: tuple[tuple[str, float, float | None], ...] = (
+    ("port", 0, 65535),
+    ("max_frame_bytes", 1024, None),
+    ("replay_window", 0, None),
+    ("client_buffer_frames", 1, None),
+    ("activity_flush_ms", 1, 10_000),
+    ("metrics_interval_s", 0.01, None),
+    ("metrics_history_s", 0, None),
+    ("shutdown_grace_s", 0, None),
+)
+
+
+def check_server_settings(server: ServerSettings) -> None:
+    """Raise ConfigError for a value out of range or not one of the choices."""
+    for name, low, high in _RANGES:
+        value = getattr(server, name)
+        if value < low or (high is not None and value > high):
+            bound = f"from {low:g} to {high:g}" if high is not None else f"at least {low:g}"
+            raise ConfigError(f"Config 'server.{name}' has value {value!r}. Expected {bound}.")
+    if server.log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise ConfigError(
+            f"Config 'server.log_level' has value {server.log_level!r}. "
+            "Expected debug, info, warning or error."
+        )
+    if server.log_format not in ("text", "json"):
+        raise ConfigError(
+            f"Config 'server.log_format' has value {server.log_format!r}. Expected text or json."
+        )

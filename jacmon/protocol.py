@@ -142,6 +142,11 @@ def decode_client_message(frame: str | bytes) -> ClientMessage:
             f"message is {type(body).__name__}; expected a JSON object with a 'type'"
         )
     name = body.get("type")
+    if name is None:
+        known = ", ".join([t.value for t in ClientType] + list(CLIENT_ALIASES))
+        raise ProtocolError(f"message has no 'type'; expected one of {known}")
+    if not isinstance(name, str):
+        raise ProtocolError(f"message 'type' is {name!r}; expected a string such as 'ping'")
     if name in CLIENT_ALIASES:
         return ClientMessage(CLIENT_ALIASES[name], body)
     try:

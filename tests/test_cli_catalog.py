@@ -139,7 +139,7 @@ def test_load_missing_file_exits_1(tmp_path, db):
         ("bad.json", "{", "cannot be parsed"),
         ("empty.json", '{"paths": []}', "has no 'paths' list"),
         ("nomods.json", '{"paths": [{"id": "p", "modules": []}]}', "('p') has no 'modules' list"),
-        ("dup.json", '{"paths": [{"id": "p", "modules": ["a", "a"]}]}', "lists a module twice"),
+        ("dup.json", '{"paths": [{"id": "p", "modules": ["a", "a"]}]}', "lists module 'a' twice"),
     ],
 )
 def test_bad_files_exit_1_and_load_nothing(tmp_path, db, name, text, message):

@@ -270,10 +270,6 @@ def test_settings_instances_do_not_share_state():
     assert second.server.port == DEFAULT_PORT
 
 
-@pytest.mark.xfail(
-    reason="config._coerce: int(80.9) truncates a TOML float for an int setting to 80",
-    strict=True,
-)
 def test_float_for_an_integer_setting_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"Config 'server.port' has value 80.9"):
         load_settings(write(tmp_path, "[server]\nport = 80.9\n"), env={})

@@ -59,8 +59,6 @@ class DayRun:
     last: int
     #: Days in a row ending at ``last``.
     trailing: int
-    #: True if every day from ``first`` to ``last`` had activity.
-    contiguous: bool
 
     @classmethod
     def of(cls, days: set[int]) -> DayRun:
@@ -70,17 +68,24 @@ class DayRun:
             if later - earlier != 1:
                 break
             trailing += 1
-        return cls(ordered[0], ordered[-1], trailing, trailing == len(ordered))
+        return cls(ordered[0], ordered[-1], trailing)
+
+    @property
+    def trailing_start(self) -> int:
+        """The first day of the run of days in a row that ends at ``last``."""
+        return self.last - self.trailing + 1
 
 
 def advance_streak(streak: int, active_day: int, run: DayRun) -> tuple[int, int]:
     """(streak, active_day) after a batch active on ``run``'s days.
 
-    Events older than the last active day do not change the streak.
+    The streak extends when the batch's last run of days in a row reaches back
+    to the day after the last active day (or earlier); days before a gap in the
+    batch do not matter. Events older than the last active day change nothing.
     """
     if run.last <= active_day:
         return streak, active_day
-    if run.contiguous and run.first <= active_day + 1:
+    if run.trailing_start <= active_day + 1:
         return streak + (run.last - active_day), run.last
     return run.trailing, run.last
 

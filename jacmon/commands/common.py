@@ -12,6 +12,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from jacmon.errors import JacmonError
 
@@ -34,7 +35,8 @@ def handle_errors(func: Callable[P, T]) -> Callable[P, T]:
         try:
             return func(*args, **kwargs)
         except JacmonError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            # escape: messages quote config tables like [server], which are not markup.
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper

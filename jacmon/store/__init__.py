@@ -75,6 +75,25 @@ class Store:
         self, events: Sequence[Event], *, cursor: tuple[str, str] | None = None
     ) -> IngestOutcome:
         """Store one batch in one transaction; returns once it is committed."""
+        try:
+            outcome = await self._ingest(events, cursor)
+        except BaseException:
+            # The catalog cache may hold paths or modules the rollback undid.
+            self.catalog = await Catalog.load(self.db.reader)
+            raise
+        if outcome.stored:
+            self.last_seq = outcome.last_seq
+            changes = outcome.changes
+            if changes.recounted:
+                self.progress_cache.forget("path_progress")
+            self.progress_cache.put("module_progress", changes.modules)
+            self.progress_cache.put("path_progress", changes.paths)
+            self.progress_cache.put("learners", changes.learners)
+        return outcome
+
+    async def _ingest(
+        self, events: Sequence[Event], cursor: tuple[str, str] | None
+    ) -> IngestOutcome:
         async with self.db.transaction() as conn:
             outcome = await store_batch(
                 conn,
@@ -92,14 +111,6 @@ class Store:
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     (str(outcome.last_seq),),
                 )
-        if outcome.stored:
-            self.last_seq = outcome.last_seq
-            changes = outcome.changes
-            if changes.recounted:
-                self.progress_cache.forget("path_progress")
-            self.progress_cache.put("module_progress", changes.modules)
-            self.progress_cache.put("path_progress", changes.paths)
-            self.progress_cache.put("learners", changes.learners)
         return outcome
 
     async def load_catalog(self, paths: list[CatalogPath]) -> None:

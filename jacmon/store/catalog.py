@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ class Catalog:
         return catalog
 
     async def discover(
-        self, conn: aiosqlite.Connection, pairs: set[tuple[str | None, str | None]]
+        self, conn: aiosqlite.Connection, pairs: Iterable[tuple[str | None, str | None]]
     ) -> set[str]:
         """Record paths and modules first seen in events; return the paths whose count changed.
 
@@ -125,8 +126,11 @@ def parse_catalog_file(path: Path) -> list[CatalogPath]:
                     "{id = ..., title = ...}"
                 )
         ids = [m for m, _ in modules]
-        if len(set(ids)) != len(ids):
-            raise JacmonError(f"{where} ('{entry['id']}') lists a module twice")
+        repeated = sorted({m for m in ids if ids.count(m) > 1})
+        if repeated:
+            raise JacmonError(
+                f"{where} ('{entry['id']}') lists module {', '.join(map(repr, repeated))} twice"
+            )
         result.append(CatalogPath(entry["id"], entry.get("title"), modules))
     return result
 

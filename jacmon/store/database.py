@@ -23,14 +23,19 @@ async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(uri, uri=True, isolation_level=None)
     else:
         conn = await aiosqlite.connect(path, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    # Writers wait for each other instead of failing at once (a task run and ingest).
-    await conn.execute("PRAGMA busy_timeout = 10000")
-    if not readonly:
-        # NORMAL in WAL mode: a commit survives a process crash; only power loss can
-        # lose the last transactions (PERF-NOTES: ~2x the ingest rate of FULL).
-        await conn.execute("PRAGMA synchronous = NORMAL")
-        await conn.execute("PRAGMA foreign_keys = ON")
+    try:
+        conn.row_factory = sqlite3.Row
+        # Writers wait for each other instead of failing at once (a task run and ingest).
+        await conn.execute("PRAGMA busy_timeout = 10000")
+        if not readonly:
+            # NORMAL in WAL mode: a commit survives a process crash; only power loss can
+            # lose the last transactions (PERF-NOTES: ~2x the ingest rate of FULL).
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            await conn.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        # An open connection's thread would keep the process alive.
+        await conn.close()
+        raise
     return conn
 
 
@@ -52,9 +57,14 @@ async def migrate(conn: aiosqlite.Connection) -> int:
             continue
         log.info("applying migration %d: %s", number, description)
         # executescript commits first; wrap the script so a failure leaves nothing half-done.
-        await conn.executescript(
-            f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
-        )
+        try:
+            await conn.executescript(
+                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
+            )
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                await conn.execute("ROLLBACK")
+            raise StoreError(f"migration {number} ({description}) failed: {exc}") from None
         version = number
     return version
 
@@ -78,15 +88,16 @@ class Database:
     async def open(cls, path: Path, *, readonly: bool = False) -> Database:
         """Open (creating and migrating unless ``readonly``) the database at ``path``."""
         path = Path(path)
+        opened: list[aiosqlite.Connection] = []
         try:
             if readonly:
                 if not path.exists():
                     raise StoreError(f"database {path} does not exist; check --db")
                 reader = await _connect(path, readonly=True)
+                opened.append(reader)
                 async with reader.execute("PRAGMA user_version") as cursor:
                     (version,) = await cursor.fetchone()
                 if version != latest_version():
-                    await reader.close()
                     raise StoreError(
                         f"database {path} has schema version {version}, expected "
                         f"{latest_version()}; run 'jacmon serve --check --db {path}' to migrate it"
@@ -94,16 +105,24 @@ class Database:
                 return cls(path, None, reader)
             path.parent.mkdir(parents=True, exist_ok=True)
             writer = await _connect(path, readonly=False)
+            opened.append(writer)
             async with writer.execute("PRAGMA journal_mode") as cursor:
                 (mode,) = await cursor.fetchone()
             if mode != "wal":
                 await writer.execute("PRAGMA journal_mode = WAL")
             await migrate(writer)
             reader = await _connect(path, readonly=False)
+            opened.append(reader)
             await reader.execute("PRAGMA query_only = ON")
             return cls(path, writer, reader)
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open database {path}: {exc}") from None
+        except BaseException as exc:
+            # Close what was opened: an aiosqlite thread left running keeps the process alive.
+            for conn in opened:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+            if isinstance(exc, sqlite3.Error | OSError):
+                raise StoreError(f"cannot open database {path}: {exc}") from None
+            raise
 
     @property
     def writer(self) -> aiosqlite.Connection:

@@ -160,17 +160,31 @@ def _upsert_sql(table: str, keys: tuple[str, ...], columns: tuple[str, ...]) -> 
 async def recompute_path_percents(
     conn: aiosqlite.Connection, catalog: Catalog, paths: set[str]
 ) -> None:
-    """Re-derive every learner's percent on ``paths`` after their module count changed."""
+    """Re-derive every learner's percent on ``paths`` after their module count changed.
+
+    On a path whose catalog came from a file, learners who have completed
+    every listed module complete the path (as the next event would make them).
+    """
+    mine = (
+        " FROM module_progress m"
+        " JOIN catalog_modules c ON c.path = m.path AND c.module = m.module"
+        " WHERE m.learner = path_progress.learner AND m.path = path_progress.path"
+    )
     for path in paths:
         count = max(catalog.module_counts.get(path, 0), 1)
         await conn.execute(
-            "UPDATE path_progress SET percent = min(100.0, coalesce(("
-            "  SELECT sum(m.percent) FROM module_progress m"
-            "  JOIN catalog_modules c ON c.path = m.path AND c.module = m.module"
-            "  WHERE m.learner = path_progress.learner AND m.path = path_progress.path"
-            "), 0) / ?) WHERE path = ? AND status != 'completed'",
+            f"UPDATE path_progress SET percent = min(100.0, coalesce((SELECT sum(m.percent){mine}),"
+            f" 0) / ?), modules_completed = (SELECT count(*){mine} AND m.status = 'completed')"
+            " WHERE path = ? AND status != 'completed'",
             (count, path),
         )
+        if path in catalog.authoritative:
+            await conn.execute(
+                "UPDATE path_progress SET status = 'completed', percent = 100.0,"
+                f" completed_at = (SELECT max(m.completed_at){mine})"
+                " WHERE path = ? AND status != 'completed' AND modules_completed >= ?",
+                (path, count),
+            )
 
 
 async def store_batch(
@@ -255,8 +269,9 @@ async def _update_progress(
     cache: ProgressCache | None,
 ) -> ProgressChanges:
     changes = ProgressChanges()
-    pairs = {(path, None) for (_, path) in progress.paths}
-    pairs |= {(path, module) for (_, path, module) in progress.modules}
+    # In event order (dicts keep it), so discovered modules get stable positions.
+    pairs = dict.fromkeys((path, None) for (_, path) in progress.paths)
+    pairs.update(dict.fromkeys((path, module) for (_, path, module) in progress.modules))
     recount = await catalog.discover(conn, pairs)
     if recount:
         await recompute_path_percents(conn, catalog, recount)

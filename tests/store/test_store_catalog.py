@@ -125,8 +125,8 @@ def test_no_paths_list(tmp_path, name, text):
         ({"id": "p"}, "('p') has no 'modules' list"),
         ({"id": "p", "modules": []}, "('p') has no 'modules' list"),
         ({"id": "p", "modules": "m1"}, "('p') has no 'modules' list"),
-        ({"id": "p", "modules": ["m1", "m2", "m1"]}, "('p') lists a module twice"),
-        ({"id": "p", "modules": ["m1", {"id": "m1"}]}, "('p') lists a module twice"),
+        ({"id": "p", "modules": ["m1", "m2", "m1"]}, "('p') lists module 'm1' twice"),
+        ({"id": "p", "modules": ["m1", {"id": "m1"}]}, "('p') lists module 'm1' twice"),
     ],
 )
 def test_bad_path_entries_name_the_index(tmp_path, entry, expected):

@@ -340,12 +340,6 @@ async def test_catalog_load_recomputes_percents_of_learners_already_there(store)
     assert "p1" in store.catalog.authoritative
 
 
-@pytest.mark.xfail(
-    reason="Store.load_catalog -> recompute_path_percents only re-derives percent: a learner "
-    "who already completed every module of the loaded (authoritative) path stays in_progress "
-    "at 100 % until their next event",
-    strict=True,
-)
 async def test_catalog_load_completes_a_path_whose_modules_are_all_done(store):
     await store.ingest([completed("a", "m1"), progressed("b", "m2", 10)])
     await store.load_catalog([CatalogPath("p1", None, [("m1", None)])])
@@ -447,12 +441,6 @@ async def test_path_streak_counts_days_active_on_that_path(store):
     assert (await path_row(store))["streak_days"] == 1
 
 
-@pytest.mark.xfail(
-    reason="analytics.progress.advance_streak: a batch holding a late event (day 1) and a new "
-    "day (3) is not contiguous, so the streak resets to the trailing run (1) although day 3 "
-    "follows the last active day 2",
-    strict=True,
-)
 async def test_a_late_event_in_the_same_batch_does_not_break_the_streak(store):
     for day in (0, 1, 2):
         await store.ingest([ev(f"a{day}", "activity", day=day)])
@@ -573,12 +561,6 @@ async def test_failing_batch_rolls_back_everything_including_the_cursor(store):
     assert await store.get_cursor("lrs") == "v2"
 
 
-@pytest.mark.xfail(
-    reason="Store.ingest: Catalog.discover updates the in-memory catalog inside the batch; "
-    "when the transaction rolls back the cache keeps the module, so the retried batch never "
-    "writes catalog_modules and the path percent stays 0",
-    strict=True,
-)
 async def test_retrying_a_failed_batch_gives_the_same_progress(store):
     install_failing_cursor_trigger(store.path)
     batch = [progressed("a", "m1", 50)]

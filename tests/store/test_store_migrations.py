@@ -196,12 +196,6 @@ async def test_failing_migration_leaves_nothing_half_done(tmp_path, monkeypatch,
     assert "half_done" not in tables(path)
 
 
-@pytest.mark.xfail(
-    reason="store.database.Database.open: when migrate() raises, the writer connection is never "
-    "closed and keeps the BEGIN IMMEDIATE of the failed script open, so the file stays locked "
-    "(and the leaked aiosqlite thread keeps the process from exiting)",
-    strict=True,
-)
 async def test_failing_migration_releases_the_database(tmp_path, monkeypatch, connections):
     path = tmp_path / "jacmon.db"
     store = await Store.open(path)
@@ -223,12 +217,6 @@ def newer_database(path: Path) -> None:
 
 
 @pytest.mark.parametrize("prepare", [not_a_database, newer_database])
-@pytest.mark.xfail(
-    reason="store.database: _connect() and Database.open() never close the connection when a "
-    "PRAGMA or migrate() fails; its non-daemon aiosqlite thread then keeps the process alive "
-    "('jacmon serve --check --db notes.txt' prints the error and hangs)",
-    strict=True,
-)
 async def test_failed_open_closes_its_connections(tmp_path, connections, prepare):
     path = tmp_path / "bad.db"
     prepare(path)
