@@ -562,6 +562,8 @@ class JacmonServer:
                 by=principal.name,
                 note=note if isinstance(note, str) else None,
                 expires_at=float(expires) if isinstance(expires, int | float) else None,
+                # The server's clock: alert times and expiries are on it (simulated in the demo).
+                now=self.now(),
             )
         except JacmonError as exc:
             self._error(sub, "ack_failed", str(exc), alert_id=alert_id)
