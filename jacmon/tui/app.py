@@ -15,13 +15,14 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header
+from textual.worker import Worker
 
 from jacmon.protocol import LIVE_STREAMS, ServerType
 from jacmon.tui.client import CONNECTED, RECONNECTING, ConnectionStatus, StreamClient
 from jacmon.tui.filter import FilterScreen
 from jacmon.tui.format import parse_filter
 from jacmon.tui.help import HelpScreen
-from jacmon.tui.messages import ConnectionChanged
+from jacmon.tui.messages import ConnectionChanged, ProgressViewChanged
 from jacmon.tui.state import DashboardState
 from jacmon.tui.widgets import (
     ActivityFeed,
@@ -90,6 +91,9 @@ class JacmonDashboard(App[None]):
         self._told_down = False
         self._progress_drawn_at = 0.0
         self.clients: dict[str, StreamClient] = {}
+        #: The learner-scoped dashboard stream of the drilled-into learner (None: none open).
+        self.detail_client: StreamClient | None = None
+        self._detail_worker: Worker[None] | None = None
         if connect:
             # Built here so a bad URL fails before the screen opens.
             for stream in LIVE_STREAMS:
@@ -162,6 +166,18 @@ class JacmonDashboard(App[None]):
             self.notify(f"alert {alert['id']} acknowledged", title="alerts")
         self.state.apply(envelope)
 
+    def apply_detail_frame(self, learner: str, envelope: dict[str, Any]) -> None:
+        """Take one frame of ``learner``'s own dashboard stream (the drill-down's module rows)."""
+        if envelope["type"] == ServerType.ERROR:
+            data = envelope.get("data") or {}
+            self.notify(
+                f"learner {learner}: {data.get('message', data)}",
+                title="server error",
+                severity="error",
+            )
+            return
+        self.state.apply_detail(learner, envelope)
+
     def apply_frames(self, envelopes: Iterable[dict[str, Any]]) -> None:
         for envelope in envelopes:
             self.apply_frame(envelope)
@@ -185,6 +201,66 @@ class JacmonDashboard(App[None]):
         elif status.state == CONNECTED:
             self._told_down = False
 
+    # -- the drill-down's own stream ----------------------------------------------
+
+    def on_progress_view_changed(self, message: ProgressViewChanged) -> None:
+        if message.kind == "learner" and message.key is not None:
+            self.open_learner_stream(message.key)
+        else:
+            self.close_learner_stream()
+
+    def open_learner_stream(self, learner: str) -> None:
+        """Follow ``learner``'s own rows on a ``?learner=ID`` dashboard stream (same token).
+
+        Nothing to open for a learner-scoped dashboard (its stream already is
+        that learner's) or without a server (frozen data).
+        """
+        detail = self.state.detail
+        if self.learner is not None or not self.connect:
+            return
+        if detail is not None and detail.learner == learner and self.detail_client is not None:
+            return
+        self.close_learner_stream()
+        self.state.open_detail(learner)
+
+        # A cancelled client may still report while it winds down: only the open one counts.
+        def on_status(status: ConnectionStatus) -> None:
+            current = self.state.detail
+            stale = self.detail_client is not client or current is None
+            if not stale and current.connection != status.state:
+                current.connection = status.state
+                self.state.dirty.add("progress")
+
+        def on_frame(envelope: dict[str, Any]) -> None:
+            if self.detail_client is client:
+                self.apply_detail_frame(learner, envelope)
+
+        client = StreamClient(
+            self.server_url,
+            "dashboard",
+            token=self.token,
+            learner=learner,
+            on_frame=on_frame,
+            on_status=on_status,
+        )
+        self.detail_client = client
+        self._detail_worker = self.run_worker(
+            client.run(),
+            name=f"learner-stream-{learner}",
+            group="learner-stream",
+            exclusive=True,
+            exit_on_error=False,
+        )
+
+    def close_learner_stream(self) -> None:
+        """Close the drill-down's stream, if one is open, and forget its rows."""
+        if self._detail_worker is not None:
+            self._detail_worker.cancel()
+        self._detail_worker = None
+        self.detail_client = None
+        if self.state.detail is not None:
+            self.state.close_detail()
+
     # -- drawing ----------------------------------------------------------------
 
     def flush(self) -> None:
@@ -201,7 +277,7 @@ class JacmonDashboard(App[None]):
             # Tables cost the most to redraw; latest-value rows lose nothing at 5 per second.
             if time.monotonic() - self._progress_drawn_at >= PROGRESS_MIN_INTERVAL_S:
                 self._progress_drawn_at = time.monotonic()
-                self.progress_panel.show(state.progress)
+                self.progress_panel.show(state.progress, state.detail)
             else:
                 state.dirty.add("progress")
         if "activity" in dirty:

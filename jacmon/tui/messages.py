@@ -17,6 +17,14 @@ class ConnectionChanged(Message):
 
 
 @dataclass
+class ProgressViewChanged(Message):
+    """The progress panel's drill-down changed: ``kind`` is overview, path or learner."""
+
+    kind: str
+    key: str | None
+
+
+@dataclass
 class AlertAckRequested(Message):
     """The user asked to acknowledge an alert."""
 

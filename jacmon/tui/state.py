@@ -70,6 +70,35 @@ class ProgressData:
 
 
 @dataclass(slots=True)
+class LearnerDetail:
+    """One learner's own rows, from a learner-scoped dashboard stream opened for a drill-down.
+
+    The unscoped stream carries module *summaries* only; a learner's module
+    rows come on a stream scoped to that learner, so the dashboard opens one
+    while the learner is shown and closes it when the user leaves.
+    """
+
+    learner: str
+    data: ProgressData = field(default_factory=ProgressData)
+    #: The scoped stream's snapshot arrived (before: the module rows are not known yet).
+    loaded: bool = False
+    #: The scoped stream's connection state (see jacmon.tui.client), for the panel's subtitle.
+    connection: str = "connecting"
+
+    def apply(self, envelope: dict[str, Any]) -> bool:
+        """Apply one frame of the scoped stream; True when it changed the rows."""
+        kind, data = envelope["type"], envelope.get("data")
+        if kind == ServerType.SNAPSHOT:
+            self.data.replace_all(data)
+            self.loaded = True
+        elif kind == ServerType.PROGRESS:
+            self.data.merge(data)
+        else:
+            return False
+        return True
+
+
+@dataclass(slots=True)
 class DashboardState:
     """Everything the panels draw from, plus which panels need a redraw."""
 
@@ -88,6 +117,27 @@ class DashboardState:
     dirty: set[str] = field(default_factory=set)
     #: Total events received, for the header and the benchmark.
     events_received: int = 0
+    #: The drilled-into learner's own rows (None: no learner open, or a scoped dashboard).
+    detail: LearnerDetail | None = None
+
+    def open_detail(self, learner: str) -> LearnerDetail:
+        """Start collecting ``learner``'s own rows (forgetting any other learner's)."""
+        self.detail = LearnerDetail(learner)
+        self.dirty.add("progress")
+        return self.detail
+
+    def close_detail(self) -> None:
+        self.detail = None
+        self.dirty.add("progress")
+
+    def apply_detail(self, learner: str, envelope: dict[str, Any]) -> None:
+        """Apply a frame of ``learner``'s scoped stream (dropped if that learner is closed)."""
+        if (
+            self.detail is not None
+            and self.detail.learner == learner
+            and self.detail.apply(envelope)
+        ):
+            self.dirty.add("progress")
 
     def apply(self, envelope: dict[str, Any]) -> None:
         """Apply one data frame (any stream); unknown types are ignored by design."""

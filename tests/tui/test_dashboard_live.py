@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tui_helpers import fire_alert, make_event, screen_text, send, wait_until
 
+from jacmon.protocol import Stream
 from jacmon.store.alerts import get_alert
 from jacmon.tui import JacmonDashboard
 from jacmon.tui.client import CONNECTED, RECONNECTING
@@ -213,3 +214,67 @@ async def test_unreachable_server_is_explained_and_retried(unused_tcp_port):
         # Textual keeps the notifications it raised in App._notifications (no public reader).
         messages = [n.message for n in app._notifications]
         assert any(m.startswith(f"cannot reach {url}") for m in messages), messages
+
+
+def learner_streams(running_server) -> list[str | None]:
+    """The learner scope of every dashboard-stream client the server has now."""
+    return [sub.learner for sub in running_server.server.hub.subscribers[Stream.DASHBOARD]]
+
+
+async def test_drilling_into_a_learner_opens_their_own_stream(running_server):
+    await send(
+        running_server.url,
+        [
+            make_event(1, learner="ada", kind="path.enrolled"),
+            make_event(2, learner="ada", module="m1", progress=40),
+            make_event(3, learner="ada", module="m2", progress=10),
+            make_event(4, learner="bob", kind="path.enrolled"),
+            make_event(5, learner="bob", module="m1", progress=90),
+        ],
+    )
+    app = JacmonDashboard(running_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        learners = app.query_one("#progress-bottom", KeyedTable)
+        await wait_until(pilot, lambda: learners.row_count == 2, "two learner rows")
+        # The overview holds module summaries only: no learner's module rows.
+        assert not any("status" in row for row in app.state.progress.modules.values())
+        learners.focus()
+        ada = next(i for i in range(2) if learners.get_row_at(i)[0] == "ada")
+        learners.move_cursor(row=ada)
+        await pilot.press("enter")
+        await wait_until(
+            pilot, lambda: "ada" in learner_streams(running_server), "ada's own stream"
+        )
+        modules = app.query_one("#progress-bottom", KeyedTable)
+        await wait_until(pilot, lambda: modules.row_count == 2, "ada's two module rows")
+        keys = {str(modules.get_row_at(i)[0]) for i in range(2)}
+        assert keys == {"python-101/m1", "python-101/m2"}
+        assert "40%" in str(modules.get_row("python-101/m1")[1])
+        assert "Progress > ada" in app.query_one("#progress").border_title
+        # A new module of ada's arrives live on her stream; bob's never shows.
+        await send(
+            running_server.url,
+            [
+                make_event(6, learner="ada", module="m3", progress=70),
+                make_event(7, learner="bob", module="m4", progress=20),
+            ],
+        )
+        await wait_until(pilot, lambda: modules.row_count == 3, "ada's new module live")
+        assert "70%" in str(modules.get_row("python-101/m3")[1])
+        assert "python-101/m4" not in {str(modules.get_row_at(i)[0]) for i in range(3)}
+        # Leaving the learner closes her stream; the overview comes back.
+        await pilot.press("escape")
+        await wait_until(
+            pilot,
+            lambda: learner_streams(running_server) == [None],
+            "ada's stream closed, the main one left",
+        )
+        assert app.detail_client is None and app.state.detail is None
+        await wait_until(
+            pilot,
+            lambda: (
+                {str(learners.get_row_at(i)[0]) for i in range(learners.row_count)}
+                == {"ada", "bob"}
+            ),
+            "the learner rows back",
+        )

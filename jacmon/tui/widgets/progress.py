@@ -13,7 +13,8 @@ from textual.containers import Vertical
 from textual.widgets import DataTable
 
 from jacmon.tui.format import age_since, bar, number, to_epoch
-from jacmon.tui.state import ProgressData
+from jacmon.tui.messages import ProgressViewChanged
+from jacmon.tui.state import LearnerDetail, ProgressData
 from jacmon.tui.widgets.table import KeyedTable
 
 BAR_WIDTH = 6
@@ -42,7 +43,9 @@ class ProgressPanel(Vertical):
 
     ``Enter`` on a path or learner drills in, ``Escape`` comes back, ``s``
     changes the learner order. ``scoped_learner`` (a learner-scoped view)
-    starts and stays on that learner.
+    starts and stays on that learner. Every change of view posts
+    :class:`ProgressViewChanged`: the app opens the learner's own stream for
+    the learner view, whose rows come in as ``detail``.
     """
 
     BINDINGS = [
@@ -67,14 +70,16 @@ class ProgressPanel(Vertical):
             ("learner", scoped_learner) if scoped_learner else ("overview", None)
         )
         self._data = ProgressData()
+        self._detail: LearnerDetail | None = None
 
     def compose(self) -> ComposeResult:
         yield KeyedTable(id="progress-top")
         yield KeyedTable(id="progress-bottom")
 
-    def show(self, data: ProgressData) -> None:
-        """Redraw from ``data`` (the latest progress state)."""
+    def show(self, data: ProgressData, detail: LearnerDetail | None = None) -> None:
+        """Redraw from ``data`` (the latest progress state) and the open learner's own rows."""
         self._data = data
+        self._detail = detail
         top = self.query_one("#progress-top", KeyedTable)
         bottom = self.query_one("#progress-bottom", KeyedTable)
         kind, key = self.view
@@ -84,7 +89,7 @@ class ProgressPanel(Vertical):
         elif kind == "path":
             self._path(data, key or "", top, bottom, now)
         else:
-            self._learner(data, key or "", top, bottom, now)
+            self._learner(data, detail, key or "", top, bottom, now)
 
     # -- views ------------------------------------------------------------------
 
@@ -192,15 +197,29 @@ class ProgressPanel(Vertical):
         )
 
     def _learner(
-        self, data: ProgressData, learner: str, top: KeyedTable, bottom: KeyedTable, now: float
+        self,
+        data: ProgressData,
+        detail: LearnerDetail | None,
+        learner: str,
+        top: KeyedTable,
+        bottom: KeyedTable,
+        now: float,
     ) -> None:
+        waiting = ""
+        if self.scoped_learner is None:
+            # The overview's rows hold no module rows: they come on the learner's own stream.
+            if detail is not None and detail.learner == learner and detail.loaded:
+                data = detail.data
+            else:
+                state = detail.connection if detail is not None else "connecting"
+                waiting = f" · modules: {state}…"
         row = data.learners.get(learner, {})
         self.border_title = f"Progress > {learner}"
         back = "" if self.scoped_learner else " · Esc back"
         self.border_subtitle = (
             f"lvl {number(row.get('level'))} · {number(row.get('xp'))} xp · "
             f"streak {number(row.get('streak_days'))}d (best {number(row.get('longest_streak'))})"
-            f"{back}"
+            f"{waiting}{back}"
         )
         top.set_columns([("path", None), ("progress", BAR_WIDTH + 5), ("status", 9), ("mods", 4)])
         paths = sorted(
@@ -222,7 +241,11 @@ class ProgressPanel(Vertical):
             ]
         )
         # Scoped snapshots carry the learner's own module rows (status, percent).
-        own_modules = [r for r in data.modules.values() if "status" in r]
+        own_modules = [
+            r
+            for r in data.modules.values()
+            if "status" in r and r.get("learner", learner) == learner
+        ]
         bottom.set_columns([("module", None), ("progress", BAR_WIDTH + 5), ("last", 4)])
         bottom.sync(
             [
@@ -250,13 +273,17 @@ class ProgressPanel(Vertical):
             self.view = ("learner", key)
         else:
             return
-        self.show(self._data)
+        self._view_changed()
 
     def action_back(self) -> None:
         if self.scoped_learner is None and self.view[0] != "overview":
             self.view = ("overview", None)
-            self.show(self._data)
+            self._view_changed()
 
     def action_cycle_sort(self) -> None:
         self.sort = SORT_ORDER[(SORT_ORDER.index(self.sort) + 1) % len(SORT_ORDER)]
-        self.show(self._data)
+        self.show(self._data, self._detail)
+
+    def _view_changed(self) -> None:
+        self.post_message(ProgressViewChanged(*self.view))
+        self.show(self._data, self._detail)
