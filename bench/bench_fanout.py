@@ -250,6 +250,9 @@ def add_load_args(parser: argparse.ArgumentParser) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_load_args(parser)
+    parser.add_argument(
+        "--server-set", action="append", default=[], help="ServerSettings key=value for the server"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "fanout.json")
     args = parser.parse_args()
     pin_to_cpu(LOAD_CPU)
@@ -257,7 +260,9 @@ def main() -> None:
     runs = []
     with tempfile.TemporaryDirectory(prefix="jacmon-bench-fanout-") as tmp:
         for run in range(args.runs):
-            with server_process(Path(tmp) / f"fanout-{run}.db", metrics_interval_s=3600) as server:
+            overrides = dict(item.split("=", 1) for item in args.server_set)
+            overrides.setdefault("metrics_interval_s", 3600)
+            with server_process(Path(tmp) / f"fanout-{run}.db", **overrides) as server:
                 result = run_fanout(server.url, args, f"f{run}", server.cpu_seconds)
             runs.append(result)
             print(f"run {run}: {report(result)}", flush=True)
