@@ -7,7 +7,11 @@ in batches), and the dashboard in a real pseudo-terminal (120x40). Measured:
 
 - first paint: dashboard process start -> every panel showing its snapshot (s);
 - CPU: the dashboard process's CPU time over the load window / wall time (% of one core);
-- key latency: ``p`` key event -> the screen refreshed with the change (ms), 6 presses.
+- key latency, two ways, 8 presses of ``p`` (pause / resume):
+  in the app, the key's action -> the screen refreshed with the change (ms, all 8);
+  end to end, the byte written to the terminal -> "PAUSED" in the terminal's
+  output (ms, the 4 presses that pause), which includes input parsing and
+  whatever frame the app was drawing when the key came.
 
 Bounded: the load runs ``--seconds`` (default 10), everything stops after.
 """
@@ -130,15 +134,25 @@ def main() -> None:
         env=env,
         start_new_session=True,
     )
-    # Drain the terminal like an emulator would, so the app never blocks on output.
+    # Drain the terminal like an emulator would, so the app never blocks on output,
+    # and time when "PAUSED" first shows after a pause key was written.
     stop = threading.Event()
+    armed: dict[str, float] = {}
+    end_to_end_ms: list[float] = []
 
     def drain() -> None:
+        tail = b""
         while not stop.is_set():
             try:
-                os.read(master, 65536)
+                chunk = os.read(master, 65536)
             except OSError:
                 return
+            seen = tail + chunk
+            tail = chunk[-16:]
+            pressed = armed.get("at")
+            if pressed is not None and b"PAUSED" in seen:
+                end_to_end_ms.append((time.perf_counter() - pressed) * 1000)
+                armed.clear()
 
     threading.Thread(target=drain, daemon=True).start()
     proc = psutil.Process(dash.pid)
@@ -151,10 +165,13 @@ def main() -> None:
     time.sleep(1.0)  # let the load reach its rate before measuring
     cpu0, t0 = proc.cpu_times(), time.monotonic()
     window = max(1.0, args.seconds - 2.0)
-    for _ in range(6):
-        time.sleep(window / 7)
+    presses = 8
+    for n in range(presses):
+        time.sleep(window / (presses + 1))
+        if n % 2 == 0:  # this press pauses: "PAUSED" will appear
+            armed["at"] = time.perf_counter()
         os.write(master, b"p")
-    time.sleep(window / 7)
+    time.sleep(window / (presses + 1))
     cpu1, t1 = proc.cpu_times(), time.monotonic()
     cpu_pct = ((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)) * 100 / (t1 - t0)
     os.write(master, b"q")
@@ -176,6 +193,7 @@ def main() -> None:
         "key_ms_max": round(keys[-1], 1) if keys else None,
         "key_ms_median": round(keys[len(keys) // 2], 1) if keys else None,
         "key_presses": len(keys),
+        "key_end_to_end_ms": [round(ms, 1) for ms in end_to_end_ms],
         "dashboard_exit_code": dash.returncode,
     }
     print(json.dumps(result, indent=2))

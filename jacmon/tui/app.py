@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -37,6 +38,9 @@ FLUSH_HZ = 15.0
 
 #: The progress tables redraw at most this often, in seconds.
 PROGRESS_MIN_INTERVAL_S = 0.2
+
+#: While paused, the header's count of waiting events is redrawn at most this often, in seconds.
+PAUSED_COUNT_INTERVAL_S = 0.25
 
 
 class SnapshotsShown(Message):
@@ -90,6 +94,7 @@ class JacmonDashboard(App[None]):
         self._first_paint_sent = False
         self._told_down = False
         self._progress_drawn_at = 0.0
+        self._header_drawn_at = 0.0
         self.clients: dict[str, StreamClient] = {}
         #: The learner-scoped dashboard stream of the drilled-into learner (None: none open).
         self.detail_client: StreamClient | None = None
@@ -183,6 +188,15 @@ class JacmonDashboard(App[None]):
             self.apply_frame(envelope)
 
     def _status_changed(self, status: ConnectionStatus) -> None:
+        previous = self.connection_panel.statuses.get(status.stream)
+        if (
+            previous is not None
+            and replace(previous, last_message_at=status.last_message_at, seq=status.seq) == status
+        ):
+            # Only the age of the last message moved (every frame does that): the 1 s tick
+            # redraws ages, so no message and no redraw per frame.
+            self.connection_panel.update_status(status)
+            return
         self.post_message(ConnectionChanged(status))
 
     def on_connection_changed(self, message: ConnectionChanged) -> None:
@@ -270,7 +284,9 @@ class JacmonDashboard(App[None]):
             state.dirty.discard("connection")
             self.connection_panel.redraw()
         if self.paused:
-            self._update_header()
+            # The "N new" count moves with every event: 4 header redraws a second are plenty.
+            if time.monotonic() - self._header_drawn_at >= PAUSED_COUNT_INTERVAL_S:
+                self._update_header()
             return
         dirty, state.dirty = state.dirty, set()
         if "progress" in dirty:
@@ -303,6 +319,7 @@ class JacmonDashboard(App[None]):
         self._update_header()
 
     def _update_header(self) -> None:
+        self._header_drawn_at = time.monotonic()
         scope = f" · learner {self.learner}" if self.learner else ""
         alerts = self.state.alerts
         critical = sum(1 for a in alerts.values() if a.get("severity") == "critical")

@@ -34,12 +34,39 @@ class ConnectionPanel(Static):
         self.statuses: dict[str, ConnectionStatus] = {
             str(s): ConnectionStatus(stream=str(s)) for s in LIVE_STREAMS
         }
+        #: What the panel shows now (rows, reasons): a redraw that would show the same is skipped.
+        self._shown: tuple[tuple[tuple[str, ...], ...], tuple[str, ...]] | None = None
 
     def update_status(self, status: ConnectionStatus) -> None:
         self.statuses[status.stream] = status
 
     def redraw(self) -> None:
+        """Show the statuses as of now; skipped when nothing visible changed (ages tick per s)."""
         now = self.now()
+        rows: list[tuple[str, ...]] = []
+        reasons: list[str] = []
+        for name, status in self.statuses.items():
+            since = None if status.last_message_at is None else now - status.last_message_at
+            rtt = "-" if status.rtt_s is None else f"{status.rtt_s * 1000:.0f}ms"
+            rows.append(
+                (
+                    name[:5],
+                    status.state,
+                    state_text(status, now).plain,
+                    age(since),
+                    rtt,
+                    f"↻{status.reconnects}",
+                    status.last_connect or "-",
+                )
+            )
+            if status.reason and status.state != CONNECTED and status.reason not in reasons:
+                reasons.append(status.reason)
+        shown = (tuple(rows), tuple(reasons[:2]))
+        if shown == self._shown:
+            return
+        # Same number of lines: the panel keeps its size, so no layout pass is needed.
+        same_height = self._shown is not None and len(self._shown[1]) == len(shown[1])
+        self._shown = shown
         table = Table.grid(padding=(0, 1), expand=True)
         table.add_column("stream", no_wrap=True)
         table.add_column("state", no_wrap=True)
@@ -47,25 +74,15 @@ class ConnectionPanel(Static):
         table.add_column("rtt", justify="right", no_wrap=True)
         table.add_column("re", justify="right", no_wrap=True)
         table.add_column("last", no_wrap=True)
-        reasons: list[str] = []
-        for name, status in self.statuses.items():
-            since = None if status.last_message_at is None else now - status.last_message_at
-            rtt = "-" if status.rtt_s is None else f"{status.rtt_s * 1000:.0f}ms"
+        for name, state, label, since, rtt, reconnects, last in rows:
             table.add_row(
-                name[:5],
-                state_text(status, now),
-                age(since),
-                rtt,
-                f"↻{status.reconnects}",
-                status.last_connect or "-",
+                name, Text(label, STATE_STYLES.get(state, "")), since, rtt, reconnects, last
             )
-            if status.reason and status.state != CONNECTED and status.reason not in reasons:
-                reasons.append(status.reason)
-        if reasons:
+        if shown[1]:
             grid = Table.grid(expand=True)
             grid.add_row(table)
-            for reason in reasons[:2]:
+            for reason in shown[1]:
                 grid.add_row(Text(reason, "red", overflow="ellipsis", no_wrap=True))
-            self.update(grid)
+            self.update(grid, layout=not same_height)
         else:
-            self.update(table)
+            self.update(table, layout=not same_height)

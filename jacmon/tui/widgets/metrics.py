@@ -51,7 +51,8 @@ class MetricRow(Horizontal):
         self.query_one(Sparkline).data = history
         arrow, style = delta
         value = self.query_one(".metric-value", Label)
-        value.update(Text.assemble(f"{number(current):>6} ", (f"{arrow:>6}", style)))
+        # Fixed width (CSS): a new value never changes the layout.
+        value.update(Text.assemble(f"{number(current):>6} ", (f"{arrow:>6}", style)), layout=False)
 
 
 class MetricsPanel(VerticalScroll):
