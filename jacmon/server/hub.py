@@ -324,13 +324,17 @@ class Hub:
         into row deltas (it reads summaries from the store).
         """
         last_dashboard = 0.0
+        last_flush = 0.0
         while True:
             await self._flush_wake.wait()
-            # Let a burst gather into one frame.
-            await asyncio.sleep(self.activity_flush_s)
+            # A fixed cadence: a lone event goes out at once, a burst waits at most one
+            # interval after the previous flush and then leaves as one frame.
+            delay = last_flush + self.activity_flush_s - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
             self._flush_wake.clear()
             self._flush_events()
-            now = time.monotonic()
+            now = last_flush = time.monotonic()
             if self._pending_progress:
                 if now - last_dashboard >= self.dashboard_flush_s:
                     last_dashboard = now

@@ -6,6 +6,7 @@ connections, the catalog cache and the next sequence number.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import uuid
 from collections.abc import Sequence
@@ -74,52 +75,74 @@ class Store:
     async def ingest(
         self, events: Sequence[Event], *, cursor: tuple[str, str] | None = None
     ) -> IngestOutcome:
-        """Store one batch in one transaction; returns once it is committed."""
+        """Store one batch in one transaction; returns once it is committed.
+
+        The whole batch runs on the database thread in one go (see
+        :meth:`Database.run_transaction`).
+        """
         try:
-            outcome = await self._ingest(events, cursor)
+            return await self.db.run_transaction(
+                self._store_batch,
+                events,
+                cursor,
+                time.time(),
+                on_commit=self._committed,
+            )
         except BaseException:
             # The catalog cache may hold paths or modules the rollback undid.
             self.catalog = await Catalog.load(self.db.reader)
             raise
+
+    def _store_batch(
+        self,
+        conn: sqlite3.Connection,
+        events: Sequence[Event],
+        cursor: tuple[str, str] | None,
+        received: float,
+    ) -> IngestOutcome:
+        outcome = store_batch(
+            conn,
+            self.catalog,
+            events,
+            next_seq=self.last_seq + 1,
+            received=received,
+            cursor=cursor,
+            cache=self.progress_cache,
+        )
         if outcome.stored:
-            self.last_seq = outcome.last_seq
-            changes = outcome.changes
-            if changes.recounted:
-                self.progress_cache.forget("path_progress")
-            self.progress_cache.put("module_progress", changes.modules)
-            self.progress_cache.put("path_progress", changes.paths)
-            self.progress_cache.put("learners", changes.learners)
+            # The high-water mark survives retention deleting every event.
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('last_seq', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(outcome.last_seq),),
+            )
         return outcome
 
-    async def _ingest(
-        self, events: Sequence[Event], cursor: tuple[str, str] | None
-    ) -> IngestOutcome:
-        async with self.db.transaction() as conn:
-            outcome = await store_batch(
-                conn,
-                self.catalog,
-                events,
-                next_seq=self.last_seq + 1,
-                received=time.time(),
-                cursor=cursor,
-                cache=self.progress_cache,
-            )
-            if outcome.stored:
-                # The high-water mark survives retention deleting every event.
-                await conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('last_seq', ?) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (str(outcome.last_seq),),
-                )
-        return outcome
+    def _committed(self, outcome: IngestOutcome) -> None:
+        """Bring the in-memory state in line with a committed batch."""
+        if not outcome.stored:
+            return
+        self.last_seq = outcome.last_seq
+        changes = outcome.changes
+        if changes.recounted:
+            self.progress_cache.forget("path_progress")
+        self.progress_cache.put("module_progress", changes.modules)
+        self.progress_cache.put("path_progress", changes.paths)
+        self.progress_cache.put("learners", changes.learners)
 
     async def load_catalog(self, paths: list[CatalogPath]) -> None:
         """Make ``paths`` authoritative and re-derive their learners' percents."""
-        async with self.db.transaction() as conn:
-            await store_catalog(conn, paths)
-            self.catalog = await Catalog.load(conn)
-            await recompute_path_percents(conn, self.catalog, {p.id for p in paths})
-        self.progress_cache.forget()
+
+        def load(conn: sqlite3.Connection) -> Catalog:
+            store_catalog(conn, paths)
+            catalog = Catalog.load_sync(conn)
+            recompute_path_percents(conn, catalog, {p.id for p in paths})
+            return catalog
+
+        try:
+            self.catalog = await self.db.run_transaction(load)
+        finally:
+            self.progress_cache.forget()
 
     async def get_cursor(self, name: str) -> str | None:
         async with self.db.reader.execute(

@@ -8,6 +8,7 @@ A path never loaded is built from the modules seen in events.
 from __future__ import annotations
 
 import json
+import sqlite3
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -50,12 +51,25 @@ class Catalog:
                 catalog.module_counts[path] = catalog.module_counts.get(path, 0) + 1
         return catalog
 
-    async def discover(
-        self, conn: aiosqlite.Connection, pairs: Iterable[tuple[str | None, str | None]]
+    @classmethod
+    def load_sync(cls, conn: sqlite3.Connection) -> Catalog:
+        """:meth:`load` for code running on the database thread."""
+        catalog = cls()
+        for path, source in conn.execute("SELECT path, source FROM catalog_paths"):
+            catalog.module_counts.setdefault(path, 0)
+            if source == "file":
+                catalog.authoritative.add(path)
+        for path, module in conn.execute("SELECT path, module FROM catalog_modules"):
+            catalog.known_modules.add((path, module))
+            catalog.module_counts[path] = catalog.module_counts.get(path, 0) + 1
+        return catalog
+
+    def discover(
+        self, conn: sqlite3.Connection, pairs: Iterable[tuple[str | None, str | None]]
     ) -> set[str]:
         """Record paths and modules first seen in events; return the paths whose count changed.
 
-        Runs inside the caller's transaction.
+        Runs inside the caller's transaction, on the database thread.
         """
         changed: set[str] = set()
         for path, module in pairs:
@@ -63,7 +77,7 @@ class Catalog:
                 continue
             if path not in self.module_counts:
                 self.module_counts[path] = 0
-                await conn.execute(
+                conn.execute(
                     "INSERT OR IGNORE INTO catalog_paths (path, title, source)"
                     " VALUES (?, NULL, 'seen')",
                     (path,),
@@ -75,7 +89,7 @@ class Catalog:
                 continue
             self.known_modules.add((path, module))
             self.module_counts[path] += 1
-            await conn.execute(
+            conn.execute(
                 "INSERT OR IGNORE INTO catalog_modules (path, module, position, title, source) "
                 "VALUES (?, ?, ?, NULL, 'seen')",
                 (path, module, self.module_counts[path]),
@@ -135,16 +149,16 @@ def parse_catalog_file(path: Path) -> list[CatalogPath]:
     return result
 
 
-async def store_catalog(conn: aiosqlite.Connection, paths: list[CatalogPath]) -> None:
+def store_catalog(conn: sqlite3.Connection, paths: list[CatalogPath]) -> None:
     """Replace those paths' module lists with the file's (inside the caller's transaction)."""
     for entry in paths:
-        await conn.execute(
+        conn.execute(
             "INSERT INTO catalog_paths (path, title, source) VALUES (?, ?, 'file') "
             "ON CONFLICT (path) DO UPDATE SET title = excluded.title, source = 'file'",
             (entry.id, entry.title),
         )
-        await conn.execute("DELETE FROM catalog_modules WHERE path = ?", (entry.id,))
-        await conn.executemany(
+        conn.execute("DELETE FROM catalog_modules WHERE path = ?", (entry.id,))
+        conn.executemany(
             "INSERT INTO catalog_modules (path, module, position, title, source) "
             "VALUES (?, ?, ?, ?, 'file')",
             [(entry.id, m, i + 1, title) for i, (m, title) in enumerate(entry.modules)],

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -15,6 +16,8 @@ from jacmon.errors import StoreError
 from jacmon.store.schema import MIGRATIONS, latest_version
 
 log = logging.getLogger("jacmon.store")
+
+T = TypeVar("T")
 
 
 async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:
@@ -67,6 +70,18 @@ async def migrate(conn: aiosqlite.Connection) -> int:
             raise StoreError(f"migration {number} ({description}) failed: {exc}") from None
         version = number
     return version
+
+
+def _in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple) -> T:
+    """On the database thread: BEGIN IMMEDIATE, fn, COMMIT (ROLLBACK on any error)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn, *args)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
 
 
 class Database:
@@ -129,6 +144,37 @@ class Database:
         if self._writer is None:
             raise StoreError(f"database {self.path} was opened read-only")
         return self._writer
+
+    async def run_transaction(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        on_commit: Callable[[T], None] | None = None,
+    ) -> T:
+        """Run ``fn(connection, *args)`` in one transaction on the writer's own thread.
+
+        One round trip to the database thread instead of one per statement:
+        the event loop is not needed between statements, so a busy loop does
+        not stretch the transaction. ``on_commit(result)`` runs in the loop
+        once it committed, even if the caller was cancelled meanwhile (the
+        transaction cannot be stopped half-way, so its effects must be
+        recorded).
+        """
+        async with self._write_lock:
+            writer = self.writer
+            # aiosqlite runs fn on its connection thread; _execute and _conn are the
+            # way in (aiosqlite is pinned to the minor this is tested with).
+            done = asyncio.ensure_future(writer._execute(_in_transaction, writer._conn, fn, args))
+            try:
+                result = await asyncio.shield(done)
+            except asyncio.CancelledError:
+                result = await done
+                if on_commit is not None:
+                    on_commit(result)
+                raise
+            if on_commit is not None:
+                on_commit(result)
+            return result
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:

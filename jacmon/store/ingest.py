@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import aiosqlite
 
 from jacmon.analytics.progress import BatchProgress, apply_learner, apply_module, apply_path
 from jacmon.events import Event
@@ -91,17 +90,18 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK):
         yield items[start : start + size]
 
 
-async def _existing_ids(conn: aiosqlite.Connection, ids: list[str]) -> set[str]:
+def _existing_ids(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
     found: set[str] = set()
     for chunk in _chunks(ids):
         marks = ",".join("?" * len(chunk))
-        async with conn.execute(f"SELECT id FROM events WHERE id IN ({marks})", chunk) as cursor:
-            found.update(row[0] for row in await cursor.fetchall())
+        found.update(
+            row[0] for row in conn.execute(f"SELECT id FROM events WHERE id IN ({marks})", chunk)
+        )
     return found
 
 
-async def _fetch_rows(
-    conn: aiosqlite.Connection, table: str, keys: list[tuple], cache: ProgressCache | None
+def _fetch_rows(
+    conn: sqlite3.Connection, table: str, keys: list[tuple], cache: ProgressCache | None
 ) -> dict[tuple, dict[str, Any]]:
     """Rows of progress ``table`` by key tuple, from the cache or else the database."""
     if cache is not None:
@@ -120,15 +120,14 @@ async def _fetch_rows(
         values = ",".join(["(" + ",".join("?" * width) + ")"] * len(chunk))
         params = [part for key in chunk for part in key]
         sql = f"SELECT t.* FROM (VALUES {values}) AS v CROSS JOIN {table} AS t ON {on}"
-        async with conn.execute(sql, params) as cursor:
-            for row in await cursor.fetchall():
-                record = dict(row)
-                rows[tuple(record[c] for c in key_columns)] = record
+        for row in conn.execute(sql, params):
+            record = dict(row)
+            rows[tuple(record[c] for c in key_columns)] = record
     return rows
 
 
-async def _module_sums(
-    conn: aiosqlite.Connection, keys: list[tuple[str, str]]
+def _module_sums(
+    conn: sqlite3.Connection, keys: list[tuple[str, str]]
 ) -> dict[tuple[str, str], tuple[float, int]]:
     """(sum of module percents, modules completed) per learner x path, catalog modules only."""
     sums: dict[tuple[str, str], tuple[float, int]] = {}
@@ -142,9 +141,8 @@ async def _module_sums(
             " JOIN catalog_modules c ON c.path = m.path AND c.module = m.module "
             "GROUP BY m.learner, m.path"
         )
-        async with conn.execute(sql, params) as cursor:
-            for learner, path, total, completed in await cursor.fetchall():
-                sums[(learner, path)] = (total or 0.0, completed or 0)
+        for learner, path, total, completed in conn.execute(sql, params):
+            sums[(learner, path)] = (total or 0.0, completed or 0)
     return sums
 
 
@@ -157,9 +155,7 @@ def _upsert_sql(table: str, keys: tuple[str, ...], columns: tuple[str, ...]) -> 
     )
 
 
-async def recompute_path_percents(
-    conn: aiosqlite.Connection, catalog: Catalog, paths: set[str]
-) -> None:
+def recompute_path_percents(conn: sqlite3.Connection, catalog: Catalog, paths: set[str]) -> None:
     """Re-derive every learner's percent on ``paths`` after their module count changed.
 
     On a path whose catalog came from a file, learners who have completed
@@ -172,14 +168,14 @@ async def recompute_path_percents(
     )
     for path in paths:
         count = max(catalog.module_counts.get(path, 0), 1)
-        await conn.execute(
+        conn.execute(
             f"UPDATE path_progress SET percent = min(100.0, coalesce((SELECT sum(m.percent){mine}),"
             f" 0) / ?), modules_completed = (SELECT count(*){mine} AND m.status = 'completed')"
             " WHERE path = ? AND status != 'completed'",
             (count, path),
         )
         if path in catalog.authoritative:
-            await conn.execute(
+            conn.execute(
                 "UPDATE path_progress SET status = 'completed', percent = 100.0,"
                 f" completed_at = (SELECT max(m.completed_at){mine})"
                 " WHERE path = ? AND status != 'completed' AND modules_completed >= ?",
@@ -187,8 +183,8 @@ async def recompute_path_percents(
             )
 
 
-async def store_batch(
-    conn: aiosqlite.Connection,
+def store_batch(
+    conn: sqlite3.Connection,
     catalog: Catalog,
     events: Sequence[Event],
     *,
@@ -206,7 +202,7 @@ async def store_batch(
     Rows are read from ``cache`` where it has them; the caller refreshes it
     from ``changes`` once the transaction commits.
     """
-    known = await _existing_ids(conn, [e.id for e in events])
+    known = _existing_ids(conn, [e.id for e in events])
     stored: list[StoredEvent] = []
     duplicates: list[int] = []
     seen = set(known)
@@ -244,17 +240,17 @@ async def store_batch(
         progress.add(event)
         seq += 1
     if rows:
-        await conn.executemany(
+        conn.executemany(
             "INSERT INTO events (seq, id, type, ts, received, learner, path, module, item, score,"
             " success, progress, duration_s, attempt, session, body)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
-        changes = await _update_progress(conn, catalog, progress, cache)
+        changes = _update_progress(conn, catalog, progress, cache)
     else:
         changes = ProgressChanges()
     if cursor is not None:
-        await conn.execute(
+        conn.execute(
             "INSERT INTO cursors (name, value, updated) VALUES (?, ?, ?) "
             "ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated = excluded.updated",
             (cursor[0], cursor[1], received),
@@ -262,8 +258,8 @@ async def store_batch(
     return IngestOutcome(stored, duplicates, changes, seq - 1)
 
 
-async def _update_progress(
-    conn: aiosqlite.Connection,
+def _update_progress(
+    conn: sqlite3.Connection,
     catalog: Catalog,
     progress: BatchProgress,
     cache: ProgressCache | None,
@@ -272,27 +268,27 @@ async def _update_progress(
     # In event order (dicts keep it), so discovered modules get stable positions.
     pairs = dict.fromkeys((path, None) for (_, path) in progress.paths)
     pairs.update(dict.fromkeys((path, module) for (_, path, module) in progress.modules))
-    recount = await catalog.discover(conn, pairs)
+    recount = catalog.discover(conn, pairs)
     if recount:
-        await recompute_path_percents(conn, catalog, recount)
+        recompute_path_percents(conn, catalog, recount)
         changes.recounted = recount
 
     module_keys = list(progress.modules)
     if module_keys:
-        old = await _fetch_rows(conn, "module_progress", module_keys, cache)
+        old = _fetch_rows(conn, "module_progress", module_keys, cache)
         new_rows = []
         for key in module_keys:
             row = apply_module(old.get(key), progress.modules[key])
             new_rows.append(key + tuple(row[c] for c in MODULE_COLUMNS))
             changes.modules.append({"learner": key[0], "path": key[1], "module": key[2]} | row)
-        await conn.executemany(
+        conn.executemany(
             _upsert_sql("module_progress", ("learner", "path", "module"), MODULE_COLUMNS), new_rows
         )
 
     path_keys = list(progress.paths)
     if path_keys:
-        old = await _fetch_rows(conn, "path_progress", path_keys, cache)
-        sums = await _module_sums(conn, path_keys)
+        old = _fetch_rows(conn, "path_progress", path_keys, cache)
+        sums = _module_sums(conn, path_keys)
         new_rows = []
         for key in path_keys:
             total, completed = sums.get(key, (0.0, 0))
@@ -306,16 +302,14 @@ async def _update_progress(
             )
             new_rows.append(key + tuple(row[c] for c in PATH_COLUMNS))
             changes.paths.append({"learner": key[0], "path": key[1]} | row)
-        await conn.executemany(
-            _upsert_sql("path_progress", ("learner", "path"), PATH_COLUMNS), new_rows
-        )
+        conn.executemany(_upsert_sql("path_progress", ("learner", "path"), PATH_COLUMNS), new_rows)
 
     learner_keys = [(learner,) for learner in progress.learners]
-    old = await _fetch_rows(conn, "learners", learner_keys, cache)
+    old = _fetch_rows(conn, "learners", learner_keys, cache)
     new_rows = []
     for (learner,) in learner_keys:
         row = apply_learner(old.get((learner,)), progress.learners[learner])
         new_rows.append((learner, *(row[c] for c in LEARNER_COLUMNS)))
         changes.learners.append({"learner": learner} | row)
-    await conn.executemany(_upsert_sql("learners", ("learner",), LEARNER_COLUMNS), new_rows)
+    conn.executemany(_upsert_sql("learners", ("learner",), LEARNER_COLUMNS), new_rows)
     return changes
