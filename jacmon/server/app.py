@@ -52,6 +52,9 @@ log = logging.getLogger("jacmon.server")
 #: How often the alerts feed looks for changes written by other processes, in seconds.
 ALERT_POLL_S = 1.0
 
+#: How often the WAL is checkpointed, in seconds.
+CHECKPOINT_S = 2.0
+
 #: How often connected tokens are checked for revocation, in seconds.
 REVOCATION_POLL_S = 5.0
 
@@ -163,6 +166,7 @@ class JacmonServer:
                 connected_clients=lambda: sum(self.hub.connection_counts().values()),
             )
             await self.sampler.prime(self.store)
+            await self.store.db.take_over_checkpoints()
             self.hub.seq[Stream.ACTIVITY] = self.store.last_seq
             self._alert_seq = await alert_store.last_alert_change_seq(self.store.db.reader)
             self.hub.seq[Stream.ALERTS] = self._alert_seq
@@ -173,6 +177,7 @@ class JacmonServer:
                 asyncio.create_task(self.sampler.run(self.hub.publish_sample), name="sampler"),
                 asyncio.create_task(self._alert_feed(), name="alert-feed"),
                 asyncio.create_task(self._revocation_watch(), name="revocation-watch"),
+                asyncio.create_task(self._checkpoints(), name="checkpoints"),
             ]
             lrs = self.full_settings.lrs
             if lrs.get("url") and _truthy(lrs.get("enabled", True)):
@@ -327,6 +332,15 @@ class JacmonServer:
                 self.hub.publish_alert_changes(changes)
                 if len(changes) == 1000:
                     self._alert_nudge.set()
+
+    async def _checkpoints(self) -> None:
+        """Fold the WAL into the database every CHECKPOINT_S, off the ingest path."""
+        while True:
+            await asyncio.sleep(CHECKPOINT_S)
+            try:
+                await self.store.db.checkpoint()
+            except Exception:
+                log.exception("checkpoint failed")
 
     async def _revocation_watch(self) -> None:
         """Close connections whose token was revoked since they connected (code 4001)."""

@@ -25,13 +25,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 
 from jacmon.protocol import CloseCode, ServerType, Stream, envelope
 from jacmon.store import ProgressChanges, StoredEvent
 
 log = logging.getLogger("jacmon.hub")
+
+#: Unsent bytes a client's socket may hold before its frames queue instead (websockets'
+#: own default write limit: 32 KiB).
+WRITE_LIMIT_BYTES = 32 * 1024
 
 #: How the dashboard identifies a row of each kind, to merge updates to it.
 ROW_KEYS: dict[str, tuple[str, ...]] = {
@@ -62,6 +66,8 @@ class Subscriber:
     writer: asyncio.Task | None = None
     #: activity: the highest event seq queued for this client; older ones are never re-sent.
     delivered_seq: int = 0
+    #: The writer task is inside ws.send (so a direct write now could overtake it).
+    sending: bool = False
 
 
 @dataclass
@@ -132,7 +138,11 @@ class Hub:
                     else:
                         frame = self._progress_frame(sub)
                     # text=True: the bytes are UTF-8 JSON; send them as a text frame as-is.
-                    await ws.send(frame, text=True)
+                    sub.sending = True
+                    try:
+                        await ws.send(frame, text=True)
+                    finally:
+                        sub.sending = False
                     self.counters.frames_sent[stream] += 1
         except ConnectionClosed:
             pass
@@ -174,6 +184,9 @@ class Hub:
         if not subs:
             return
         by_scope: dict[str | None, bytes] = {}
+        # Clients with nothing queued and room in their socket buffer get the frame
+        # written at once, all in one broadcast() pass (no task switch per client).
+        direct: dict[bytes, list[ServerConnection]] = {}
         for sub in subs:
             if sub.dropped:
                 continue
@@ -195,6 +208,9 @@ class Hub:
             sub.delivered_seq = max(sub.delivered_seq, events[-1].seq)
             if not frame:
                 continue
+            if not sub.outbox and not sub.sending and self._has_room(sub.ws):
+                direct.setdefault(frame, []).append(sub.ws)
+                continue
             if len(sub.outbox) >= sub.buffer_frames:
                 last = sub.ws.request.path if sub.ws.request else ""
                 self._drop(
@@ -205,6 +221,19 @@ class Hub:
                 continue
             sub.outbox.append(frame)
             sub.wake.set()
+        for frame, connections in direct.items():
+            broadcast(connections, frame, text=True)
+            self.counters.frames_sent[Stream.ACTIVITY.value] += len(connections)
+
+    @staticmethod
+    def _has_room(ws: ServerConnection) -> bool:
+        """True while the socket's unsent bytes are under the connection's write limit.
+
+        Past it the client is behind: its frames queue in the outbox, where the
+        writer's awaited send applies backpressure and the buffer bound applies.
+        """
+        transport = ws.transport
+        return transport is not None and transport.get_write_buffer_size() <= WRITE_LIMIT_BYTES
 
     @staticmethod
     def events_frame(events: list[StoredEvent], learner: str | None) -> bytes:

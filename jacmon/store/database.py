@@ -98,6 +98,7 @@ class Database:
         self._writer = writer
         self.reader = reader
         self._write_lock = asyncio.Lock()
+        self._checkpointer: aiosqlite.Connection | None = None
 
     @classmethod
     async def open(cls, path: Path, *, readonly: bool = False) -> Database:
@@ -138,6 +139,28 @@ class Database:
             if isinstance(exc, sqlite3.Error | OSError):
                 raise StoreError(f"cannot open database {path}: {exc}") from None
             raise
+
+    async def take_over_checkpoints(self) -> None:
+        """Stop the writer from checkpointing inside its commits; call :meth:`checkpoint` instead.
+
+        SQLite checkpoints the WAL within the COMMIT that crosses 1,000 pages,
+        and that checkpoint (with its fsync) stalls the batch being acked. A
+        long-running server checkpoints from its own connection on a timer.
+        """
+        await self.writer.execute("PRAGMA wal_autocheckpoint = 0")
+        self._checkpointer = await _connect(self.path, readonly=False)
+
+    async def checkpoint(self) -> tuple[int, int]:
+        """A PASSIVE checkpoint from the checkpoint connection: (WAL frames, frames copied).
+
+        It never waits for the writer or readers; what it cannot copy now it
+        copies next time.
+        """
+        if self._checkpointer is None:
+            raise StoreError("call take_over_checkpoints() before checkpoint()")
+        async with self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)") as cursor:
+            _, frames, copied = await cursor.fetchone()
+        return frames, copied
 
     @property
     def writer(self) -> aiosqlite.Connection:
@@ -191,8 +214,11 @@ class Database:
                 await conn.execute("COMMIT")
 
     async def close(self) -> None:
-        """Close both connections (waiting for the transaction in flight)."""
+        """Close the connections (waiting for the transaction in flight)."""
         async with self._write_lock:
+            if self._checkpointer is not None:
+                await self._checkpointer.close()
+                self._checkpointer = None
             if self._writer is not None:
                 with contextlib.suppress(sqlite3.Error):
                     # Fold the WAL back so the file alone is a complete copy.
