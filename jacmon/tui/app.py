@@ -53,7 +53,9 @@ class JacmonDashboard(App[None]):
     ``server_url`` is the server's base URL (``ws://127.0.0.1:8765``); ``token``
     None sends none; ``learner`` scopes every stream to that learner (None: all).
     ``connect=False`` starts no stream (frames come from :meth:`apply_frame`:
-    frozen data for tests); ``now`` is the clock ages are measured against.
+    frozen data for tests); ``now`` is the clock the data's times are on (the
+    server's: ``jacmon demo`` runs a faster, simulated one), ``wall_clock`` the
+    one connection ages and retry times are on (the client's own).
     """
 
     # Absolute, so subclasses defined elsewhere (demo, bench) find it too.
@@ -78,6 +80,7 @@ class JacmonDashboard(App[None]):
         *,
         connect: bool = True,
         now: Callable[[], float] = time.time,
+        wall_clock: Callable[[], float] = time.time,
         flush_hz: float = FLUSH_HZ,
     ) -> None:
         super().__init__()
@@ -86,6 +89,7 @@ class JacmonDashboard(App[None]):
         self.learner = learner
         self.connect = connect
         self.now = now
+        self.wall_clock = wall_clock
         self.flush_hz = flush_hz
         self.state = DashboardState()
         self.paused = False
@@ -122,7 +126,7 @@ class JacmonDashboard(App[None]):
         self.activity_feed = ActivityFeed(id="activity")
         self.metrics_panel = MetricsPanel(id="metrics")
         self.alerts_panel = AlertsPanel(now=self.now, id="alerts")
-        self.connection_panel = ConnectionPanel(now=self.now, id="connection")
+        self.connection_panel = ConnectionPanel(now=self.wall_clock, id="connection")
         yield Header()
         with Vertical(id="left"):
             yield self.progress_panel

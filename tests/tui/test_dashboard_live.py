@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import time
+
 from tui_helpers import fire_alert, make_event, screen_text, send, wait_until
 
 from jacmon.protocol import Stream
@@ -278,3 +281,17 @@ async def test_drilling_into_a_learner_opens_their_own_stream(running_server):
             ),
             "the learner rows back",
         )
+
+
+async def test_connection_ages_use_the_wall_clock_when_data_runs_on_another(running_server):
+    # jacmon demo's data runs on a simulated clock hours ahead; the connection's own
+    # ages (last message, retry) are on the client's clock and stay a few seconds.
+    app = JacmonDashboard(running_server.url, now=lambda: time.time() + 3 * 3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: all_connected(app), "all four streams connected")
+        await wait_until(
+            pilot,
+            lambda: re.search(r"activ\s+connected\s+\d+s\b", screen_text(app)),
+            "the activity stream's age in seconds",
+        )
+        assert not re.search(r"connected\s+\d+h\b", screen_text(app))

@@ -191,7 +191,9 @@ def frozen_frames() -> list[dict]:
 
 
 def frozen_app() -> JacmonDashboard:
-    app = JacmonDashboard("ws://127.0.0.1:8765", connect=False, now=lambda: NOW)
+    app = JacmonDashboard(
+        "ws://127.0.0.1:8765", connect=False, now=lambda: NOW, wall_clock=lambda: NOW
+    )
 
     async def feed() -> None:
         app.apply_frames(frozen_frames())

@@ -15,6 +15,8 @@ from jacmon.tui.widgets.table import KeyedTable
 
 SEVERITY_SHORT = {"critical": "CRIT", "warning": "WARN", "info": "info"}
 
+COLUMNS = [("id", None), ("sev", 4), ("who", None), ("message", None), ("age", 4)]
+
 
 def numbers_text(numbers: dict[str, Any] | None) -> str:
     """``{"drop_pct": 42.5, "days": 3}`` -> ``drop_pct=42.5 days=3``."""
@@ -33,18 +35,19 @@ class AlertsPanel(Vertical):
         super().__init__(id=id)
         self.border_title = "Alerts"
         self.now = now
+        # Kept, not queried: a redraw while the app shuts down finds no children by query.
+        self.table = KeyedTable(id="alerts-table")
 
     def compose(self) -> ComposeResult:
-        yield KeyedTable(id="alerts-table")
+        yield self.table
 
     def on_mount(self) -> None:
-        self.query_one(KeyedTable).set_columns(
-            [("id", None), ("sev", 4), ("who", None), ("message", None), ("age", 4)]
-        )
+        self.table.set_columns(COLUMNS)
 
     def show(self, alerts: list[dict[str, Any]]) -> None:
         """Redraw from the open alerts (already ordered)."""
-        table = self.query_one(KeyedTable)
+        table = self.table
+        table.set_columns(COLUMNS)  # no-op once set; a first redraw may come before on_mount
         now = self.now()
         rows = []
         for alert in alerts:
@@ -86,5 +89,5 @@ class AlertsPanel(Vertical):
 
     @property
     def selected_alert_id(self) -> int | None:
-        key = self.query_one(KeyedTable).selected_key
+        key = self.table.selected_key
         return int(key) if key is not None else None

@@ -41,18 +41,23 @@ class MetricRow(Horizontal):
     def __init__(self, label: str, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.label = label
+        # Kept, not queried: a redraw while the app shuts down finds no children by query.
+        self.sparkline = Sparkline([], summary_function=_mean)
+        self.value = Label("-", classes="metric-value")
 
     def compose(self) -> ComposeResult:
         yield Label(self.label[:10], classes="metric-name")
-        yield Sparkline([], summary_function=_mean)
-        yield Label("-", classes="metric-value")
+        yield self.sparkline
+        yield self.value
 
     def show(self, history: list[float], current: float | None, delta: tuple[str, str]) -> None:
-        self.query_one(Sparkline).data = history
+        # One sample draws as a full bar (Textual's Sparkline): show it flat until there are two.
+        self.sparkline.data = history * 2 if len(history) == 1 else history
         arrow, style = delta
-        value = self.query_one(".metric-value", Label)
         # Fixed width (CSS): a new value never changes the layout.
-        value.update(Text.assemble(f"{number(current):>6} ", (f"{arrow:>6}", style)), layout=False)
+        self.value.update(
+            Text.assemble(f"{number(current):>6} ", (f"{arrow:>6}", style)), layout=False
+        )
 
 
 class MetricsPanel(VerticalScroll):
@@ -62,10 +67,13 @@ class MetricsPanel(VerticalScroll):
         super().__init__(id=id)
         self.border_title = "Trends"
         self._velocity_rows: dict[str, MetricRow] = {}
+        # Kept, not queried: a redraw while the app shuts down finds no children by query.
+        self._rows = {
+            name: MetricRow(label, id=f"metric-{name.replace('_', '-')}") for name, label in METRICS
+        }
 
     def compose(self) -> ComposeResult:
-        for name, label in METRICS:
-            yield MetricRow(label, id=f"metric-{name.replace('_', '-')}")
+        yield from self._rows.values()
 
     def show(self, samples: Sequence[dict[str, Any]], interval_s: float) -> None:
         """Redraw from the sample history (oldest first)."""
@@ -78,8 +86,7 @@ class MetricsPanel(VerticalScroll):
             history = [float(s.get(name) or 0.0) for s in samples]
             current = latest.get(name)
             previous = earlier.get(name) if earlier else None
-            row = self.query_one(f"#metric-{name.replace('_', '-')}", MetricRow)
-            row.show(history, current, change(current, previous))
+            self._rows[name].show(history, current, change(current, previous))
         for path, numbers in sorted((latest.get("velocity") or {}).items()):
             row = self._velocity_rows.get(path)
             if row is None:
@@ -97,9 +104,6 @@ class MetricsPanel(VerticalScroll):
                 arrow = "→" if abs(pct) < 0.5 else "↑" if pct > 0 else "↓"
                 style = "grey50" if arrow == "→" else "green" if pct > 0 else "red"
                 delta = (f"{arrow}{abs(pct):.0f}%", style)
-            if row.is_mounted:
-                row.show(history, numbers.get("this_week"), delta)
-            else:
-                row.call_after_refresh(row.show, history, numbers.get("this_week"), delta)
+            row.show(history, numbers.get("this_week"), delta)
         minutes = (len(samples) - 1) * interval_s / 60.0
         self.border_subtitle = f"last {minutes:.0f} min, change vs {CHANGE_WINDOW_S / 60:.0f} min"

@@ -71,17 +71,19 @@ class ProgressPanel(Vertical):
         )
         self._data = ProgressData()
         self._detail: LearnerDetail | None = None
+        # Kept, not queried: a redraw while the app shuts down finds no children by query.
+        self.top = KeyedTable(id="progress-top")
+        self.bottom = KeyedTable(id="progress-bottom")
 
     def compose(self) -> ComposeResult:
-        yield KeyedTable(id="progress-top")
-        yield KeyedTable(id="progress-bottom")
+        yield self.top
+        yield self.bottom
 
     def show(self, data: ProgressData, detail: LearnerDetail | None = None) -> None:
         """Redraw from ``data`` (the latest progress state) and the open learner's own rows."""
         self._data = data
         self._detail = detail
-        top = self.query_one("#progress-top", KeyedTable)
-        bottom = self.query_one("#progress-bottom", KeyedTable)
+        top, bottom = self.top, self.bottom
         kind, key = self.view
         now = self.now()
         if kind == "overview":
