@@ -1,7 +1,7 @@
 """Each monitoring task over 10,000 learners and 1,000,000 events, vs the earlier design's loop.
 
     /work/.venv/bin/python bench/bench_tasks.py [--learners 10000] [--events 1000000] [--runs 3]
-        [--db PATH] [--out docs/benchmarks-tasks.md]
+        [--db PATH] [--out bench/results/tasks.md]
 
 The database is built fast: migrated once with ``Store.open``, then rows go
 straight in with sqlite3 ``executemany`` (events over 60 days, 4 paths x 5
@@ -391,7 +391,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--db", type=Path, default=Path("/tmp/jacmon-bench-tasks.db"))
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks-tasks.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "tasks.md")
     parser.add_argument("--rebuild", action="store_true", help="Build the database even if kept.")
     parser.add_argument("--no-django", action="store_true", help="Skip the Django ORM loop.")
     args = parser.parse_args()
