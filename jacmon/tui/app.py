@@ -354,8 +354,8 @@ class JacmonDashboard(App[None]):
         self.paused = not self.paused
         if self.paused:
             self._paused_at_events = self.state.events_received
-        else:
-            self.flush()
+        # Only the header changes now, so the key shows at once; what was buffered is drawn
+        # by the next flush (within 1/flush_hz s), not in this frame.
         self._update_header()
 
     def action_filter(self) -> None:
