@@ -15,6 +15,7 @@ from jacmon.commands.common import (
     print_json,
     resolve_db,
     run,
+    with_store,
 )
 from jacmon.store import Store
 from jacmon.store.catalog import parse_catalog_file
@@ -34,14 +35,7 @@ def load(
     """Load a catalog: its paths' module lists become the truth for progress %."""
     paths = parse_catalog_file(file)
 
-    async def action() -> None:
-        store = await Store.open(resolve_db(db, config))
-        try:
-            await store.load_catalog(paths)
-        finally:
-            await store.close()
-
-    run(action())
+    run(with_store(resolve_db(db, config), lambda store: store.load_catalog(paths)))
     modules = sum(len(p.modules) for p in paths)
     typer.echo(f"loaded {len(paths)} paths with {modules} modules from {file}")
 
@@ -55,19 +49,15 @@ def show(
 ) -> None:
     """Show the catalog: each path's modules, in order, and where they came from."""
 
-    async def action():
-        store = await Store.open(resolve_db(db, config), readonly=True)
-        try:
-            async with store.db.reader.execute(
-                "SELECT c.path, p.title AS path_title, p.source, c.position, c.module, c.title"
-                " FROM catalog_modules c JOIN catalog_paths p ON p.path = c.path"
-                " ORDER BY c.path, c.position"
-            ) as cursor:
-                return [dict(r) for r in await cursor.fetchall()]
-        finally:
-            await store.close()
+    async def catalog_rows(store: Store) -> list[dict]:
+        async with store.db.reader.execute(
+            "SELECT c.path, p.title AS path_title, p.source, c.position, c.module, c.title"
+            " FROM catalog_modules c JOIN catalog_paths p ON p.path = c.path"
+            " ORDER BY c.path, c.position"
+        ) as cursor:
+            return [dict(r) for r in await cursor.fetchall()]
 
-    rows = run(action())
+    rows = run(with_store(resolve_db(db, config), catalog_rows, readonly=True))
     if json_output:
         print_json(rows)
         return

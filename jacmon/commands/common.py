@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import wraps
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -53,6 +53,19 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 def print_json(value: Any) -> None:
     """Write ``value`` as JSON on stdout, for scripts."""
     sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+async def with_store(
+    db: Path, action: Callable[[Any], Awaitable[T]], *, readonly: bool = False
+) -> T:
+    """Open the store at ``db``, run ``action(store)``, close it whatever happens."""
+    from jacmon.store import Store
+
+    store = await Store.open(db, readonly=readonly)
+    try:
+        return await action(store)
+    finally:
+        await store.close()
 
 
 def resolve_db(db: Path | None, config: Path | None) -> Path:

@@ -86,6 +86,7 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
     return plan, problems
 
 
+@handle_errors
 def serve(
     host: str | None = typer.Option(None, "--host", help="Address to listen on [127.0.0.1]."),
     port: int | None = typer.Option(None, "--port", help="TCP port [8765]; 0 picks a free one."),
@@ -107,37 +108,6 @@ def serve(
     json_output: bool = typer.Option(False, "--json", help="With --check: print JSON."),
 ) -> None:
     """Serve the four live streams and ingest, and run the monitoring tasks."""
-    _serve_command(
-        host,
-        port,
-        db,
-        config,
-        insecure,
-        require_tokens,
-        tls_cert,
-        tls_key,
-        log_level,
-        log_format,
-        check,
-        json_output,
-    )
-
-
-@handle_errors
-def _serve_command(
-    host,
-    port,
-    db,
-    config,
-    insecure,
-    require_tokens,
-    tls_cert,
-    tls_key,
-    log_level,
-    log_format,
-    check,
-    json_output,
-) -> None:
     settings = load_settings(
         config,
         overrides={

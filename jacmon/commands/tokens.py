@@ -15,19 +15,11 @@ from jacmon.commands.common import (
     print_json,
     resolve_db,
     run,
+    with_store,
 )
 from jacmon.server.auth import ROLES, create_token, list_tokens, revoke_token
-from jacmon.store import Store
 
 token_app = typer.Typer(help="Create, list and revoke access tokens.", no_args_is_help=True)
-
-
-async def _with_store(db: Path, action):
-    store = await Store.open(db)
-    try:
-        return await action(store)
-    finally:
-        await store.close()
 
 
 @token_app.command("create")
@@ -44,7 +36,7 @@ def create(
     """Create a token and print it once (only its hash is stored)."""
     path = resolve_db(db, config)
     token, record = run(
-        _with_store(
+        with_store(
             path,
             lambda s: create_token(s.db, role=role, learner=learner, can_ack=can_ack, name=name),
         )
@@ -69,7 +61,7 @@ def list_(
     config: Path | None = ConfigOption,
 ) -> None:
     """List tokens (ids, roles, scope; never the secrets)."""
-    records = run(_with_store(resolve_db(db, config), lambda s: list_tokens(s.db)))
+    records = run(with_store(resolve_db(db, config), lambda s: list_tokens(s.db)))
     if json_output:
         print_json(records)
         return
@@ -95,7 +87,7 @@ def revoke(
     config: Path | None = ConfigOption,
 ) -> None:
     """Revoke a token: new connections with it are refused."""
-    run(_with_store(resolve_db(db, config), lambda s: revoke_token(s.db, token_id)))
+    run(with_store(resolve_db(db, config), lambda s: revoke_token(s.db, token_id)))
     typer.echo(f"revoked {token_id}")
 
 
