@@ -24,14 +24,11 @@ from lrs_fixtures import (
 from test_lrs import read_cursor, read_events, wait_for
 from typer.testing import CliRunner
 
-from jacmon.commands import ingest as ingest_command
+from jacmon.cli import app as cli_app
 
 TS = "2026-01-05T10:00:00Z"
-# Builds the CLI with just this command, the way jacmon.cli registers it.
-CLI_SNIPPET = (
-    "import typer; from jacmon.commands import ingest; "
-    "app = typer.Typer(); ingest.register(app); app.command('noop')(lambda: None); app()"
-)
+# The real CLI, as the console script runs it.
+CLI_SNIPPET = "from jacmon.cli import main; main()"
 
 
 @pytest.fixture
@@ -41,11 +38,8 @@ def ralph(tmp_path: Path) -> Iterator[RalphLrs]:
 
 @pytest.fixture
 def app() -> typer.Typer:
-    app = typer.Typer()
-    ingest_command.register(app)
-    # A second command keeps Typer from collapsing the app into its only command.
-    app.command("noop")(lambda: None)
-    return app
+    """The real ``jacmon`` app."""
+    return cli_app
 
 
 async def invoke(app: typer.Typer, args: list[str], stdin: str | None = None):

@@ -430,18 +430,8 @@ def test_token_bucket_paces_to_the_rate() -> None:
 
 
 def cli_app() -> typer.Typer:
-    """The real ``jacmon`` app, or just this command while other commands are still missing."""
-    try:
-        from jacmon.cli import app
-    except ImportError:
-        from jacmon.commands import sim as sim_command
-
-        app = typer.Typer()
-        sim_command.register(app)
-
-        @app.callback()
-        def _root() -> None:
-            """Lets 'sim' stay a subcommand, as in the real app."""
+    """The real ``jacmon`` app."""
+    from jacmon.cli import app
 
     return app
 
