@@ -119,9 +119,27 @@ def _score(event: dict[str, Any]) -> str:
     return ""
 
 
+def short_item(item: str, prefix: str) -> str:
+    """An item id without what the line already shows.
+
+    Items are often named under their path and module (``python-101/m3/l2``)
+    or are URIs (xAPI activity ids): drop the shown prefix, or keep a URI's
+    last segment.
+    """
+    if prefix and item.startswith(prefix + "/"):
+        return item[len(prefix) + 1 :]
+    if "://" in item:
+        return item.rstrip("/").rsplit("/", 1)[-1]
+    return item
+
+
 def where(event: dict[str, Any]) -> str:
-    """``path/module/item`` with what the event names."""
-    return "/".join(str(event[k]) for k in ("path", "module", "item") if event.get(k))
+    """``path/module/item`` with what the event names (the item shortened, see short_item)."""
+    parts = [str(event[k]) for k in ("path", "module") if event.get(k)]
+    prefix = "/".join(parts)
+    if event.get("item"):
+        parts.append(short_item(str(event["item"]), prefix))
+    return "/".join(parts)
 
 
 def event_line(event: dict[str, Any]) -> str:
