@@ -52,8 +52,9 @@ def test_check_on_a_fresh_database(tmp_path):
     db = tmp_path / "fresh.db"
     result = check("--db", str(db))
     assert result.exit_code == 0, result.output
-    assert db.exists()  # created and migrated
+    assert not db.exists()  # a check creates nothing
     out = result.stdout
+    assert "db_state: does not exist yet; serve creates it" in out
     assert "listen: ws://127.0.0.1:8765" in out
     assert f"db: {db}" in out
     assert "events_stored: 0" in out
@@ -77,6 +78,7 @@ def test_check_json(tmp_path):
     assert plan["listen"] == "ws://127.0.0.1:9100"
     assert plan["db"] == str(db)
     assert plan["events_stored"] == 0
+    assert plan["db_state"] == "does not exist yet; serve creates it"
     assert plan["active_tokens"] == 0
     assert plan["tokens_required"] is False
     assert plan["config_file"] is None
@@ -241,3 +243,26 @@ def test_unknown_key_error_names_the_key(tmp_path):
     result = check("--config", str(config), "--db", str(tmp_path / "j.db"))
     assert result.exit_code == 2, result.output
     assert "Config 'server.prot' is not a setting." in flat(result.stderr)
+
+
+def test_check_reads_an_existing_database_and_writes_nothing(tmp_path):
+    db = tmp_path / "j.db"
+    assert (
+        CliRunner().invoke(app, ["token", "create", "--role", "admin", "--db", str(db)]).exit_code
+        == 0
+    )
+    before = db.read_bytes()
+    result = check("--db", str(db), "--host", "0.0.0.0", "--json")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)["plan"]
+    assert plan["db_state"].startswith("schema ") and plan["db_state"].endswith(", current")
+    assert plan["active_tokens"] == 1 and plan["tokens_required"] is True
+    assert db.read_bytes() == before
+
+
+def test_check_reports_a_file_that_is_not_a_database(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database, just text that is long enough to have a header" * 10)
+    result = check("--db", str(notes))
+    assert result.exit_code == 1
+    assert f"database {notes} cannot be read" in " ".join(result.stderr.split())

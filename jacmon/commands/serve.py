@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,12 +34,27 @@ async def _serve(settings: Settings) -> None:
         log.info("shutting down")
 
 
+def schema_version(path: Path) -> int | str | None:
+    """Schema version of the database; None if there is no file, the error text if unreadable."""
+    if not path.exists():
+        return None
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"file:{path.absolute()}?mode=ro", uri=True)
+        ) as conn:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error as exc:
+        return str(exc)
+
+
 async def _check(settings: Settings) -> tuple[dict, list[str]]:
     """Everything ``serve`` would do, checked without listening. Returns (plan, problems)."""
     from jacmon.server.auth import active_token_count, is_loopback
     from jacmon.server.scheduler import next_runs
     from jacmon.server.tasks.config import load_tasks_config
     from jacmon.store import Store
+    from jacmon.store.schema import latest_version
 
     problems: list[str] = []
     server = settings.server
@@ -52,27 +69,41 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
             problems.append(f"{name} file {value} does not exist")
     if bool(server.tls_cert) != bool(server.tls_key):
         problems.append("TLS needs both --tls-cert and --tls-key")
-    try:
-        store = await Store.open(server.db)
-    except JacmonError as exc:
-        problems.append(str(exc))
-        store = None
-    if store is not None:
+    # Read-only: a check creates and migrates nothing.
+    tokens = 0
+    plan["events_stored"] = 0
+    version = schema_version(server.db)
+    if version is None:
+        plan["db_state"] = "does not exist yet; serve creates it"
+    elif isinstance(version, str):
+        problems.append(f"database {server.db} cannot be read: {version}")
+    elif version > latest_version():
+        problems.append(
+            f"database {server.db} has schema version {version}, newer than this jacmon "
+            f"({latest_version()}); upgrade jacmon"
+        )
+    elif version < latest_version():
+        plan["db_state"] = f"schema {version}; serve migrates it to {latest_version()} at start"
+    else:
+        plan["db_state"] = f"schema {version}, current"
         try:
-            tokens = await active_token_count(store.db)
-            plan["events_stored"] = store.last_seq
-            plan["active_tokens"] = tokens
-            needs_tokens = server.require_tokens or not (
-                is_loopback(server.host) or server.insecure
-            )
-            plan["tokens_required"] = needs_tokens
-            if needs_tokens and tokens == 0:
-                problems.append(
-                    f"serving on {server.host} needs tokens and none exist: create one with "
-                    "'jacmon token create --role admin', or pass --insecure"
-                )
-        finally:
-            await store.close()
+            store = await Store.open(server.db, readonly=True)
+        except JacmonError as exc:
+            problems.append(str(exc))
+        else:
+            try:
+                tokens = await active_token_count(store.db)
+                plan["events_stored"] = store.last_seq
+            finally:
+                await store.close()
+    plan["active_tokens"] = tokens
+    needs_tokens = server.require_tokens or not (is_loopback(server.host) or server.insecure)
+    plan["tokens_required"] = needs_tokens
+    if needs_tokens and tokens == 0:
+        problems.append(
+            f"serving on {server.host} needs tokens and none exist: create one with "
+            "'jacmon token create --role admin', or pass --insecure"
+        )
     try:
         tasks = load_tasks_config(settings.tasks)
         upcoming = next_runs(tasks, datetime.now(UTC))

@@ -116,7 +116,7 @@ class Database:
                 if version != latest_version():
                     raise StoreError(
                         f"database {path} has schema version {version}, expected "
-                        f"{latest_version()}; run 'jacmon serve --check --db {path}' to migrate it"
+                        f"{latest_version()}; start 'jacmon serve --db {path}' once to migrate it"
                     )
                 return cls(path, None, reader)
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -149,7 +149,7 @@ async def test_readonly_open_of_an_old_schema_says_how_to_migrate(tmp_path):
         await Store.open(path, readonly=True)
     assert str(caught.value) == (
         f"database {path} has schema version 1, expected 2; "
-        f"run 'jacmon serve --check --db {path}' to migrate it"
+        f"start 'jacmon serve --db {path}' once to migrate it"
     )
     assert user_version(path) == 1
 
