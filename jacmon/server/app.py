@@ -55,7 +55,7 @@ ALERT_POLL_S = 1.0
 #: How often the WAL is checkpointed, in seconds.
 CHECKPOINT_S = 2.0
 
-#: How often connected tokens are checked for revocation, in seconds.
+#: How often connected tokens are checked for revocation and the catalog for a reload, in s.
 REVOCATION_POLL_S = 5.0
 
 #: A learner's module row as a learner-scoped dashboard gets it.
@@ -343,9 +343,17 @@ class JacmonServer:
                 log.exception("checkpoint failed")
 
     async def _revocation_watch(self) -> None:
-        """Close connections whose token was revoked since they connected (code 4001)."""
+        """Close connections whose token was revoked since they connected (code 4001).
+
+        Also picks up a catalog loaded by another process (``jacmon catalog load``).
+        """
         while True:
             await asyncio.sleep(REVOCATION_POLL_S)
+            try:
+                if await self.store.refresh_catalog():
+                    log.info("catalog changed on disk; reloaded")
+            except Exception:
+                log.exception("reloading the catalog failed")
             live = {
                 ws: principal
                 for ws, (principal, _) in list(self._principals.items())

@@ -32,7 +32,14 @@ __all__ = ["IngestOutcome", "ProgressChanges", "Store", "StoredEvent"]
 class Store:
     """The event store of one jacmon server (or one command)."""
 
-    def __init__(self, db: Database, catalog: Catalog, last_seq: int, server_id: str):
+    def __init__(
+        self,
+        db: Database,
+        catalog: Catalog,
+        last_seq: int,
+        server_id: str,
+        catalog_version: str | None = None,
+    ):
         self.db = db
         self.catalog = catalog
         #: Sequence number of the newest stored event (0 if none ever).
@@ -41,6 +48,7 @@ class Store:
         self.server_id = server_id
         #: Committed progress rows, so batches need not read back what they update.
         self.progress_cache = ProgressCache()
+        self._catalog_version = catalog_version
 
     @property
     def path(self) -> Path:
@@ -67,7 +75,9 @@ class Store:
                 )
         else:
             server_id = row[0] if row else "unknown"
-        return cls(db, catalog, last_seq, server_id)
+        async with conn.execute("SELECT value FROM meta WHERE key = 'catalog_version'") as cursor:
+            row = await cursor.fetchone()
+        return cls(db, catalog, last_seq, server_id, row[0] if row else None)
 
     async def close(self) -> None:
         await self.db.close()
@@ -133,16 +143,46 @@ class Store:
     async def load_catalog(self, paths: list[CatalogPath]) -> None:
         """Make ``paths`` authoritative and re-derive their learners' percents."""
 
-        def load(conn: sqlite3.Connection) -> Catalog:
+        def load(conn: sqlite3.Connection) -> tuple[Catalog, str]:
             store_catalog(conn, paths)
             catalog = Catalog.load_sync(conn)
             recompute_path_percents(conn, catalog, {p.id for p in paths})
-            return catalog
+            # A running server sees the new version and reloads (see refresh_catalog).
+            version = uuid.uuid4().hex
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('catalog_version', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (version,),
+            )
+            return catalog, version
 
         try:
-            self.catalog = await self.db.run_transaction(load)
+            self.catalog, self._catalog_version = await self.db.run_transaction(load)
         finally:
             self.progress_cache.forget()
+
+    async def refresh_catalog(self) -> bool:
+        """Reload the catalog if another process loaded one since; True if it did.
+
+        ``jacmon catalog load`` may run beside a live server: its module counts
+        and the path percents it re-derived must replace what this process holds.
+        """
+        async with self.db.reader.execute(
+            "SELECT value FROM meta WHERE key = 'catalog_version'"
+        ) as cursor:
+            row = await cursor.fetchone()
+        version = row[0] if row else None
+        if version == self._catalog_version:
+            return False
+
+        def reload(conn: sqlite3.Connection) -> Catalog:
+            return Catalog.load_sync(conn)
+
+        # On the writer's thread, between batches, so no batch sees half of it.
+        self.catalog = await self.db.run_transaction(reload)
+        self.progress_cache.forget()
+        self._catalog_version = version
+        return True
 
     async def get_cursor(self, name: str) -> str | None:
         async with self.db.reader.execute(

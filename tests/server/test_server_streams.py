@@ -213,3 +213,34 @@ async def test_slow_activity_client_is_closed_with_4008_and_can_resume(tmp_path,
         async with connect(f"{server.url}/ws/activity?since=3990") as again:
             events = await collect_events(again, 10)
             assert [e["seq"] for e in events] == list(range(3991, 4001))
+
+
+async def test_a_catalog_loaded_beside_a_running_server_is_picked_up(
+    tmp_path, server_factory, monkeypatch
+):
+    from jacmon.server import app
+    from jacmon.store import Store
+    from jacmon.store.catalog import CatalogPath
+
+    monkeypatch.setattr(app, "REVOCATION_POLL_S", 0.1)
+    async with server_factory(tmp_path / "j.db") as server:
+        async with IngestClient(server.url) as client:
+            await client.send_batch([event(1, module="m1", progress=100)])
+        # Another process (here: other connections) loads a four-module catalog.
+        other = await Store.open(server.db_path)
+        await other.load_catalog(
+            [CatalogPath("python-101", "Python 101", [(f"m{i}", None) for i in range(1, 5)])]
+        )
+        await other.close()
+        deadline = asyncio.get_running_loop().time() + TIMEOUT_S
+        while server.server.store.catalog.module_counts.get("python-101") != 4:
+            assert asyncio.get_running_loop().time() < deadline, "catalog never reloaded"
+            await asyncio.sleep(0.05)
+        async with connect(server.url + "/ws/dashboard") as ws:
+            snapshot = await recv_until(ws, lambda m: m["type"] == "snapshot")
+            (path,) = snapshot["data"]["paths"]
+            assert path["modules"] == 4 and path["mean_percent"] == 25.0
+            async with IngestClient(server.url) as client:
+                await client.send_batch([event(2, module="m2", progress=100)])
+            delta = await recv_until(ws, lambda m: m["type"] == "progress" and m["data"]["paths"])
+            assert delta["data"]["paths"][0]["mean_percent"] == 50.0
