@@ -105,5 +105,6 @@ class MetricsPanel(VerticalScroll):
                 style = "grey50" if arrow == "→" else "green" if pct > 0 else "red"
                 delta = (f"{arrow}{abs(pct):.0f}%", style)
             row.show(history, numbers.get("this_week"), delta)
-        minutes = (len(samples) - 1) * interval_s / 60.0
-        self.border_subtitle = f"last {minutes:.0f} min, change vs {CHANGE_WINDOW_S / 60:.0f} min"
+        span_s = (len(samples) - 1) * interval_s
+        span = f"{span_s / 60:.0f} min" if span_s >= 60 else f"{span_s:.0f} s"
+        self.border_subtitle = f"last {span}, change vs {CHANGE_WINDOW_S / 60:.0f} min"
