@@ -68,6 +68,7 @@ async def test_jsonl_file_ingests_good_lines_and_names_bad_ones(
     assert "accepted 25" in result.stderr
     assert f"{source}:6: not valid JSON" in result.stderr
     assert f"{source}:10: field 'ts' has value 'yesterday'" in result.stderr
+    assert "[red]" not in result.stderr  # markup is rendered, not printed
     assert sorted(e["id"] for e in read_events(running_server.db_path)) == sorted(
         f"e{i}" for i in range(25)
     )

@@ -14,6 +14,7 @@ from typing import IO, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from jacmon.commands.common import ConfigOption, handle_errors, print_json, run
@@ -207,13 +208,14 @@ async def ingest_file(
 
 def _print_file_summary(summary: FileSummary, name: str, console: Console) -> None:
     console.print(
-        f"{name}: read {summary.read}, [green]accepted {summary.accepted}[/], "
+        f"{escape(name)}: read {summary.read}, [green]accepted {summary.accepted}[/], "
         f"duplicates {summary.duplicates}, "
         f"[{'red' if summary.rejected else 'green'}]rejected {len(summary.rejected)}[/]",
         highlight=False,
     )
     for where, reason in summary.rejected[:SHOWN_REJECTIONS]:
-        console.print(f"  [red]rejected[/] {where}: {reason}", highlight=False, markup=False)
+        # escape: reasons quote the bad values, which may look like markup.
+        console.print(f"  [red]rejected[/] {escape(where)}: {escape(reason)}", highlight=False)
     if len(summary.rejected) > SHOWN_REJECTIONS:
         console.print(f"  ... and {len(summary.rejected) - SHOWN_REJECTIONS} more (use --json)")
 
