@@ -32,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import raise_fd_limit
+from raw_ws import connect_raw
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -61,8 +62,10 @@ def _number_after(frame: bytes, key: bytes, start: int = 0) -> tuple[float, int]
 
 
 class Clients:
-    def __init__(self, url: str, count: int, full: int):
+    def __init__(self, url: str, count: int, full: int, raw: bool = False):
         self.url = url
+        #: Non-full clients use bench/raw_ws.py instead of the websockets client.
+        self.raw = raw
         self.states = [ClientState(full=i < full) for i in range(count)]
         self.frame_latency: Counter[int] = Counter()
         self.event_latency: Counter[int] = Counter()
@@ -113,7 +116,33 @@ class Clients:
             if self.remaining == 0:
                 self.done.set()
 
+    async def run_one_raw(self, state: ClientState, ready: asyncio.Event, opened: list) -> None:
+        """The same checks on a minimal hand-parsed connection (bench/raw_ws.py)."""
+        closed = asyncio.Event()
+
+        def on_message(frame: bytes) -> None:
+            self._on_frame(state, frame, time.time())
+            if state.last >= 0:
+                ready.set()
+
+        def on_close(reason: str) -> None:
+            state.closed = reason
+            closed.set()
+
+        try:
+            await connect_raw(self.url, on_message, on_close)
+            opened.append(1)
+            await closed.wait()
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            state.closed = f"connect failed: {exc}"
+        finally:
+            ready.set()
+            self._finish(state)
+
     async def run_one(self, state: ClientState, ready: asyncio.Event, opened: list) -> None:
+        if self.raw and not state.full:
+            await self.run_one_raw(state, ready, opened)
+            return
         try:
             async with connect(
                 self.url, compression=None, max_size=None, open_timeout=60, ping_interval=None
@@ -190,9 +219,13 @@ def main() -> None:
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--full", type=int, default=10, help="clients that decode every frame")
     parser.add_argument("--connect-concurrency", type=int, default=50)
+    parser.add_argument(
+        "--raw", action="store_true", help="non-full clients use the minimal raw_ws client"
+    )
     args = parser.parse_args()
     raise_fd_limit()
-    asyncio.run(Clients(args.url, args.count, args.full).main(args.connect_concurrency))
+    clients = Clients(args.url, args.count, args.full, raw=args.raw)
+    asyncio.run(clients.main(args.connect_concurrency))
 
 
 if __name__ == "__main__":

@@ -131,7 +131,8 @@ def run_fanout(url_base: str, args: argparse.Namespace, run: str, cpu_probe=None
     procs = [
         spawn_python(
             "activity_clients.py",
-            ["--url", f"{url_base}/ws/activity", "--count", str(n), "--full", str(args.full)],
+            ["--url", f"{url_base}/ws/activity", "--count", str(n), "--full", str(args.full)]
+            + (["--raw"] if args.raw_clients else []),
         )
         for n in per_proc
     ]
@@ -245,6 +246,11 @@ def add_load_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch", type=int, default=1000, help="largest producer batch")
     parser.add_argument("--drain-s", type=float, default=30.0, help="wait for stragglers")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--raw-clients",
+        action="store_true",
+        help="clients other than the fully decoded ones use bench/raw_ws.py (~10x less CPU)",
+    )
 
 
 def main() -> None:
