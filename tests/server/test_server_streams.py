@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 
 from support import TIMEOUT_S, collect_events, event, recv_json, recv_until
 from websockets.asyncio.client import connect
@@ -188,8 +189,14 @@ async def test_metrics_stream_samples_and_history(running_server):
 
 async def test_slow_activity_client_is_closed_with_4008_and_can_resume(tmp_path, server_factory):
     async with server_factory(tmp_path / "j.db", server_client_buffer_frames=8) as server:
-        # max_queue=1 and a tiny read buffer: this client stops reading, so its frames pile up.
-        slow = await connect(server.url + "/ws/activity", max_queue=1, max_size=None)
+        # This client stops reading after one queued frame (max_queue=1), and its socket's
+        # receive buffer is pinned small: the kernel may otherwise autotune it to tens of
+        # MB (tcp_rmem) and swallow the whole stream, so the server would never see it lag.
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        raw.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(raw, ("127.0.0.1", server.port))
+        slow = await connect(server.url + "/ws/activity", sock=raw, max_queue=1, max_size=None)
         # A healthy client alongside is unaffected.
         async with connect(server.url + "/ws/activity") as healthy:
             await recv_until(healthy, lambda m: m["type"] == "snapshot")
