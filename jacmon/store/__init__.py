@@ -175,11 +175,8 @@ class Store:
         if version == self._catalog_version:
             return False
 
-        def reload(conn: sqlite3.Connection) -> Catalog:
-            return Catalog.load_sync(conn)
-
         # On the writer's thread, between batches, so no batch sees half of it.
-        self.catalog = await self.db.run_transaction(reload)
+        self.catalog = await self.db.run_transaction(Catalog.load_sync)
         self.progress_cache.forget()
         self._catalog_version = version
         return True

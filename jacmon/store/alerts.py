@@ -16,6 +16,7 @@ import aiosqlite
 from jacmon.analytics.alert_rules import PlannedChange
 from jacmon.errors import JacmonError
 from jacmon.store.database import Database
+from jacmon.store.queries import since_query
 
 ALERT_STATES = ("firing", "resolved")
 
@@ -123,15 +124,9 @@ async def alert_changes_since(
     conn: aiosqlite.Connection, seq: int, *, learner: str | None = None, limit: int | None = None
 ) -> list[dict[str, Any]]:
     """Changes with a sequence number above ``seq``, in order: ``{"seq", "change", "alert"}``."""
-    sql = "SELECT seq, change, body FROM alert_changes WHERE seq > ?"
-    params: list[Any] = [seq]
-    if learner is not None:
-        sql += " AND learner = ?"
-        params.append(learner)
-    sql += " ORDER BY seq"
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(limit)
+    sql, params = since_query(
+        "SELECT seq, change, body FROM alert_changes", seq, learner=learner, limit=limit
+    )
     async with conn.execute(sql, params) as cursor:
         rows = await cursor.fetchall()
     return [_change(s, change, json.loads(body)) for s, change, body in rows]

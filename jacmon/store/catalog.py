@@ -29,6 +29,10 @@ class CatalogPath:
     modules: list[tuple[str, str | None]]  # (module id, title) in order
 
 
+_PATHS_SQL = "SELECT path, source FROM catalog_paths"
+_MODULES_SQL = "SELECT path, module FROM catalog_modules"
+
+
 @dataclass
 class Catalog:
     """In-memory module counts per path, kept in step with the catalog tables."""
@@ -38,31 +42,30 @@ class Catalog:
     known_modules: set[tuple[str, str]] = field(default_factory=set)
 
     @classmethod
-    async def load(cls, conn: aiosqlite.Connection) -> Catalog:
+    def _from_rows(
+        cls, paths: Iterable[tuple[str, str]], modules: Iterable[tuple[str, str]]
+    ) -> Catalog:
+        """Build from ``(path, source)`` and ``(path, module)`` rows."""
         catalog = cls()
-        async with conn.execute("SELECT path, source FROM catalog_paths") as cursor:
-            async for path, source in cursor:
-                catalog.module_counts.setdefault(path, 0)
-                if source == "file":
-                    catalog.authoritative.add(path)
-        async with conn.execute("SELECT path, module FROM catalog_modules") as cursor:
-            async for path, module in cursor:
-                catalog.known_modules.add((path, module))
-                catalog.module_counts[path] = catalog.module_counts.get(path, 0) + 1
+        for path, source in paths:
+            catalog.module_counts.setdefault(path, 0)
+            if source == "file":
+                catalog.authoritative.add(path)
+        for path, module in modules:
+            catalog.known_modules.add((path, module))
+            catalog.module_counts[path] = catalog.module_counts.get(path, 0) + 1
         return catalog
+
+    @classmethod
+    async def load(cls, conn: aiosqlite.Connection) -> Catalog:
+        return cls._from_rows(
+            await conn.execute_fetchall(_PATHS_SQL), await conn.execute_fetchall(_MODULES_SQL)
+        )
 
     @classmethod
     def load_sync(cls, conn: sqlite3.Connection) -> Catalog:
         """:meth:`load` for code running on the database thread."""
-        catalog = cls()
-        for path, source in conn.execute("SELECT path, source FROM catalog_paths"):
-            catalog.module_counts.setdefault(path, 0)
-            if source == "file":
-                catalog.authoritative.add(path)
-        for path, module in conn.execute("SELECT path, module FROM catalog_modules"):
-            catalog.known_modules.add((path, module))
-            catalog.module_counts[path] = catalog.module_counts.get(path, 0) + 1
-        return catalog
+        return cls._from_rows(conn.execute(_PATHS_SQL), conn.execute(_MODULES_SQL))
 
     def discover(
         self, conn: sqlite3.Connection, pairs: Iterable[tuple[str | None, str | None]]

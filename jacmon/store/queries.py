@@ -36,11 +36,12 @@ async def recent_events(
     return [event_with_seq(seq, body) for seq, body in reversed(rows)]
 
 
-async def events_since(
-    conn: aiosqlite.Connection, seq: int, *, learner: str | None = None, limit: int | None = None
-) -> list[dict[str, Any]]:
-    """Events with a sequence number above ``seq``, in order."""
-    sql = "SELECT seq, body FROM events WHERE seq > ?"
+def since_query(
+    select: str, seq: int, *, learner: str | None, limit: int | None
+) -> tuple[str, list[Any]]:
+    """``select`` (a SELECT of a table with ``seq`` and ``learner``) narrowed to rows after
+    ``seq``, optionally one learner's, in seq order, at most ``limit``: (sql, params)."""
+    sql = f"{select} WHERE seq > ?"
     params: list[Any] = [seq]
     if learner is not None:
         sql += " AND learner = ?"
@@ -49,6 +50,14 @@ async def events_since(
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
+    return sql, params
+
+
+async def events_since(
+    conn: aiosqlite.Connection, seq: int, *, learner: str | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Events with a sequence number above ``seq``, in order."""
+    sql, params = since_query("SELECT seq, body FROM events", seq, learner=learner, limit=limit)
     async with conn.execute(sql, params) as cursor:
         rows = await cursor.fetchall()
     return [event_with_seq(s, body) for s, body in rows]
