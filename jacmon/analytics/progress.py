@@ -1,9 +1,11 @@
 """Progress rules as pure functions: how events move module, path and learner progress.
 
-The store folds each batch into one :class:`BatchProgress` (one delta per
-learner x module, learner x path and learner), reads the rows those deltas
-touch, applies the ``apply_*`` functions below and writes the results back in
-the same transaction as the events. Nothing here touches the database.
+This is the reference statement of the rules. A batch folds into one
+:class:`BatchProgress` (one delta per learner x module, learner x path and
+learner), and the ``apply_*`` functions below turn an old row and a delta into
+the new row. The store applies the same rules as set-based SQL inside the
+ingest transaction (jacmon/store/progress_sql.py); tests hold the two to the
+same results over random event streams. Nothing here touches the database.
 
 Rules, in short (docs/architecture.md has the full table):
 
@@ -35,8 +37,11 @@ XP_BY_TYPE = {
 
 
 def day_number(ts: float) -> int:
-    """Days since the Unix epoch (UTC) of a timestamp in seconds."""
-    return int(ts // SECONDS_PER_DAY)
+    """Days since the Unix epoch (UTC) of a timestamp in seconds.
+
+    ``floor(ts / 86400)``, the same arithmetic as the store's SQL.
+    """
+    return math.floor(ts / SECONDS_PER_DAY)
 
 
 def level_for_xp(xp: int) -> int:
@@ -47,7 +52,8 @@ def level_for_xp(xp: int) -> int:
 def xp_for_event(event: Event) -> int:
     """XP one event earns."""
     if event.type == "assessment.attempted":
-        return int(event.score.percent // 10) if event.score is not None else 0
+        # int(x / 10), not x // 10: the same arithmetic as the store's SQL (CAST(x / 10)).
+        return int(event.score.percent / 10) if event.score is not None else 0
     return XP_BY_TYPE.get(event.type, 1)
 
 

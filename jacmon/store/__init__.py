@@ -24,7 +24,6 @@ from jacmon.store.ingest import (
     recompute_path_percents,
     store_batch,
 )
-from jacmon.store.progress_cache import ProgressCache
 
 __all__ = ["IngestOutcome", "ProgressChanges", "Store", "StoredEvent"]
 
@@ -47,7 +46,6 @@ class Store:
         #: Stable id of this database, sent in ``hello`` so clients can tell stores apart.
         self.server_id = server_id
         #: Committed progress rows, so batches need not read back what they update.
-        self.progress_cache = ProgressCache()
         self._catalog_version = catalog_version
 
     @property
@@ -117,7 +115,6 @@ class Store:
             next_seq=self.last_seq + 1,
             received=received,
             cursor=cursor,
-            cache=self.progress_cache,
         )
         if outcome.stored:
             # The high-water mark survives retention deleting every event.
@@ -133,12 +130,6 @@ class Store:
         if not outcome.stored:
             return
         self.last_seq = outcome.last_seq
-        changes = outcome.changes
-        if changes.recounted:
-            self.progress_cache.forget("path_progress")
-        self.progress_cache.put("module_progress", changes.modules)
-        self.progress_cache.put("path_progress", changes.paths)
-        self.progress_cache.put("learners", changes.learners)
 
     async def load_catalog(self, paths: list[CatalogPath]) -> None:
         """Make ``paths`` authoritative and re-derive their learners' percents."""
@@ -156,10 +147,7 @@ class Store:
             )
             return catalog, version
 
-        try:
-            self.catalog, self._catalog_version = await self.db.run_transaction(load)
-        finally:
-            self.progress_cache.forget()
+        self.catalog, self._catalog_version = await self.db.run_transaction(load)
 
     async def refresh_catalog(self) -> bool:
         """Reload the catalog if another process loaded one since; True if it did.
@@ -177,7 +165,6 @@ class Store:
 
         # On the writer's thread, between batches, so no batch sees half of it.
         self.catalog = await self.db.run_transaction(Catalog.load_sync)
-        self.progress_cache.forget()
         self._catalog_version = version
         return True
 
