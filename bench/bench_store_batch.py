@@ -1,0 +1,129 @@
+"""Where one ingest batch's time goes, in-process: decode, validate, store_batch and its SQL.
+
+    /work/.venv/bin/python bench/bench_store_batch.py [--events 100000] [--batch 1000]
+
+No server and no WebSocket: the same events as bench_ingest.py, decoded and
+validated the way the server does, then stored with ``store_batch`` on a plain
+sqlite3 connection to a fresh database file, one transaction per batch. Each
+of the three progress statements (jacmon/store/progress_sql.py) is timed on
+its own: execute (the work inside SQLite) and fetching the RETURNING rows.
+Reported in microseconds per event, so the parts add up to the whole.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sqlite3
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import make_event
+
+import jacmon.store.ingest as ingest_module
+from jacmon.events import validate_event
+from jacmon.store import progress_sql
+from jacmon.store.catalog import Catalog
+from jacmon.store.database import Database
+
+
+def fresh_database(directory: Path) -> sqlite3.Connection:
+    """A migrated jacmon database, opened the way the server's writer is."""
+    path = directory / "jacmon.db"
+
+    async def create() -> None:
+        await (await Database.open(path)).close()
+
+    asyncio.run(create())
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+def timed_statements(seconds: dict[str, float]) -> None:
+    """Wrap the three progress statements so each records its execute and fetch time."""
+    for name, sql in (
+        ("module_progress", progress_sql._MODULE_SQL),
+        ("path_progress", progress_sql._PATH_SQL),
+        ("learners", progress_sql._LEARNER_SQL),
+    ):
+
+        def run(conn, first_seq, last_seq, name=name, sql=sql):
+            started = time.perf_counter()
+            cursor = conn.cursor()
+            cursor.row_factory = None
+            cursor.execute(sql, {"first_seq": first_seq, "last_seq": last_seq})
+            executed = time.perf_counter()
+            names = [column[0] for column in cursor.description]
+            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            seconds[f"{name}: execute"] += executed - started
+            seconds[f"{name}: fetch rows"] += time.perf_counter() - executed
+            return rows
+
+        setattr(ingest_module, f"update_{name}", run)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--learners", type=int, default=2000)
+    args = parser.parse_args()
+
+    events = [make_event(n, learners=args.learners) for n in range(args.events)]
+    frames = [
+        json.dumps(events[i : i + args.batch], separators=(",", ":"))
+        for i in range(0, len(events), args.batch)
+    ]
+    seconds: dict[str, float] = defaultdict(float)
+    timed_statements(seconds)
+    with tempfile.TemporaryDirectory(prefix="jacmon-bench-store-") as tmp:
+        conn = fresh_database(Path(tmp))
+        catalog = Catalog.load_sync(conn)
+        next_seq = 1
+        for frame in frames:
+            started = time.perf_counter()
+            bodies = json.loads(frame)
+            decoded = time.perf_counter()
+            batch = [validate_event(body) for body in bodies]
+            validated = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            outcome = ingest_module.store_batch(
+                conn, catalog, batch, next_seq=next_seq, received=time.time()
+            )
+            conn.execute("COMMIT")
+            done = time.perf_counter()
+            next_seq = outcome.last_seq + 1
+            seconds["decode (json.loads)"] += decoded - started
+            seconds["validate"] += validated - decoded
+            seconds["store_batch + commit"] += done - validated
+        conn.close()
+
+    per_event = {name: 1e6 * s / args.events for name, s in seconds.items()}
+    statements = sum(v for k, v in per_event.items() if ":" in k)
+    total = sum(v for k, v in per_event.items() if ":" not in k)
+    print(f"{args.events:,} events, batch {args.batch:,}, {args.learners:,} learners")
+    print("| part | us per event |\n|---|---|")
+    for name, value in per_event.items():
+        if ":" not in name:
+            print(f"| {name} | {value:.1f} |")
+    print(f"| - of which the three progress statements | {statements:.1f} |")
+    for name, value in per_event.items():
+        if ":" in name:
+            print(f"| -- {name} | {value:.1f} |")
+    print(
+        f"| - of which the rest (dedupe, bodies, event insert, commit) | "
+        f"{per_event['store_batch + commit'] - statements:.1f} |"
+    )
+    print(f"| total | {total:.1f} (= {1e6 / total:,.0f} events/s on one core) |")
+
+
+if __name__ == "__main__":
+    main()
