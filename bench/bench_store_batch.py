@@ -1,6 +1,7 @@
 """Where one ingest batch's time goes, in-process: decode, validate, store_batch and its SQL.
 
     /work/.venv/bin/python bench/bench_store_batch.py [--events 100000] [--batch 1000]
+    /work/.venv/bin/python bench/bench_store_batch.py --threads [--runs 2]
 
 No server and no WebSocket: the same events as bench_ingest.py, decoded and
 validated the way the server does, then stored with ``store_batch`` on a plain
@@ -8,6 +9,10 @@ sqlite3 connection to a fresh database file, one transaction per batch. Each
 of the three progress statements (jacmon/store/progress_sql.py) is timed on
 its own: execute (the work inside SQLite) and fetching the RETURNING rows.
 Reported in microseconds per event, so the parts add up to the whole.
+
+``--threads`` asks whether a second core helps inside one process: the same
+work serially, then with decode and validation of the next batch on the main
+thread while a writer thread stores the current one (a queue of 2 batches).
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import queue
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -41,7 +48,7 @@ def fresh_database(directory: Path) -> sqlite3.Connection:
         await (await Database.open(path)).close()
 
     asyncio.run(create())
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
@@ -70,11 +77,62 @@ def timed_statements(seconds: dict[str, float]) -> None:
         setattr(ingest_module, f"update_{name}", run)
 
 
+def store_all(conn: sqlite3.Connection, batches) -> None:
+    """Store each batch of validated events in its own transaction."""
+    catalog = Catalog.load_sync(conn)
+    next_seq = 1
+    for batch in batches:
+        conn.execute("BEGIN IMMEDIATE")
+        outcome = ingest_module.store_batch(
+            conn, catalog, batch, next_seq=next_seq, received=time.time()
+        )
+        conn.execute("COMMIT")
+        next_seq = outcome.last_seq + 1
+
+
+def decoded(frames: list[str]):
+    for frame in frames:
+        yield [validate_event(body) for body in json.loads(frame)]
+
+
+def serial_rate(frames: list[str], events: int) -> float:
+    with tempfile.TemporaryDirectory(prefix="jacmon-bench-store-") as tmp:
+        conn = fresh_database(Path(tmp))
+        started = time.perf_counter()
+        store_all(conn, decoded(frames))
+        elapsed = time.perf_counter() - started
+        conn.close()
+    return events / elapsed
+
+
+def threaded_rate(frames: list[str], events: int) -> float:
+    with tempfile.TemporaryDirectory(prefix="jacmon-bench-store-") as tmp:
+        conn = fresh_database(Path(tmp))
+        handoff: queue.Queue = queue.Queue(maxsize=2)
+
+        def from_queue():
+            while (batch := handoff.get()) is not None:
+                yield batch
+
+        writer = threading.Thread(target=store_all, args=(conn, from_queue()))
+        started = time.perf_counter()
+        writer.start()
+        for batch in decoded(frames):
+            handoff.put(batch)
+        handoff.put(None)
+        writer.join()
+        elapsed = time.perf_counter() - started
+        conn.close()
+    return events / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--learners", type=int, default=2000)
+    parser.add_argument("--threads", action="store_true", help="serial vs two threads")
+    parser.add_argument("--runs", type=int, default=2, help="runs of --threads")
     args = parser.parse_args()
 
     events = [make_event(n, learners=args.learners) for n in range(args.events)]
@@ -82,6 +140,12 @@ def main() -> None:
         json.dumps(events[i : i + args.batch], separators=(",", ":"))
         for i in range(0, len(events), args.batch)
     ]
+    if args.threads:
+        for run in range(args.runs):
+            serial = serial_rate(frames, len(events))
+            threaded = threaded_rate(frames, len(events))
+            print(f"run {run}: serial {serial:,.0f} events/s, two threads {threaded:,.0f} events/s")
+        return
     seconds: dict[str, float] = defaultdict(float)
     timed_statements(seconds)
     with tempfile.TemporaryDirectory(prefix="jacmon-bench-store-") as tmp:
