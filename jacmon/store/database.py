@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from jacmon.errors import StoreError
+from jacmon.store.progress_sql import MATH_FALLBACKS
 from jacmon.store.schema import MIGRATIONS, latest_version
 
 log = logging.getLogger("jacmon.store")
@@ -35,11 +36,21 @@ async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:
             # lose the last transactions (PERF-NOTES: ~2x the ingest rate of FULL).
             await conn.execute("PRAGMA synchronous = NORMAL")
             await conn.execute("PRAGMA foreign_keys = ON")
+            await _ensure_math_functions(conn)
     except BaseException:
         # An open connection's thread would keep the process alive.
         await conn.close()
         raise
     return conn
+
+
+async def _ensure_math_functions(conn: aiosqlite.Connection) -> None:
+    """Register Python floor()/sqrt() where SQLite lacks its math functions (ingest needs them)."""
+    for name, fallback in MATH_FALLBACKS.items():
+        try:
+            await conn.execute(f"SELECT {name}(1.0)")
+        except sqlite3.OperationalError:
+            await conn.create_function(name, 1, fallback, deterministic=True)
 
 
 async def migrate(conn: aiosqlite.Connection) -> int:

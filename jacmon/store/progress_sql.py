@@ -13,8 +13,23 @@ after the batch), then paths, then learners.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from typing import Any
+
+
+def _floor(value: float | None) -> float | None:
+    return None if value is None else float(math.floor(value))
+
+
+def _sqrt(value: float | None) -> float | None:
+    return None if value is None or value < 0 else math.sqrt(value)
+
+
+#: SQL math functions the statements use, and Python stand-ins with SQLite's
+#: results, registered on connections whose SQLite was built without
+#: SQLITE_ENABLE_MATH_FUNCTIONS (see database._connect).
+MATH_FALLBACKS = {"floor": _floor, "sqrt": _sqrt}
 
 #: XP per event (analytics.progress.xp_for_event), from the events table's columns.
 _XP = """CASE type

@@ -10,6 +10,7 @@ beside discovered modules) and every progress row must come out the same.
 from __future__ import annotations
 
 import random
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from jacmon.analytics.progress import (
 from jacmon.events import EVENT_TYPES, Event, validate_event
 from jacmon.store import Store
 from jacmon.store.catalog import Catalog, CatalogPath
+from jacmon.store.progress_sql import MATH_FALLBACKS
 
 #: 2026-01-05T00:00:00Z.
 DAY0 = 1767571200
@@ -165,3 +167,48 @@ async def test_sql_progress_matches_the_reference_rules(tmp_path, seed):
                 )
     finally:
         await store.close()
+
+
+# SQLite builds without math functions
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("floor", v) for v in (-86400.5, -1.5, -1.0, -0.2, 0.0, 0.2, 1.0, 20458.99999, None)]
+    + [("sqrt", v) for v in (0, 1, 2, 99.0, 100, 1e6, -1, None)],
+)
+def test_math_fallbacks_give_sqlites_results(name, value):
+    conn = sqlite3.connect(":memory:")
+    try:
+        (builtin,) = conn.execute(f"SELECT {name}(?)", (value,)).fetchone()
+    finally:
+        conn.close()
+    assert MATH_FALLBACKS[name](value) == builtin
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_ingest_with_the_python_math_fallbacks(tmp_path, seed):
+    """As if SQLite lacked floor() and sqrt(): the same progress as with them."""
+    rng = random.Random(seed)
+    batches = []
+    used: list[str] = []
+    for start in range(0, 200, 20):
+        batches.append([validate_event(random_event(rng, start + i, used)) for i in range(20)])
+
+    async def progress(path, *, fallbacks: bool) -> list[dict]:
+        store = await Store.open(path)
+        try:
+            if fallbacks:
+                for name, function in MATH_FALLBACKS.items():
+                    await store.db.writer.create_function(name, 1, function, deterministic=True)
+            for batch in batches:
+                await store.ingest(batch)
+            return [
+                await table(store, "path_progress", ("learner", "path")),
+                await table(store, "learners", ("learner",)),
+            ]
+        finally:
+            await store.close()
+
+    builtin = await progress(tmp_path / "builtin.db", fallbacks=False)
+    assert await progress(tmp_path / "fallback.db", fallbacks=True) == builtin
