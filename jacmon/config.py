@@ -113,8 +113,13 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def _coerce(where: str, value: Any, annotation: Any) -> Any:
-    """Convert ``value`` (from TOML or the environment) to ``annotation`` or raise ConfigError."""
+def coerce_setting(where: str, value: Any, annotation: Any) -> Any:
+    """Convert ``value`` (from TOML or the environment) to ``annotation`` or raise ConfigError.
+
+    ``where`` names the setting in the error (``"server.port"``). Handles
+    optional types, bool, int, float, Path, str and list[str] (a
+    comma-separated string from the environment is split).
+    """
     if isinstance(annotation, str):
         annotation = eval(annotation, vars(typing), {"Path": Path})
     origin = typing.get_origin(annotation)
@@ -122,7 +127,7 @@ def _coerce(where: str, value: Any, annotation: Any) -> Any:
         options = [a for a in typing.get_args(annotation) if a is not type(None)]
         if value is None or (isinstance(value, str) and value.lower() in ("", "none", "null")):
             return None
-        return _coerce(where, value, options[0])
+        return coerce_setting(where, value, options[0])
     if annotation is bool:
         if isinstance(value, bool):
             return value
@@ -153,6 +158,12 @@ def _coerce(where: str, value: Any, annotation: Any) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"Config '{where}' has value {value!r}. Expected a string.")
         return value
+    if origin is list:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"Config '{where}' has value {value!r}. Expected a list of strings.")
+        return list(value)
     return value
 
 
@@ -164,7 +175,7 @@ def _apply(section: Any, name: str, values: Mapping[str, Any]) -> None:
                 f"Config '{name}.{key}' is not a setting. Known keys in [{name}]: "
                 + ", ".join(sorted(fields))
             )
-        setattr(section, key, _coerce(f"{name}.{key}", value, fields[key].type))
+        setattr(section, key, coerce_setting(f"{name}.{key}", value, fields[key].type))
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -277,6 +277,9 @@ async def test_a_fast_simulated_clock_drives_the_loop(store):
         ({"velocity": {"speed": 3}}, "'tasks.velocity.speed' is not a setting"),
         ({"reports": {}}, "unknown key(s): reports"),
         ({"daily_analytics": {"timeout_s": 0}}, "Expected > 0"),
+        ({"performance": {"grace_s": -5}}, "Expected 0 or more"),
+        ({"performance": {"min_scores": 3.5}}, "'tasks.performance.min_scores' has value 3.5"),
+        ({"velocity": {"inhibited_by": [1, 2]}}, "Expected a list of strings"),
     ],
 )
 def test_bad_task_config_is_a_clear_error(tasks, message):

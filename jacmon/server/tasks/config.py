@@ -19,7 +19,6 @@ the value and what was expected.
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -27,12 +26,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from jacmon.config import coerce_setting
 from jacmon.errors import ConfigError
 from jacmon.server.tasks import TASKS, TaskSpec
 
 _SCHEDULE_KEYS = ("cron", "enabled", "grace_s", "timeout_s")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 @dataclass(slots=True)
@@ -61,40 +59,10 @@ class TasksConfig:
 
 
 def _coerce(where: str, value: Any, annotation: Any) -> Any:
-    """``value`` (from TOML or a string from the environment) as ``annotation``."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("", "none", "null")):
-            return None
-        option = next(a for a in typing.get_args(annotation) if a is not type(None))
-        return _coerce(where, value, option)
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
-            return value.lower() in _TRUE
-        raise ConfigError(f"Config '{where}' has value {value!r}. Expected true or false.")
-    if annotation in (int, float):
-        try:
-            if isinstance(value, bool):
-                raise ValueError
-            number = annotation(value)
-        except (TypeError, ValueError):
-            kind = "an integer" if annotation is int else "a number"
-            raise ConfigError(f"Config '{where}' has value {value!r}. Expected {kind}.") from None
-        if number < 0:
-            raise ConfigError(f"Config '{where}' has value {value!r}. Expected 0 or more.")
-        return number
-    if annotation is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"Config '{where}' has value {value!r}. Expected a string.")
-        return value
-    if origin is list:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"Config '{where}' has value {value!r}. Expected a list of strings.")
-        return list(value)
+    """A task setting as ``annotation`` (see config.coerce_setting); numbers must be 0 or more."""
+    value = coerce_setting(where, value, annotation)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+        raise ConfigError(f"Config '{where}' has value {value!r}. Expected 0 or more.")
     return value
 
 
