@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import queue
 import sqlite3
@@ -27,6 +28,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -40,18 +42,23 @@ from jacmon.store.catalog import Catalog
 from jacmon.store.database import Database
 
 
-def fresh_database(directory: Path) -> sqlite3.Connection:
-    """A migrated jacmon database, opened the way the server's writer is."""
-    path = directory / "jacmon.db"
+@contextlib.contextmanager
+def fresh_database() -> Iterator[sqlite3.Connection]:
+    """A migrated jacmon database in a temporary directory, opened as the server's writer is."""
+    with tempfile.TemporaryDirectory(prefix="jacmon-bench-store-") as tmp:
+        path = Path(tmp) / "jacmon.db"
 
-    async def create() -> None:
-        await (await Database.open(path)).close()
+        async def create() -> None:
+            await (await Database.open(path)).close()
 
-    asyncio.run(create())
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA synchronous = NORMAL")
-    return conn
+        asyncio.run(create())
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            yield conn
+        finally:
+            conn.close()
 
 
 def timed_statements(seconds: dict[str, float]) -> None:
@@ -77,17 +84,22 @@ def timed_statements(seconds: dict[str, float]) -> None:
         setattr(ingest_module, f"update_{name}", run)
 
 
+def store_one(conn: sqlite3.Connection, catalog: Catalog, batch: list, next_seq: int) -> int:
+    """Store one batch of validated events in its own transaction; the next free seq."""
+    conn.execute("BEGIN IMMEDIATE")
+    outcome = ingest_module.store_batch(
+        conn, catalog, batch, next_seq=next_seq, received=time.time()
+    )
+    conn.execute("COMMIT")
+    return outcome.last_seq + 1
+
+
 def store_all(conn: sqlite3.Connection, batches) -> None:
     """Store each batch of validated events in its own transaction."""
     catalog = Catalog.load_sync(conn)
     next_seq = 1
     for batch in batches:
-        conn.execute("BEGIN IMMEDIATE")
-        outcome = ingest_module.store_batch(
-            conn, catalog, batch, next_seq=next_seq, received=time.time()
-        )
-        conn.execute("COMMIT")
-        next_seq = outcome.last_seq + 1
+        next_seq = store_one(conn, catalog, batch, next_seq)
 
 
 def decoded(frames: list[str]):
@@ -96,18 +108,15 @@ def decoded(frames: list[str]):
 
 
 def serial_rate(frames: list[str], events: int) -> float:
-    with tempfile.TemporaryDirectory(prefix="jacmon-bench-store-") as tmp:
-        conn = fresh_database(Path(tmp))
+    with fresh_database() as conn:
         started = time.perf_counter()
         store_all(conn, decoded(frames))
         elapsed = time.perf_counter() - started
-        conn.close()
     return events / elapsed
 
 
 def threaded_rate(frames: list[str], events: int) -> float:
-    with tempfile.TemporaryDirectory(prefix="jacmon-bench-store-") as tmp:
-        conn = fresh_database(Path(tmp))
+    with fresh_database() as conn:
         handoff: queue.Queue = queue.Queue(maxsize=2)
 
         def from_queue():
@@ -122,7 +131,6 @@ def threaded_rate(frames: list[str], events: int) -> float:
         handoff.put(None)
         writer.join()
         elapsed = time.perf_counter() - started
-        conn.close()
     return events / elapsed
 
 
@@ -148,27 +156,20 @@ def main() -> None:
         return
     seconds: dict[str, float] = defaultdict(float)
     timed_statements(seconds)
-    with tempfile.TemporaryDirectory(prefix="jacmon-bench-store-") as tmp:
-        conn = fresh_database(Path(tmp))
+    with fresh_database() as conn:
         catalog = Catalog.load_sync(conn)
         next_seq = 1
         for frame in frames:
             started = time.perf_counter()
             bodies = json.loads(frame)
-            decoded = time.perf_counter()
+            parsed = time.perf_counter()
             batch = [validate_event(body) for body in bodies]
             validated = time.perf_counter()
-            conn.execute("BEGIN IMMEDIATE")
-            outcome = ingest_module.store_batch(
-                conn, catalog, batch, next_seq=next_seq, received=time.time()
-            )
-            conn.execute("COMMIT")
+            next_seq = store_one(conn, catalog, batch, next_seq)
             done = time.perf_counter()
-            next_seq = outcome.last_seq + 1
-            seconds["decode (json.loads)"] += decoded - started
-            seconds["validate"] += validated - decoded
+            seconds["decode (json.loads)"] += parsed - started
+            seconds["validate"] += validated - parsed
             seconds["store_batch + commit"] += done - validated
-        conn.close()
 
     per_event = {name: 1e6 * s / args.events for name, s in seconds.items()}
     statements = sum(v for k, v in per_event.items() if ":" in k)

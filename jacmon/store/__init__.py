@@ -45,7 +45,7 @@ class Store:
         self.last_seq = last_seq
         #: Stable id of this database, sent in ``hello`` so clients can tell stores apart.
         self.server_id = server_id
-        #: Committed progress rows, so batches need not read back what they update.
+        #: meta.catalog_version as last loaded; refresh_catalog compares against it.
         self._catalog_version = catalog_version
 
     @property
