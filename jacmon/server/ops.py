@@ -48,41 +48,46 @@ class IngestCounters:
     latency: Histogram = field(default_factory=Histogram)
 
 
+def _per_stream(name: str, kind: str, help_text: str, counts: dict) -> list[str]:
+    """One Prometheus metric with a sample per stream."""
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    lines += [f'{name}{{stream="{stream}"}} {count}' for stream, count in counts.items()]
+    return lines
+
+
 def prometheus_text(server: JacmonServer) -> str:
     """The /metrics page."""
     hub = server.hub
     ingest = server.ingest_counters
+    counters = hub.counters
+    connections = dict(hub.connection_counts()) | {"ingest": server.ingest_connections}
     lines = [
-        "# HELP jacmon_connections Open WebSocket connections per stream.",
-        "# TYPE jacmon_connections gauge",
-    ]
-    for stream, count in hub.connection_counts().items():
-        lines.append(f'jacmon_connections{{stream="{stream}"}} {count}')
-    lines.append(f'jacmon_connections{{stream="ingest"}} {server.ingest_connections}')
-    lines += [
+        *_per_stream(
+            "jacmon_connections", "gauge", "Open WebSocket connections per stream.", connections
+        ),
         "# HELP jacmon_events_total Events received at ingest, by outcome.",
         "# TYPE jacmon_events_total counter",
         f'jacmon_events_total{{outcome="accepted"}} {ingest.accepted}',
         f'jacmon_events_total{{outcome="duplicate"}} {ingest.duplicates}',
         f'jacmon_events_total{{outcome="rejected"}} {ingest.rejected}',
-        "# HELP jacmon_frames_sent_total Frames sent to stream clients.",
-        "# TYPE jacmon_frames_sent_total counter",
-    ]
-    for stream, count in hub.counters.frames_sent.items():
-        lines.append(f'jacmon_frames_sent_total{{stream="{stream}"}} {count}')
-    lines += [
-        "# HELP jacmon_conflated_total Messages replaced by a newer one before a client got them.",
-        "# TYPE jacmon_conflated_total counter",
-    ]
-    for stream, count in hub.counters.conflated.items():
-        lines.append(f'jacmon_conflated_total{{stream="{stream}"}} {count}')
-    lines += [
-        "# HELP jacmon_clients_dropped_total Clients closed for falling too far behind.",
-        "# TYPE jacmon_clients_dropped_total counter",
-    ]
-    for stream, count in hub.counters.dropped_clients.items():
-        lines.append(f'jacmon_clients_dropped_total{{stream="{stream}"}} {count}')
-    lines += [
+        *_per_stream(
+            "jacmon_frames_sent_total",
+            "counter",
+            "Frames sent to stream clients.",
+            counters.frames_sent,
+        ),
+        *_per_stream(
+            "jacmon_conflated_total",
+            "counter",
+            "Messages replaced by a newer one before a client got them.",
+            counters.conflated,
+        ),
+        *_per_stream(
+            "jacmon_clients_dropped_total",
+            "counter",
+            "Clients closed for falling too far behind.",
+            counters.dropped_clients,
+        ),
         "# HELP jacmon_ingest_batch_seconds Time from a batch's arrival to its ack.",
         "# TYPE jacmon_ingest_batch_seconds histogram",
         *ingest.latency.lines("jacmon_ingest_batch_seconds"),
