@@ -56,6 +56,18 @@ _COLUMNS = (
 )
 
 
+def _still_running(run_id: int, pid: int | None, live_run_ids: set[int]) -> bool:
+    """Whether a ``running`` row's run is really going on.
+
+    Another process's run: while that process is alive. This process's run:
+    while its id is in ``live_run_ids`` (a row left by a previous process that
+    had this pid is not).
+    """
+    if pid == os.getpid():
+        return run_id in live_run_ids
+    return _pid_alive(pid)
+
+
 async def begin_run(
     db: Database,
     task: str,
@@ -78,11 +90,7 @@ async def begin_run(
         ) as cursor:
             rows = await cursor.fetchall()
         me = os.getpid()
-        busy = [
-            r[0]
-            for r in rows
-            if (r[1] == me and r[0] in live_run_ids) or (r[1] != me and _pid_alive(r[1]))
-        ]
+        busy = [run_id for run_id, pid in rows if _still_running(run_id, pid, live_run_ids)]
         if busy:
             summary = json.dumps({"overlapped_run": busy[0]})
             cursor = await conn.execute(
@@ -152,12 +160,7 @@ async def abandon_stale_runs(db: Database, *, now: float, live_run_ids: set[int]
             "SELECT id, pid FROM task_runs WHERE outcome = 'running'"
         ) as cursor:
             rows = await cursor.fetchall()
-        me = os.getpid()
-        stale = [
-            r[0]
-            for r in rows
-            if (r[1] == me and r[0] not in live_run_ids) or (r[1] != me and not _pid_alive(r[1]))
-        ]
+        stale = [run_id for run_id, pid in rows if not _still_running(run_id, pid, live_run_ids)]
         if stale:
             await conn.executemany(
                 "UPDATE task_runs SET outcome = 'abandoned', finished = ?,"
