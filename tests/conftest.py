@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,3 +102,16 @@ async def running_server(tmp_path: Path) -> AsyncIterator[RunningServer]:
 def server_factory():
     """``async with server_factory(db_path, server_<setting>=...) as running:``."""
     return start_server
+
+
+@pytest.fixture
+def isolated_env(tmp_path, monkeypatch):
+    """No JACMON_* variables and no user config or data dir from the machine running the tests.
+
+    The CLI test modules use it for every test (``pytestmark``).
+    """
+    for name in list(os.environ):
+        if name.startswith("JACMON_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))

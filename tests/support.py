@@ -62,3 +62,8 @@ async def collect_events(
 
     await asyncio.wait_for(loop(), timeout)
     return events
+
+
+def flat(text: str) -> str:
+    """``text`` with every run of whitespace as one space (CLI output wraps by terminal width)."""
+    return " ".join(text.split())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from support import flat
 from typer.testing import CliRunner
 
 from jacmon.cli import app
@@ -12,10 +13,6 @@ from jacmon.cli import app
 TASKS = ("performance", "engagement", "daily_analytics", "alert_cleanup", "velocity")
 
 runner = CliRunner()
-
-
-def flat(text: str) -> str:
-    return " ".join(text.split())
 
 
 def test_headless_demo_stores_events_raises_alerts_and_runs_every_task(tmp_path):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 
 import pytest
+from support import flat
 from typer.testing import CliRunner
 
 from jacmon.cli import app
@@ -19,14 +19,7 @@ TASKS = ("performance", "engagement", "daily_analytics", "alert_cleanup", "veloc
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def isolated_env(tmp_path, monkeypatch):
-    """No JACMON_* variables and no user config or data dir from the machine running the tests."""
-    for name in list(os.environ):
-        if name.startswith("JACMON_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+pytestmark = pytest.mark.usefixtures("isolated_env")
 
 
 @pytest.fixture(autouse=True)
@@ -37,11 +30,6 @@ def restore_logging():
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
-
-
-def flat(text: str) -> str:
-    """Rich wraps long error lines at the console width; compare with single spaces."""
-    return " ".join(text.split())
 
 
 def check(*args: str):

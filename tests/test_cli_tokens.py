@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 
 import pytest
+from support import flat
 from typer.testing import CliRunner
 
 from jacmon.cli import app
@@ -15,22 +15,12 @@ from jacmon.cli import app
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def isolated_env(tmp_path, monkeypatch):
-    for name in list(os.environ):
-        if name.startswith("JACMON_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+pytestmark = pytest.mark.usefixtures("isolated_env")
 
 
 @pytest.fixture
 def db(tmp_path) -> str:
     return str(tmp_path / "tokens.db")
-
-
-def flat(text: str) -> str:
-    return " ".join(text.split())
 
 
 def token(*args: str):
