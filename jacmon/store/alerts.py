@@ -15,7 +15,7 @@ import aiosqlite
 
 from jacmon.analytics.alert_rules import PlannedChange
 from jacmon.errors import JacmonError
-from jacmon.store.database import Database
+from jacmon.store.database import Database, chunks
 from jacmon.store.queries import since_query
 
 ALERT_STATES = ("firing", "resolved")
@@ -83,9 +83,7 @@ async def get_alert(conn: aiosqlite.Connection, alert_id: int) -> dict[str, Any]
 
 async def open_alerts(conn: aiosqlite.Connection, *, learner: str | None = None) -> list[dict]:
     """Firing alerts, oldest first (the alerts stream's snapshot); ``learner`` scopes them."""
-    if learner is None:
-        return await _select(conn, "WHERE state = 'firing' ORDER BY id", [])
-    return await _select(conn, "WHERE state = 'firing' AND learner = ? ORDER BY id", [learner])
+    return await list_alerts(conn, state="firing", learner=learner)
 
 
 async def list_alerts(
@@ -147,10 +145,6 @@ async def _record_change(
     return logged
 
 
-#: Ids per ``IN (...)`` query: well under SQLite's parameter limit.
-_CHUNK = 500
-
-
 async def _record_changes(
     conn: aiosqlite.Connection, items: list[tuple[int, str]], ts: float
 ) -> list[dict[str, Any]]:
@@ -161,8 +155,7 @@ async def _record_changes(
     """
     current: dict[int, dict[str, Any]] = {}
     ids = sorted({alert_id for alert_id, _ in items})
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
+    for chunk in chunks(ids):
         marks = ",".join("?" * len(chunk))
         for alert in await _select(conn, f"WHERE id IN ({marks})", chunk):
             current[alert["id"]] = alert
@@ -245,8 +238,7 @@ async def apply_alert_changes(
         )
         # The new rows' ids, by fingerprint (unique among firing alerts).
         prints = [row[0] for row in fired]
-        for start in range(0, len(prints), _CHUNK):
-            chunk = prints[start : start + _CHUNK]
+        for chunk in chunks(prints):
             marks = ",".join("?" * len(chunk))
             async with conn.execute(
                 f"SELECT fingerprint, id FROM alerts WHERE id > ? AND state = 'firing'"
@@ -321,15 +313,14 @@ async def expire_acknowledgements(
     )
     if dry_run:
         return [{"change": "updated", "alert": a} for a in expired]
-    logged = []
-    for alert in expired:
-        await conn.execute(
-            "UPDATE alerts SET ack_by = NULL, ack_at = NULL, ack_note = NULL,"
-            " ack_expires_at = NULL WHERE id = ?",
-            (alert["id"],),
-        )
-        logged.append(await _record_change(conn, alert["id"], "updated", now))
-    return logged
+    if not expired:
+        return []
+    await conn.executemany(
+        "UPDATE alerts SET ack_by = NULL, ack_at = NULL, ack_note = NULL,"
+        " ack_expires_at = NULL WHERE id = ?",
+        [(alert["id"],) for alert in expired],
+    )
+    return await _record_changes(conn, [(alert["id"], "updated") for alert in expired], now)
 
 
 async def retire_resolved(

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,6 +19,15 @@ from jacmon.store.schema import MIGRATIONS, latest_version
 log = logging.getLogger("jacmon.store")
 
 T = TypeVar("T")
+
+#: Host parameters per ``IN (...)`` statement: well under SQLite's limit (32766 since 3.32).
+IN_CHUNK = 900
+
+
+def chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    """``items`` in slices of at most ``size``, for ``IN (...)`` lists."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:

@@ -10,14 +10,12 @@ from typing import Any
 
 from jacmon.events import Event
 from jacmon.store.catalog import Catalog
+from jacmon.store.database import chunks
 from jacmon.store.progress_sql import (
     update_learners,
     update_module_progress,
     update_path_progress,
 )
-
-#: Host parameters per statement: well under SQLite's limit (32766 since 3.32).
-_CHUNK = 900
 
 
 @dataclass(slots=True)
@@ -54,14 +52,9 @@ class IngestOutcome:
     last_seq: int
 
 
-def _chunks(items: Sequence[Any], size: int = _CHUNK):
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _existing_ids(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
     found: set[str] = set()
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         marks = ",".join("?" * len(chunk))
         found.update(
             row[0] for row in conn.execute(f"SELECT id FROM events WHERE id IN ({marks})", chunk)

@@ -9,6 +9,7 @@ from typing import Any
 import aiosqlite
 
 from jacmon.store.catalog import Catalog
+from jacmon.store.database import chunks
 
 #: A learner counts as active on a path with activity this recent, in seconds.
 ACTIVE_WINDOW_S = 7 * 86400
@@ -206,8 +207,7 @@ async def progress_snapshot(
         names = [learner]
         paths, modules = [], []
     learner_paths: list[dict[str, Any]] = []
-    for start in range(0, len(names), 900):
-        chunk = names[start : start + 900]
+    for chunk in chunks(names):
         async with conn.execute(
             f"SELECT * FROM path_progress WHERE learner IN ({','.join('?' * len(chunk))})"
             " ORDER BY learner, path",
@@ -215,7 +215,6 @@ async def progress_snapshot(
         ) as cursor:
             learner_paths.extend(learner_path_row(dict(r)) for r in await cursor.fetchall())
     if learner is not None:
-        on_paths = sorted({row["path"] for row in learner_paths})
         paths = [
             {
                 "path": row["path"],
@@ -230,7 +229,6 @@ async def progress_snapshot(
                 "mean_percent": row["percent"],
             }
             for row in learner_paths
-            if row["path"] in on_paths
         ]
         async with conn.execute(
             "SELECT learner, path, module, status, percent, time_spent_s, last_activity"
