@@ -120,6 +120,25 @@ def envelope(stream: str, kind: str, seq: int, data: Any, *, ts: float | None = 
     ).encode()
 
 
+def envelope_from_json(
+    stream: str, kind: str, seq: int, data_json: str, *, ts: float | None = None
+) -> bytes:
+    """:func:`envelope` with ``data`` already JSON text, e.g. spliced from stored events."""
+    stamp = json.dumps(round(time.time() if ts is None else ts, 3))
+    return (
+        f'{{"stream":{json.dumps(str(stream))},"type":{json.dumps(str(kind))},'
+        f'"seq":{seq},"ts":{stamp},"data":{data_json}}}'
+    ).encode()
+
+
+def event_json(seq: int, body: str) -> str:
+    """A stored event as the streams send it: its stored JSON object with ``seq`` first.
+
+    Spliced as text, so an event is never decoded and encoded again on its way out.
+    """
+    return f'{{"seq":{seq},{body[1:]}'
+
+
 def decode_envelope(frame: str | bytes) -> dict[str, Any]:
     """Client side: parse one server frame; :class:`ProtocolError` if not an envelope."""
     try:

@@ -28,7 +28,7 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 
-from jacmon.protocol import CloseCode, ServerType, Stream, envelope
+from jacmon.protocol import CloseCode, ServerType, Stream, envelope, envelope_from_json, event_json
 from jacmon.store import ProgressChanges, StoredEvent
 
 log = logging.getLogger("jacmon.hub")
@@ -242,19 +242,13 @@ class Hub:
         Built from the stored JSON text of each event, so no event is encoded
         twice; ``seq`` is the last event's.
         """
-        parts = []
-        last = 0
-        for stored in events:
-            if learner is not None and stored.event.learner != learner:
-                continue
-            parts.append(f'{{"seq":{stored.seq},{stored.body[1:]}')
-            last = stored.seq
-        if not parts:
+        in_scope = [e for e in events if learner is None or e.event.learner == learner]
+        if not in_scope:
             return b""
-        return (
-            f'{{"stream":"activity","type":"events","seq":{last},"ts":{time.time():.3f},'
-            f'"data":{{"events":[{",".join(parts)}]}}}}'
-        ).encode()
+        texts = ",".join(event_json(e.seq, e.body) for e in in_scope)
+        return envelope_from_json(
+            Stream.ACTIVITY, ServerType.EVENTS, in_scope[-1].seq, f'{{"events":[{texts}]}}'
+        )
 
     # Dashboard
 

@@ -8,9 +8,9 @@ and nothing is sent twice.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from jacmon.protocol import ServerType, Stream, envelope
+from jacmon.protocol import ServerType, Stream, envelope, envelope_from_json, event_json
 from jacmon.server.hub import Hub, Subscriber, alert_delta
 from jacmon.store import alerts as alert_store
 
@@ -23,18 +23,22 @@ ACTIVITY_SNAPSHOT_EVENTS = 50
 REPLAY_FRAME_EVENTS = 500
 
 
-def _activity_frames(events: list[dict[str, Any]], *, reset: bool | None) -> list[bytes]:
-    """Replayed events as frames of at most REPLAY_FRAME_EVENTS; or one snapshot if reset given."""
+def _activity_frames(rows: list[tuple[int, str]], *, reset: bool | None) -> list[bytes]:
+    """Stored (seq, body) rows as events frames of at most REPLAY_FRAME_EVENTS; or, with
+    ``reset`` given, as one snapshot. Bodies are spliced in as stored, not re-encoded."""
     if reset is not None:
-        seq = events[-1]["seq"] if events else 0
-        return [
-            envelope(Stream.ACTIVITY, ServerType.SNAPSHOT, seq, {"events": events, "reset": reset})
-        ]
+        seq = rows[-1][0] if rows else 0
+        events = ",".join(event_json(s, body) for s, body in rows)
+        data = f'{{"events":[{events}],"reset":{"true" if reset else "false"}}}'
+        return [envelope_from_json(Stream.ACTIVITY, ServerType.SNAPSHOT, seq, data)]
     frames = []
-    for start in range(0, len(events), REPLAY_FRAME_EVENTS):
-        chunk = events[start : start + REPLAY_FRAME_EVENTS]
+    for start in range(0, len(rows), REPLAY_FRAME_EVENTS):
+        chunk = rows[start : start + REPLAY_FRAME_EVENTS]
+        events = ",".join(event_json(s, body) for s, body in chunk)
         frames.append(
-            envelope(Stream.ACTIVITY, ServerType.EVENTS, chunk[-1]["seq"], {"events": chunk})
+            envelope_from_json(
+                Stream.ACTIVITY, ServerType.EVENTS, chunk[-1][0], f'{{"events":[{events}]}}'
+            )
         )
     return frames
 
@@ -62,14 +66,14 @@ async def activity_frames(
     else:
         since_ok = False
     if since is not None and since_ok:
-        events = await store.events_since(since, learner=sub.learner)
-        frames = _activity_frames(events, reset=None)
-        high = events[-1]["seq"] if events else since
+        rows = await store.event_rows_since(since, learner=sub.learner)
+        frames = _activity_frames(rows, reset=None)
+        high = rows[-1][0] if rows else since
         resumed = True
     else:
-        events = await store.recent_events(ACTIVITY_SNAPSHOT_EVENTS, learner=sub.learner)
-        frames = _activity_frames(events, reset=since is not None)
-        high = events[-1]["seq"] if events else 0
+        rows = await store.recent_event_rows(ACTIVITY_SNAPSHOT_EVENTS, learner=sub.learner)
+        frames = _activity_frames(rows, reset=since is not None)
+        high = rows[-1][0] if rows else 0
     live = [e for e in sub.sync_events if e.seq > high]
     if live:
         frame = Hub.events_frame(live, sub.learner)

@@ -177,15 +177,15 @@ class Store:
 
     # Queries (see jacmon.store.queries)
 
-    async def recent_events(
+    async def recent_event_rows(
         self, limit: int, *, learner: str | None = None
-    ) -> list[dict[str, Any]]:
-        return await queries.recent_events(self.db.reader, limit, learner=learner)
+    ) -> list[tuple[int, str]]:
+        return await queries.recent_event_rows(self.db.reader, limit, learner=learner)
 
-    async def events_since(
+    async def event_rows_since(
         self, seq: int, *, learner: str | None = None, limit: int | None = None
-    ) -> list[dict[str, Any]]:
-        return await queries.events_since(self.db.reader, seq, learner=learner, limit=limit)
+    ) -> list[tuple[int, str]]:
+        return await queries.event_rows_since(self.db.reader, seq, learner=learner, limit=limit)
 
     async def oldest_seq(self) -> int:
         return await queries.oldest_seq(self.db.reader)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,17 +14,10 @@ from jacmon.store.database import chunks
 ACTIVE_WINDOW_S = 7 * 86400
 
 
-def event_with_seq(seq: int, body: str) -> dict[str, Any]:
-    """A stored event as the streams send it: the contract's object plus ``seq``."""
-    event = json.loads(body)
-    event["seq"] = seq
-    return event
-
-
-async def recent_events(
+async def recent_event_rows(
     conn: aiosqlite.Connection, limit: int, *, learner: str | None = None
-) -> list[dict[str, Any]]:
-    """The newest ``limit`` events, oldest first."""
+) -> list[tuple[int, str]]:
+    """(seq, stored JSON body) of the newest ``limit`` events, oldest first."""
     if learner is None:
         sql = "SELECT seq, body FROM events ORDER BY seq DESC LIMIT ?"
         params: tuple = (limit,)
@@ -34,7 +26,7 @@ async def recent_events(
         params = (learner, limit)
     async with conn.execute(sql, params) as cursor:
         rows = await cursor.fetchall()
-    return [event_with_seq(seq, body) for seq, body in reversed(rows)]
+    return [(seq, body) for seq, body in reversed(rows)]
 
 
 def since_query(
@@ -54,14 +46,14 @@ def since_query(
     return sql, params
 
 
-async def events_since(
+async def event_rows_since(
     conn: aiosqlite.Connection, seq: int, *, learner: str | None = None, limit: int | None = None
-) -> list[dict[str, Any]]:
-    """Events with a sequence number above ``seq``, in order."""
+) -> list[tuple[int, str]]:
+    """(seq, stored JSON body) of the events after ``seq``, in order."""
     sql, params = since_query("SELECT seq, body FROM events", seq, learner=learner, limit=limit)
     async with conn.execute(sql, params) as cursor:
         rows = await cursor.fetchall()
-    return [event_with_seq(s, body) for s, body in rows]
+    return [(s, body) for s, body in rows]
 
 
 async def oldest_seq(conn: aiosqlite.Connection) -> int:

@@ -5,6 +5,7 @@ Expected numbers are worked out by hand from the rules in jacmon/analytics/progr
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -143,7 +144,8 @@ async def test_readonly_store_reads_but_refuses_writes(tmp_path):
     readonly = await Store.open(path, readonly=True)
     try:
         assert readonly.last_seq == 2
-        assert [e["id"] for e in await readonly.recent_events(10)] == ["a", "b"]
+        rows = await readonly.recent_event_rows(10)
+        assert [json.loads(body)["id"] for _, body in rows] == ["a", "b"]
         with pytest.raises(StoreError, match="was opened read-only"):
             await readonly.ingest([ev("c", "activity")])
     finally:
@@ -214,8 +216,9 @@ async def test_stored_body_is_the_contract_json_with_extras(store):
     assert row["ts"] == ts(0, 10)
     assert row["score"] == 75.0
     assert row["item"] == "q1"
-    (replayed,) = await store.events_since(0)
-    assert replayed["seq"] == 1
+    ((seq, body),) = await store.event_rows_since(0)
+    replayed = json.loads(body)
+    assert seq == 1
     assert replayed["platform"] == "moodle"
     assert replayed["ts"] == "2026-01-05T11:00:00+01:00"
     assert replayed["score"] == {"scaled": None, "raw": 3.0, "min": None, "max": 4.0}
