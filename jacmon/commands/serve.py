@@ -50,7 +50,7 @@ def schema_version(path: Path) -> int | str | None:
 
 async def _check(settings: Settings) -> tuple[dict, list[str]]:
     """Everything ``serve`` would do, checked without listening. Returns (plan, problems)."""
-    from jacmon.server.auth import active_token_count, is_loopback
+    from jacmon.server.auth import active_token_count, tokens_required
     from jacmon.server.scheduler import next_runs
     from jacmon.server.tasks.config import load_tasks_config
     from jacmon.store import Store
@@ -97,7 +97,7 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
             finally:
                 await store.close()
     plan["active_tokens"] = tokens
-    needs_tokens = server.require_tokens or not (is_loopback(server.host) or server.insecure)
+    needs_tokens = tokens_required(server)
     plan["tokens_required"] = needs_tokens
     if needs_tokens and tokens == 0:
         problems.append(

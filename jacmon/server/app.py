@@ -37,7 +37,7 @@ from jacmon.protocol import (
     envelope,
     error_data,
 )
-from jacmon.server.auth import Authenticator, Principal, active_token_count, is_loopback
+from jacmon.server.auth import Authenticator, Principal, active_token_count, tokens_required
 from jacmon.server.hub import Hub, Subscriber
 from jacmon.server.ingest import ServerSink, handle_ingest
 from jacmon.server.ops import IngestCounters, prometheus_text
@@ -141,18 +141,16 @@ class JacmonServer:
             host = f"[{host}]"
         return f"{scheme}://{host}:{self.port}"
 
-    async def tokens_required(self) -> bool:
-        """Tokens are required off loopback (unless --insecure) and wherever configured so."""
-        if self.settings.require_tokens:
-            return True
-        return not (is_loopback(self.settings.host) or self.settings.insecure)
+    def connection_counts(self) -> dict[str, int]:
+        """Open connections per stream, and on /ws/ingest (for /healthz and /metrics)."""
+        return self.hub.connection_counts() | {"ingest": self.ingest_connections}
 
     async def start(self) -> None:
         """Open the store, start the loops and listen on host:port (port 0 picks a free one)."""
         settings = self.settings
         self.store = await Store.open(settings.db)
         try:
-            required = await self.tokens_required()
+            required = tokens_required(settings)
             if required and await active_token_count(self.store.db) == 0:
                 raise JacmonError(
                     f"refusing to serve on {settings.host} without tokens: create one with "
@@ -281,6 +279,9 @@ class JacmonServer:
 
     async def _flush_progress(self, pending: list) -> None:
         """Turn pending progress changes into dashboard rows: learner rows plus new summaries."""
+        subs = self.hub.subscribers[Stream.DASHBOARD]
+        if not subs:
+            return
         learners: dict[str, dict] = {}
         learner_paths: dict[tuple, dict] = {}
         modules: dict[tuple, dict] = {}
@@ -291,9 +292,6 @@ class JacmonServer:
                 learner_paths[(row["learner"], row["path"])] = learner_path_row(row)
             for row in changes.modules:
                 modules[(row["learner"], row["path"], row["module"])] = row
-        subs = self.hub.subscribers[Stream.DASHBOARD]
-        if not subs:
-            return
         summaries: dict[str, list] = {"paths": [], "modules": []}
         if any(s.learner is None for s in subs):
             paths = sorted({key[1] for key in learner_paths})
@@ -445,7 +443,7 @@ class JacmonServer:
             "version": __version__,
             "uptime_s": round(time.time() - self.started_at, 1),
             "db": {"ok": db_ok, "path": str(self.settings.db), "last_seq": self.store.last_seq},
-            "connections": self.hub.connection_counts() | {"ingest": self.ingest_connections},
+            "connections": self.connection_counts(),
         }
         status = HTTPStatus.OK if db_ok else HTTPStatus.SERVICE_UNAVAILABLE
         return _response(status, json.dumps(body) + "\n", "application/json")

@@ -18,10 +18,13 @@ import ipaddress
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jacmon.errors import AuthError, UsageError
 from jacmon.store.database import Database
+
+if TYPE_CHECKING:
+    from jacmon.config import ServerSettings
 
 ROLES = ("viewer", "ingest", "admin")
 
@@ -65,6 +68,11 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def tokens_required(server: ServerSettings) -> bool:
+    """Tokens are required wherever configured so, and off loopback unless --insecure."""
+    return server.require_tokens or not (is_loopback(server.host) or server.insecure)
 
 
 async def create_token(

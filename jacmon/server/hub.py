@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -277,14 +277,17 @@ class Hub:
         if not any(learner_rows.values()) and not any(summaries.values()):
             return
         self.seq[Stream.DASHBOARD] += 1
+        unscoped = {k: v for k, v in learner_rows.items() if k != "modules"} | summaries
+        # Grouped once, not filtered once per learner-scoped client.
+        by_learner: dict[str, dict[str, list]] = defaultdict(
+            lambda: {kind: [] for kind in learner_rows}
+        )
+        for kind, rows in learner_rows.items():
+            for row in rows:
+                by_learner[row["learner"]][kind].append(row)
+        nothing: dict[str, list] = {}
         for sub in self.subscribers[Stream.DASHBOARD]:
-            if sub.learner is not None:
-                mine = {
-                    kind: [row for row in rows if row["learner"] == sub.learner]
-                    for kind, rows in learner_rows.items()
-                }
-            else:
-                mine = {k: v for k, v in learner_rows.items() if k != "modules"} | summaries
+            mine = unscoped if sub.learner is None else by_learner.get(sub.learner, nothing)
             for kind, kind_rows in mine.items():
                 key_fields = ROW_KEYS[kind]
                 for row in kind_rows:
@@ -324,10 +327,7 @@ class Hub:
         if not changes:
             return
         self.seq[Stream.ALERTS] = max(self.seq[Stream.ALERTS], changes[-1]["seq"])
-        frames = [
-            (c, envelope(Stream.ALERTS, ServerType.ALERT, c["seq"], alert_delta(c)))
-            for c in changes
-        ]
+        frames = [(c, alert_frame(c)) for c in changes]
         for sub in self.subscribers[Stream.ALERTS]:
             for change, frame in frames:
                 if sub.learner is not None and change["alert"].get("learner") != sub.learner:
@@ -369,6 +369,11 @@ class Hub:
                     self._flush_wake.set()
 
 
-def alert_delta(change: dict[str, Any]) -> dict[str, Any]:
-    """The ``data`` of an ``alert`` frame."""
-    return {"change": change["change"], "alert": change["alert"]}
+def alert_frame(change: dict[str, Any]) -> bytes:
+    """The ``alert`` frame of one logged alert change ({seq, change, alert})."""
+    return envelope(
+        Stream.ALERTS,
+        ServerType.ALERT,
+        change["seq"],
+        {"change": change["change"], "alert": change["alert"]},
+    )

@@ -60,10 +60,12 @@ def prometheus_text(server: JacmonServer) -> str:
     hub = server.hub
     ingest = server.ingest_counters
     counters = hub.counters
-    connections = dict(hub.connection_counts()) | {"ingest": server.ingest_connections}
     lines = [
         *_per_stream(
-            "jacmon_connections", "gauge", "Open WebSocket connections per stream.", connections
+            "jacmon_connections",
+            "gauge",
+            "Open WebSocket connections per stream.",
+            server.connection_counts(),
         ),
         "# HELP jacmon_events_total Events received at ingest, by outcome.",
         "# TYPE jacmon_events_total counter",

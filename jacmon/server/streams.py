@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from jacmon.protocol import ServerType, Stream, envelope, envelope_from_json, event_json
-from jacmon.server.hub import Hub, Subscriber, alert_delta
+from jacmon.server.hub import Hub, Subscriber, alert_frame
 from jacmon.store import alerts as alert_store
 
 if TYPE_CHECKING:
@@ -99,9 +99,7 @@ async def alerts_frames(
         first = await alert_store.alert_changes_since(conn, since, limit=1)
         if not first or first[0]["seq"] == since + 1:
             changes = await alert_store.alert_changes_since(conn, since, learner=sub.learner)
-            frames = [
-                envelope(Stream.ALERTS, ServerType.ALERT, c["seq"], alert_delta(c)) for c in changes
-            ]
+            frames = [alert_frame(c) for c in changes]
             high = max([high, *(c["seq"] for c in changes)])
             resumed = True
     if not resumed:
@@ -114,11 +112,7 @@ async def alerts_frames(
                 {"alerts": alerts, "reset": since is not None},
             )
         ]
-    frames.extend(
-        envelope(Stream.ALERTS, ServerType.ALERT, c["seq"], alert_delta(c))
-        for c in sub.sync_alerts
-        if c["seq"] > high
-    )
+    frames.extend(alert_frame(c) for c in sub.sync_alerts if c["seq"] > high)
     return frames, resumed
 
 
