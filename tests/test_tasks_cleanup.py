@@ -57,6 +57,18 @@ async def test_cleanup_retires_old_resolved_alerts_and_expired_acks(tmp_path):
         result = await run_task(store, "alert_cleanup")
         assert result.outcome_detail.summary["alerts_retired"] == 1
         assert result.outcome_detail.summary["acks_expired"] == 1
+        (planned,) = result.outcome_detail.alerts
+        assert planned == {
+            "action": "update",
+            "alert_id": lapsing["id"],
+            "rule": "inactivity",
+            "severity": lapsing["severity"],
+            "learner": "lapsing",
+            "path": lapsing["path"],
+            "message": lapsing["message"],
+            "numbers": lapsing["numbers"],
+            "reason": "acknowledgement expired",
+        }
         assert await get_alert(store.db.reader, old["id"]) is None
         assert (await get_alert(store.db.reader, recent["id"]))["state"] == "resolved"
         assert (await get_alert(store.db.reader, lapsing["id"]))["acknowledged"] is None

@@ -213,16 +213,13 @@ class JacmonServer:
     async def _start_scheduler(self) -> None:
         from jacmon.server.scheduler import Scheduler
 
-        def on_velocity(per_path: dict[str, dict[str, Any]]) -> None:
-            self.sampler.set_velocity(per_path)
-
-        kwargs: dict[str, Any] = {
-            "on_alerts_changed": self._alert_nudge.set,
-            "on_velocity": on_velocity,
-        }
-        if self.scheduler_clock is not None:
-            kwargs["clock"] = self.scheduler_clock
-        self.scheduler = Scheduler(self.store, self.full_settings.tasks, **kwargs)
+        self.scheduler = Scheduler(
+            self.store,
+            self.full_settings.tasks,
+            self.scheduler_clock,
+            on_alerts_changed=self._alert_nudge.set,
+            on_velocity=self.sampler.set_velocity,
+        )
         await self.scheduler.start()
 
     async def _stop_background(self) -> None:

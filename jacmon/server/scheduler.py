@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 
 from jacmon.errors import TaskError, UsageError
-from jacmon.server.tasks import TASKS, TaskContext, TaskOutcome, TaskSpec, get_task
+from jacmon.server.tasks import TaskContext, TaskOutcome, TaskSpec, get_task
 from jacmon.server.tasks.config import TaskConfig, TasksConfig, load_tasks_config
 from jacmon.store import Store
 from jacmon.store import task_runs as runs
@@ -214,8 +214,7 @@ class Scheduler:
         max_sleep_s: float = 30.0,
     ) -> None:
         self.store = store
-        self.config: TasksConfig = load_tasks_config(tasks, registry=registry or TASKS)
-        self._registry = registry or TASKS
+        self.config: TasksConfig = load_tasks_config(tasks, registry=registry)
         self._now, self._sleep_until_fn, self._speed = _clock_parts(clock)
         self.on_alerts_changed = on_alerts_changed
         self.on_velocity = on_velocity
@@ -373,7 +372,7 @@ class Scheduler:
         ``dry_run`` reads and plans but writes nothing (no run record either).
         Raises UnknownTaskError for a name that is not a task.
         """
-        if name not in self._registry:
+        if name not in self.config.tasks:
             get_task(name)
         config = self.config.tasks[name]
         task = asyncio.current_task()
@@ -476,9 +475,6 @@ class Scheduler:
     def running(self) -> list[str]:
         """Names of the tasks with a scheduled run in progress."""
         return [n for n, s in self._states.items() if s.running and not s.running.done()]
-
-    def next_runs(self, now: datetime | None = None) -> dict[str, datetime | None]:
-        return next_runs(self.config, now or self.now())
 
 
 def next_runs(config: TasksConfig, now: datetime) -> dict[str, datetime | None]:

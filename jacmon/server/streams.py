@@ -55,17 +55,13 @@ async def activity_frames(
     last = store.last_seq
     frames: list[bytes]
     resumed = False
-    if since is not None and since > last:
-        # A since from the future: another database, or one that was reset. Start over.
-        since_ok = False
-    elif since is not None:
+    # A since from the future (another database, or a reset one) starts over, and so
+    # does one older than the replay window or than the oldest event retention kept.
+    since_ok = since is not None and last - server.settings.replay_window <= since <= last
+    if since_ok:
         oldest = await store.oldest_seq()
-        since_ok = since >= last - server.settings.replay_window and (
-            oldest == 0 or since >= oldest - 1
-        )
-    else:
-        since_ok = False
-    if since is not None and since_ok:
+        since_ok = oldest == 0 or since >= oldest - 1
+    if since_ok:
         rows = await store.event_rows_since(since, learner=sub.learner)
         frames = _activity_frames(rows, reset=None)
         high = rows[-1][0] if rows else since

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jacmon.analytics.alert_rules import PlannedChange
 from jacmon.server.tasks.base import TaskContext, TaskOutcome, TaskSpec
 from jacmon.store.alerts import expire_acknowledgements, retire_resolved
 from jacmon.store.task_runs import prune_runs
@@ -48,21 +49,10 @@ async def run(ctx: TaskContext) -> TaskOutcome:
                 (events,) = await cur.fetchone()
             if events and not ctx.dry_run:
                 await conn.execute("DELETE FROM events WHERE ts < ?", (cutoff,))
-    for change in expired:
-        alert = change["alert"]
-        outcome.alerts.append(
-            {
-                "action": "update",
-                "alert_id": alert["id"],
-                "rule": alert["rule"],
-                "severity": alert["severity"],
-                "learner": alert["learner"],
-                "path": alert["path"],
-                "message": alert["message"],
-                "numbers": alert["numbers"],
-                "reason": "acknowledgement expired",
-            }
-        )
+    outcome.alerts.extend(
+        PlannedChange("update", None, change["alert"], "acknowledgement expired").as_dict()
+        for change in expired
+    )
     outcome.summary = {
         "acks_expired": len(expired),
         "alerts_retired": retired,
