@@ -15,6 +15,7 @@ import ssl
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -81,6 +82,16 @@ def _response(status: HTTPStatus, body: str, content_type: str = "text/plain") -
     return Response(status.value, status.phrase, headers, body.encode())
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """An accepted handshake: who connected to which stream, scoped how, resuming where."""
+
+    principal: Principal
+    stream: Stream
+    learner: str | None
+    since: int | None
+
+
 class JacmonServer:
     """One jacmon server process.
 
@@ -113,8 +124,9 @@ class JacmonServer:
         self.scheduler: Any = None
         self.port: int | None = None
         self._auth: Authenticator
-        self._principals: weakref.WeakKeyDictionary[ServerConnection, tuple[Principal, str | None]]
-        self._principals = weakref.WeakKeyDictionary()
+        #: What _process_request decided for each accepted handshake, for _handle.
+        self._admitted: weakref.WeakKeyDictionary[ServerConnection, Admission]
+        self._admitted = weakref.WeakKeyDictionary()
         self._ws_server: Server | None = None
         self._tasks: list[asyncio.Task] = []
         self._inflight = 0
@@ -350,9 +362,9 @@ class JacmonServer:
             except Exception:
                 log.exception("reloading the catalog failed")
             live = {
-                ws: principal
-                for ws, (principal, _) in list(self._principals.items())
-                if principal.token_id is not None
+                ws: admitted.principal
+                for ws, admitted in list(self._admitted.items())
+                if admitted.principal.token_id is not None
             }
             if not live:
                 continue
@@ -416,15 +428,16 @@ class JacmonServer:
                 )
             learner = principal.learner
         since_text = query.get("since", [None])[0]
+        since = None
         if since_text is not None:
             try:
-                int(since_text)
+                since = int(since_text)
             except ValueError:
                 return _response(
                     HTTPStatus.BAD_REQUEST,
                     f"since={since_text!r} is not a whole number; pass the last seq received\n",
                 )
-        self._principals[connection] = (principal, learner)
+        self._admitted[connection] = Admission(principal, stream, learner, since)
         return None
 
     async def _healthz(self) -> Response:
@@ -448,18 +461,16 @@ class JacmonServer:
     # Connections
 
     async def _handle(self, ws: ServerConnection) -> None:
-        principal, learner = self._principals[ws]
-        parts = urlsplit(ws.request.path)
-        stream = Stream(parts.path.rstrip("/").removeprefix("/ws/"))
+        admitted = self._admitted[ws]
         try:
-            if stream == Stream.INGEST:
+            if admitted.stream == Stream.INGEST:
                 await handle_ingest(self, ws)
                 return
-            query = parse_qs(parts.query)
-            since = int(query["since"][0]) if "since" in query else None
-            await self._serve_stream(ws, stream, principal, learner, since)
+            await self._serve_stream(
+                ws, admitted.stream, admitted.principal, admitted.learner, admitted.since
+            )
         finally:
-            self._principals.pop(ws, None)
+            self._admitted.pop(ws, None)
 
     def _hello(self, sub: Subscriber, resumed: bool) -> list[bytes]:
         data = {
