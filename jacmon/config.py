@@ -23,6 +23,8 @@ from typing import Any
 import platformdirs
 
 from jacmon.errors import ConfigError
+from jacmon.logs import FORMATS as LOG_FORMATS
+from jacmon.logs import LEVELS as LOG_LEVELS
 
 DEFAULT_PORT = 8765
 
@@ -272,12 +274,12 @@ def check_server_settings(server: ServerSettings) -> None:
         if value < low or (high is not None and value > high):
             bound = f"from {low:g} to {high:g}" if high is not None else f"at least {low:g}"
             raise ConfigError(f"Config 'server.{name}' has value {value!r}. Expected {bound}.")
-    if server.log_level.lower() not in ("debug", "info", "warning", "error"):
+    if server.log_level.lower() not in LOG_LEVELS:
         raise ConfigError(
             f"Config 'server.log_level' has value {server.log_level!r}. "
             "Expected debug, info, warning or error."
         )
-    if server.log_format not in ("text", "json"):
+    if server.log_format not in LOG_FORMATS:
         raise ConfigError(
             f"Config 'server.log_format' has value {server.log_format!r}. Expected text or json."
         )

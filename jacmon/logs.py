@@ -10,6 +10,7 @@ import time
 from jacmon.errors import ConfigError
 
 LEVELS = ("debug", "info", "warning", "error")
+FORMATS = ("text", "json")
 
 
 class JsonFormatter(logging.Formatter):
@@ -31,7 +32,7 @@ def setup_logging(level: str = "info", fmt: str = "text") -> None:
     """Configure the root logger on stderr; ``fmt`` is ``text`` or ``json``."""
     if level.lower() not in LEVELS:
         raise ConfigError(f"Config 'log_level' has value {level!r}. Expected one of {LEVELS}.")
-    if fmt not in ("text", "json"):
+    if fmt not in FORMATS:
         raise ConfigError(f"Config 'log_format' has value {fmt!r}. Expected 'text' or 'json'.")
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":

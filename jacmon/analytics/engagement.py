@@ -11,14 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from jacmon.analytics import SECONDS_PER_DAY
 from jacmon.analytics.alert_rules import AlertCondition, Evaluation
 
 INACTIVITY = "inactivity"
 ENGAGEMENT_DROP = "engagement_drop"
 LOW_CONSISTENCY = "low_consistency"
 RULES = frozenset({INACTIVITY, ENGAGEMENT_DROP, LOW_CONSISTENCY})
-
-SECONDS_PER_DAY = 86400.0
 
 
 @dataclass(slots=True)

@@ -24,9 +24,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from jacmon.analytics import SECONDS_PER_DAY
 from jacmon.events import Event
-
-SECONDS_PER_DAY = 86400
 
 XP_BY_TYPE = {
     "lesson.completed": 10,

@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from jacmon.analytics import SECONDS_PER_DAY
 from jacmon.analytics.alert_rules import AlertCondition, Evaluation
 
 STAGNATION = "completion_stagnation"
 RULES = frozenset({STAGNATION})
-
-SECONDS_PER_DAY = 86400.0
 
 
 @dataclass(slots=True)

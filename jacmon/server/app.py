@@ -46,7 +46,7 @@ from jacmon.server.sampler import MetricsSampler
 from jacmon.server.streams import initial_frames
 from jacmon.store import IngestOutcome, Store
 from jacmon.store import alerts as alert_store
-from jacmon.store.queries import learner_path_row, learner_row
+from jacmon.store.queries import MODULE_ROW_FIELDS, learner_path_row, learner_row
 
 log = logging.getLogger("jacmon.server")
 
@@ -58,17 +58,6 @@ CHECKPOINT_S = 2.0
 
 #: How often connected tokens are checked for revocation and the catalog for a reload, in s.
 REVOCATION_POLL_S = 5.0
-
-#: A learner's module row as a learner-scoped dashboard gets it.
-MODULE_ROW_FIELDS = (
-    "learner",
-    "path",
-    "module",
-    "status",
-    "percent",
-    "time_spent_s",
-    "last_activity",
-)
 
 
 def _truthy(value: Any) -> bool:

@@ -152,6 +152,18 @@ LEARNER_FIELDS = (
 )
 
 
+#: A learner's module row as the dashboard sends it (learner-scoped clients only).
+MODULE_ROW_FIELDS = (
+    "learner",
+    "path",
+    "module",
+    "status",
+    "percent",
+    "time_spent_s",
+    "last_activity",
+)
+
+
 def learner_path_row(row: dict[str, Any]) -> dict[str, Any]:
     """A learner x path progress row as the dashboard stream sends it."""
     out = {name: row[name] for name in LEARNER_PATH_FIELDS}
@@ -223,7 +235,7 @@ async def progress_snapshot(
             for row in learner_paths
         ]
         async with conn.execute(
-            "SELECT learner, path, module, status, percent, time_spent_s, last_activity"
+            f"SELECT {', '.join(MODULE_ROW_FIELDS)}"
             " FROM module_progress WHERE learner = ? ORDER BY path, module",
             (learner,),
         ) as cursor:

@@ -16,8 +16,6 @@ import aiosqlite
 
 from jacmon.store.database import Database
 
-OUTCOMES = ("running", "success", "error", "skipped", "missed", "cancelled", "abandoned")
-
 
 def _pid_alive(pid: int | None) -> bool:
     if pid is None:

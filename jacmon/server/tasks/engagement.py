@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from jacmon.analytics import SECONDS_PER_DAY
 from jacmon.analytics.daily import day_bounds, local_date
 from jacmon.analytics.engagement import EngagementRules, LearnerActivity, evaluate_engagement
 from jacmon.server.tasks.base import TaskContext, TaskOutcome, TaskSpec
-
-SECONDS_PER_DAY = 86400.0
 
 #: Learners enrolled on a path and not finished it, with their overall first/last activity.
 _MONITORED_SQL = """

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from jacmon.analytics import SECONDS_PER_DAY
 from jacmon.analytics.performance import PerformanceRules, ScoreWindows, evaluate_performance
 from jacmon.server.tasks.base import TaskContext, TaskOutcome, TaskSpec
-
-SECONDS_PER_DAY = 86400.0
 
 # Both queries use the events_scores partial index (ts, learner, score).
 _WINDOWS_SQL = """

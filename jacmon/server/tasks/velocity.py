@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from jacmon.analytics import engagement
+from jacmon.analytics import SECONDS_PER_DAY, engagement
 from jacmon.analytics.alert_rules import fingerprint
 from jacmon.analytics.velocity import (
     STAGNATION,
@@ -20,8 +20,6 @@ from jacmon.analytics.velocity import (
     stagnation,
 )
 from jacmon.server.tasks.base import TaskContext, TaskOutcome, TaskSpec
-
-SECONDS_PER_DAY = 86400.0
 
 
 @dataclass(slots=True)
