@@ -180,6 +180,21 @@ def _apply(section: Any, name: str, values: Mapping[str, Any]) -> None:
         setattr(section, key, coerce_setting(f"{name}.{key}", value, fields[key].type))
 
 
+#: Sections of typed settings (each key coerced to its field's type) ...
+_TYPED_SECTIONS = ("server", "client")
+#: ... and sections kept as raw tables, validated where they are used
+#: (server/tasks/config.py, lrs.py).
+_SECTIONS = (*_TYPED_SECTIONS, "tasks", "lrs")
+
+
+def _merge(settings: Settings, section: str, values: Mapping[str, Any]) -> None:
+    """Layer ``values`` over one known section of ``settings``."""
+    if section in _TYPED_SECTIONS:
+        _apply(getattr(settings, section), section, values)
+    else:
+        getattr(settings, section).update(values)
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """Parse a TOML config file, with errors that name the file and the problem."""
     try:
@@ -213,19 +228,14 @@ def load_settings(
         data = read_config_file(config_path)
         settings.source = config_path
         for name, table in data.items():
-            if name in ("server", "client"):
-                if not isinstance(table, dict):
-                    raise ConfigError(f"Config '{name}' must be a table ([{name}]).")
-                _apply(getattr(settings, name), name, table)
-            elif name in ("tasks", "lrs"):
-                if not isinstance(table, dict):
-                    raise ConfigError(f"Config '{name}' must be a table ([{name}]).")
-                getattr(settings, name).update(table)
-            else:
+            if name not in _SECTIONS:
                 raise ConfigError(
                     f"Config file {config_path} has an unknown table [{name}]. "
                     "Known: [server], [client], [tasks], [lrs]."
                 )
+            if not isinstance(table, dict):
+                raise ConfigError(f"Config '{name}' must be a table ([{name}]).")
+            _merge(settings, name, table)
     for var, value in env.items():
         if not var.startswith("JACMON_") or var == "JACMON_CONFIG":
             continue
@@ -235,21 +245,14 @@ def load_settings(
             section, _, key = var[len("JACMON_") :].lower().partition("__")
         else:
             continue
-        if section in ("server", "client"):
-            _apply(getattr(settings, section), section, {key: value})
-        elif section in ("tasks", "lrs"):
-            getattr(settings, section)[key] = value
-        else:
+        if section not in _SECTIONS:
             raise ConfigError(
                 f"Environment variable {var} names section '{section}', which does not exist. "
                 "Known: SERVER, CLIENT, TASKS, LRS (as JACMON_<SECTION>__<KEY>)."
             )
+        _merge(settings, section, {key: value})
     for section, values in (overrides or {}).items():
-        given = {k: v for k, v in values.items() if v is not None}
-        if section in ("server", "client"):
-            _apply(getattr(settings, section), section, given)
-        else:
-            getattr(settings, section).update(given)
+        _merge(settings, section, {k: v for k, v in values.items() if v is not None})
     check_server_settings(settings.server)
     return settings
 
