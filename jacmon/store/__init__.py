@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
+
 from jacmon.events import Event
 from jacmon.store import queries
 from jacmon.store.catalog import Catalog, CatalogPath, store_catalog
@@ -26,6 +28,21 @@ from jacmon.store.ingest import (
 )
 
 __all__ = ["IngestOutcome", "ProgressChanges", "Store", "StoredEvent"]
+
+
+async def _get_meta(conn: aiosqlite.Connection, key: str) -> str | None:
+    async with conn.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cursor:
+        row = await cursor.fetchone()
+    return row[0] if row else None
+
+
+def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    """Inside the caller's transaction, on the database thread."""
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
 
 
 class Store:
@@ -63,19 +80,17 @@ class Store:
             " coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_seq'), 0))"
         ) as cursor:
             (last_seq,) = await cursor.fetchone()
-        async with conn.execute("SELECT value FROM meta WHERE key = 'server_id'") as cursor:
-            row = await cursor.fetchone()
-        if row is None and not readonly:
+        server_id = await _get_meta(conn, "server_id")
+        if server_id is None and not readonly:
             server_id = uuid.uuid4().hex[:12]
             async with db.transaction() as writer:
                 await writer.execute(
                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('server_id', ?)", (server_id,)
                 )
-        else:
-            server_id = row[0] if row else "unknown"
-        async with conn.execute("SELECT value FROM meta WHERE key = 'catalog_version'") as cursor:
-            row = await cursor.fetchone()
-        return cls(db, catalog, last_seq, server_id, row[0] if row else None)
+        if server_id is None:
+            server_id = "unknown"  # read-only, and no server ever wrote this database
+        catalog_version = await _get_meta(conn, "catalog_version")
+        return cls(db, catalog, last_seq, server_id, catalog_version)
 
     async def close(self) -> None:
         await self.db.close()
@@ -118,11 +133,7 @@ class Store:
         )
         if outcome.stored:
             # The high-water mark survives retention deleting every event.
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('last_seq', ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (str(outcome.last_seq),),
-            )
+            _set_meta(conn, "last_seq", str(outcome.last_seq))
         return outcome
 
     def _committed(self, outcome: IngestOutcome) -> None:
@@ -140,11 +151,7 @@ class Store:
             recompute_path_percents(conn, catalog, {p.id for p in paths})
             # A running server sees the new version and reloads (see refresh_catalog).
             version = uuid.uuid4().hex
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('catalog_version', ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (version,),
-            )
+            _set_meta(conn, "catalog_version", version)
             return catalog, version
 
         self.catalog, self._catalog_version = await self.db.run_transaction(load)
@@ -155,11 +162,7 @@ class Store:
         ``jacmon catalog load`` may run beside a live server: its module counts
         and the path percents it re-derived must replace what this process holds.
         """
-        async with self.db.reader.execute(
-            "SELECT value FROM meta WHERE key = 'catalog_version'"
-        ) as cursor:
-            row = await cursor.fetchone()
-        version = row[0] if row else None
+        version = await _get_meta(self.db.reader, "catalog_version")
         if version == self._catalog_version:
             return False
 
