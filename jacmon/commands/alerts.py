@@ -7,29 +7,22 @@ import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from jacmon.commands.common import (
     ConfigOption,
     DbOption,
     handle_errors,
+    out_console,
     print_json,
     resolve_db,
     run,
+    with_store,
 )
 from jacmon.errors import UsageError
-from jacmon.store import Store
 from jacmon.store.alerts import ALERT_STATES, acknowledge_alert, list_alerts
-
-
-def _console() -> Console:
-    # Made per call so the terminal width (COLUMNS) is read when the command runs.
-    return Console(soft_wrap=True, highlight=False)
-
 
 alerts_app = typer.Typer(
     help="List alerts, or acknowledge one (jacmon alerts ack ID).",
@@ -56,14 +49,6 @@ def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
 
 
-async def _list(db: Path, state: str, learner: str | None) -> list[dict[str, Any]]:
-    store = await Store.open(db, readonly=True)
-    try:
-        return await list_alerts(store.db.reader, state=state, learner=learner)
-    finally:
-        await store.close()
-
-
 @alerts_app.callback()
 @handle_errors
 def alerts_command(
@@ -79,12 +64,18 @@ def alerts_command(
         return
     if state not in (*ALERT_STATES, "all"):
         raise UsageError(f"--state has value {state!r}. Expected firing, resolved or all.")
-    alerts = run(_list(resolve_db(db, config), state, learner))
+    alerts = run(
+        with_store(
+            resolve_db(db, config),
+            lambda store: list_alerts(store.db.reader, state=state, learner=learner),
+            readonly=True,
+        )
+    )
     if as_json:
         print_json(alerts)
         return
     if not alerts:
-        _console().print(f"no {state if state != 'all' else ''} alerts".replace("  ", " "))
+        out_console().print(f"no {state if state != 'all' else ''} alerts".replace("  ", " "))
         return
     table = Table("id", "state", "severity", "rule", "learner", "path", "message", "since", "ack")
     for a in alerts:
@@ -100,15 +91,7 @@ def alerts_command(
             _when(a["first_seen"]),
             "-" if ack is None else f"{ack['by']}" + (f": {ack['note']}" if ack["note"] else ""),
         )
-    _console().print(table)
-
-
-async def _ack(db: Path, alert_id: int, **kwargs: Any) -> dict[str, Any]:
-    store = await Store.open(db)
-    try:
-        return await acknowledge_alert(store.db, alert_id, **kwargs)
-    finally:
-        await store.close()
+    out_console().print(table)
 
 
 @alerts_app.command("ack")
@@ -129,12 +112,19 @@ def ack_command(
     if not path.exists():
         raise UsageError(f"database {path} does not exist; check --db")
     expires_at = time.time() + parse_duration(expires_in) if expires_in else None
-    change = run(_ack(path, alert_id, by=by or getpass.getuser(), note=note, expires_at=expires_at))
+    change = run(
+        with_store(
+            path,
+            lambda store: acknowledge_alert(
+                store.db, alert_id, by=by or getpass.getuser(), note=note, expires_at=expires_at
+            ),
+        )
+    )
     if as_json:
         print_json(change)
         return
     alert = change["alert"]
-    _console().print(
+    out_console().print(
         f"acknowledged alert {alert['id']} ({alert['rule']}, {alert['learner'] or '-'}) "
         f"as {alert['acknowledged']['by']}"
     )

@@ -21,6 +21,15 @@ T = TypeVar("T")
 
 err_console = Console(stderr=True)
 
+
+def out_console() -> Console:
+    """A stdout console for a command's output.
+
+    Made per call so the terminal width (COLUMNS) is read when the command runs.
+    """
+    return Console(soft_wrap=True, highlight=False)
+
+
 ConfigOption = typer.Option(
     None, "--config", help="TOML config file (default: JACMON_CONFIG or the user config dir)."
 )

@@ -7,10 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from jacmon.commands.common import ConfigOption, DbOption, handle_errors, print_json, run
+from jacmon.commands.common import (
+    ConfigOption,
+    DbOption,
+    handle_errors,
+    out_console,
+    print_json,
+    run,
+    with_store,
+)
 from jacmon.config import load_settings
 from jacmon.errors import UsageError
 from jacmon.server.scheduler import RunResult, Scheduler, next_runs
@@ -18,11 +25,6 @@ from jacmon.server.tasks import TASKS, get_task
 from jacmon.server.tasks.config import load_tasks_config
 from jacmon.store import Store
 from jacmon.store.task_runs import last_runs
-
-
-def _console() -> Console:
-    # Made per call so the terminal width (COLUMNS) is read when the command runs.
-    return Console(soft_wrap=True, highlight=False)
 
 
 def parse_at(value: str | None) -> datetime | None:
@@ -39,20 +41,21 @@ def parse_at(value: str | None) -> datetime | None:
 
 
 def _print_result(result: RunResult) -> None:
+    console = out_console()
     verb = "would" if result.dry_run else "did"
     head = f"[bold]{result.task}[/]: {result.outcome}"
     if result.dry_run:
         head += " (dry run: nothing written)"
-    _console().print(f"{head} in {result.duration_s:.3f}s at {result.started.isoformat()}")
+    console.print(f"{head} in {result.duration_s:.3f}s at {result.started.isoformat()}")
     if result.error:
-        _console().print(f"[red]error:[/] {result.error}")
+        console.print(f"[red]error:[/] {result.error}")
     detail = result.outcome_detail
     for key, value in detail.summary.items():
         if key != "alerts":
-            _console().print(f"  {key}: {value}")
+            console.print(f"  {key}: {value}")
     counts = detail.summary.get("alerts")
     if counts:
-        _console().print(
+        console.print(
             f"  alerts {verb}: fire {counts['fire']}, update {counts['update']}, "
             f"resolve {counts['resolve']} (unchanged {counts['touch']})"
         )
@@ -62,30 +65,31 @@ def _print_result(result: RunResult) -> None:
             where += f" / {change['path']}"
         number = f"#{change['alert_id']} " if change.get("alert_id") else ""
         reason = f" [{change['reason']}]" if change.get("reason") else ""
-        _console().print(
+        console.print(
             f"  {change['action']:<8} {number}{change['rule']} {change['severity']} "
             f"{where}: {change['message']}{reason}"
         )
     rows = {table: n for table, n in detail.writes.items() if n}
     if rows:
-        _console().print(f"  rows {verb} write: " + ", ".join(f"{t} {n}" for t, n in rows.items()))
+        console.print(f"  rows {verb} write: " + ", ".join(f"{t} {n}" for t, n in rows.items()))
     if detail.velocity:
         for path, v in detail.velocity.items():
             change = "n/a" if v["change_pct"] is None else f"{v['change_pct']:+.1f}%"
-            _console().print(f"  velocity {path}: {v['this_week']} vs {v['last_week']} ({change})")
+            console.print(f"  velocity {path}: {v['this_week']} vs {v['last_week']} ({change})")
 
 
 async def _run_task(
     name: str, *, db: Path, tasks: dict[str, Any], dry_run: bool, at: datetime | None
 ) -> RunResult:
+    clock = (lambda: at) if at is not None else None
+
+    async def run_once(store: Store) -> RunResult:
+        return await Scheduler(store, tasks, clock).run_once(
+            name, trigger="manual", dry_run=dry_run
+        )
+
     # A dry run opens the file read-only: it cannot write, whatever a task does.
-    store = await Store.open(db, readonly=dry_run)
-    try:
-        clock = (lambda: at) if at is not None else None
-        scheduler = Scheduler(store, tasks, clock)
-        return await scheduler.run_once(name, trigger="manual", dry_run=dry_run)
-    finally:
-        await store.close()
+    return await with_store(db, run_once, readonly=dry_run)
 
 
 @handle_errors
@@ -193,7 +197,7 @@ def tasks_command(
             "" if last is None or last["duration_s"] is None else f"{last['duration_s']:.3f}s",
             short(row["next_run"]),
         )
-    _console().print(table)
+    out_console().print(table)
 
 
 def register(app: typer.Typer) -> None:
