@@ -133,6 +133,10 @@ class Event:
             body.update(self.extra)
         return body
 
+    def as_compact_dict(self) -> dict[str, Any]:
+        """:meth:`as_dict` without null fields (smaller frames; null means absent anyway)."""
+        return {key: value for key, value in self.as_dict().items() if value is not None}
+
 
 def _fail(field_name: str | None, value: Any, expected: str) -> EventValidationError:
     shown = repr(value)

@@ -109,33 +109,29 @@ class IngestClient:
         reply = await self._request({"type": "cursor.get", "name": name}, "cursor")
         return reply["value"]
 
-    async def _request(self, message: dict[str, Any], answer_type: str) -> dict[str, Any]:
-        assert self._ws is not None, "use IngestClient as 'async with'"
-        try:
-            await self._ws.send(json.dumps(message))
-            while True:
-                reply = json.loads(await self._ws.recv())
-                if reply.get("type") == answer_type:
-                    return reply["data"]
-                if reply.get("type") == "error":
-                    raise JacmonError(
-                        f"server refused {message['type']}: {reply['data']['message']}"
-                    )
-        except ConnectionClosed as exc:
-            reason = exc.rcvd.reason if exc.rcvd else "no close frame"
-            raise JacmonError(f"server closed the ingest connection: {reason}") from None
+    async def _exchange(self, frame: str | bytes, answer_type: str, refused: str) -> dict[str, Any]:
+        """Send ``frame``; the ``data`` of the first reply of ``answer_type``.
 
-    async def send_raw(self, frame: str | bytes) -> Ack:
-        """Send one already-encoded JSON array frame and wait for its ack."""
+        An ``error`` reply raises JacmonError as ``"<refused>: <server's message>"``.
+        """
         assert self._ws is not None, "use IngestClient as 'async with'"
         try:
             await self._ws.send(frame)
             while True:
                 reply = json.loads(await self._ws.recv())
-                if reply.get("type") == "ack":
-                    return Ack.from_message(reply["data"])
+                if reply.get("type") == answer_type:
+                    return reply["data"]
                 if reply.get("type") == "error":
-                    raise JacmonError(f"server rejected the batch: {reply['data']['message']}")
+                    raise JacmonError(f"{refused}: {reply['data']['message']}")
         except ConnectionClosed as exc:
             reason = exc.rcvd.reason if exc.rcvd else "no close frame"
             raise JacmonError(f"server closed the ingest connection: {reason}") from None
+
+    async def _request(self, message: dict[str, Any], answer_type: str) -> dict[str, Any]:
+        return await self._exchange(
+            json.dumps(message), answer_type, f"server refused {message['type']}"
+        )
+
+    async def send_raw(self, frame: str | bytes) -> Ack:
+        """Send one already-encoded JSON array frame and wait for its ack."""
+        return Ack.from_message(await self._exchange(frame, "ack", "server rejected the batch"))

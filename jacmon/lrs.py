@@ -338,14 +338,14 @@ class LrsTailer:
             except LrsUnavailable as exc:
                 self.stats.outages += 1
                 logger.warning("lrs unavailable (%s); retrying in %.1fs", exc, delay)
-                await _wait(stop, delay)
+                await wait_unless_stopped(stop, delay)
                 delay = min(delay * 2, self.settings.retry_max_s)
                 continue
             delay = self.settings.poll_interval_s
-            await _wait(stop, self.settings.poll_interval_s)
+            await wait_unless_stopped(stop, self.settings.poll_interval_s)
 
 
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
+async def wait_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
     """Sleep ``seconds`` or until ``stop`` is set, whichever comes first."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
@@ -373,5 +373,5 @@ async def run_tailer(
             tailer.stats.outages += 1
             logger.error("lrs tailer: %s; retrying in %.0fs", exc, settings.retry_max_s)
             tailer.reload()
-            await _wait(stop, settings.retry_max_s)
+            await wait_unless_stopped(stop, settings.retry_max_s)
     return tailer.stats

@@ -373,14 +373,9 @@ def map_statements(statements: Iterable[Any], *, start: int = 0) -> MappingResul
         except StatementMappingError as exc:
             outcome.skipped.append(Skipped(index, exc.statement_id, str(exc)))
             continue
-        outcome.events.append(_compact(event))
+        outcome.events.append(event.as_compact_dict())
         outcome.indexes.append(index)
     return outcome
-
-
-def _compact(event: Event) -> dict[str, Any]:
-    """The event as a dict without null fields (smaller frames; null means absent anyway)."""
-    return {key: value for key, value in event.as_dict().items() if value is not None}
 
 
 def statement_stored(statement: Any) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import signal
 import sys
@@ -21,7 +22,7 @@ from jacmon.commands.common import ConfigOption, handle_errors, print_json, run
 from jacmon.config import load_settings
 from jacmon.errors import EventValidationError, JacmonError, UsageError
 from jacmon.ingest_client import IngestClient
-from jacmon.lrs import LrsTailer, TailerSettings, TailStats
+from jacmon.lrs import LrsTailer, TailerSettings, TailStats, wait_unless_stopped
 from jacmon.xapi import StatementMappingError, statement_to_event
 
 # soft_wrap: summary lines stay whole, for people and for grep.
@@ -77,11 +78,6 @@ def _json_lines(reader: _CountingReader, name: str) -> Iterator[Record]:
     return _json_lines_from(b"", reader.lines(), name)
 
 
-def _chain(first: list[bytes], rest: Iterator[bytes]) -> Iterator[bytes]:
-    yield from first
-    yield from rest
-
-
 def _xapi_records(reader: _CountingReader, name: str) -> Iterator[Record]:
     """Statements from a JSON array (the whole input) or JSON lines, detected by the first byte."""
     lines = reader.lines()
@@ -112,7 +108,7 @@ def _json_lines_from(first: bytes, rest: Iterator[bytes], name: str) -> Iterator
     """Like :func:`_json_lines` when the first non-blank line was already read."""
     # Leading blank lines before ``first`` are not counted in the line numbers.
     number = 0
-    for raw in _chain([first] if first else [], rest):
+    for raw in itertools.chain([first] if first else [], rest):
         number += 1
         text = raw.strip()
         if not text:
@@ -133,7 +129,7 @@ def _to_event(record: Record, fmt: str) -> dict[str, Any]:
             event = statement_to_event(record.value)
         except StatementMappingError as exc:
             raise EventValidationError(f"statement {exc.statement_id or '?'}: {exc}") from None
-        return {k: v for k, v in event.as_dict().items() if v is not None}
+        return event.as_compact_dict()
     from jacmon.events import validate_event
 
     validate_event(record.value)
@@ -289,7 +285,6 @@ async def tail_lrs(
                         await tailer.follow(stop)
                     else:
                         await tailer.poll()
-                    delay = settings.poll_interval_s
                     return tailer.stats
             except _ServerAway as exc:
                 if not follow:
@@ -301,8 +296,7 @@ async def tail_lrs(
                     highlight=False,
                     markup=False,
                 )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                await wait_unless_stopped(stop, delay)
                 if stop.is_set():
                     return tailer.stats
                 delay = min(delay * 2, settings.retry_max_s)
