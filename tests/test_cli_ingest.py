@@ -194,3 +194,64 @@ async def test_lrs_once_then_follow_then_restart_from_watermark(
     assert json.loads(rerun.stdout)["accepted"] == 15 == json.loads(rerun.stdout)["read"]
     ids = sorted(e["id"] for e in read_events(running_server.db_path))
     assert ids == sorted(first[:30] + second + third)
+
+
+async def test_follow_rides_out_server_outages_backing_off_afresh_each_time(
+    ralph: RalphLrs, running_server, tmp_path: Path
+) -> None:
+    """Each outage of the jacmon server starts its retry delay at the poll interval again."""
+    env = {**os.environ, "JACMON_LRS__PASSWORD": PASSWORD, "JACMON_LRS__OVERLAP_S": "0"}
+    env.pop("JACMON_CONFIG", None)
+    cmd = [sys.executable, "-c", CLI_SNIPPET, "ingest", "--lrs", ralph.url]
+    cmd += ["--lrs-user", USER, "--server", running_server.url]
+    follower = await asyncio.create_subprocess_exec(
+        *cmd,
+        "--follow",
+        "--poll-interval",
+        "1",
+        "--json",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    notices: list[str] = []
+
+    async def read_notices() -> None:
+        while line := await follower.stderr.readline():
+            notices.append(line.decode())
+
+    reader = asyncio.create_task(read_notices())
+    posted: list[str] = []
+    try:
+        for outage in range(2):
+            posted.extend(ralph.post([mixed_statement(100 + outage)[0]]))
+            await wait_for(
+                lambda posted=posted: len(read_events(running_server.db_path)) == len(posted),
+                "the follower to deliver what the LRS has",
+            )
+            seen = len(notices)
+            await running_server.stop()
+            # A new statement makes the follower send, and find the server gone.
+            posted.extend(ralph.post([mixed_statement(200 + outage)[0]]))
+            await wait_for(
+                lambda seen=seen: any("server away" in n for n in notices[seen:]),
+                "the follower to notice the outage",
+            )
+            first = next(n for n in notices[seen:] if "server away" in n)
+            assert "retrying in 1s" in first, notices
+            await running_server.start()
+        await wait_for(
+            lambda: len(read_events(running_server.db_path)) == len(posted),
+            "the follower to deliver what arrived during the outage",
+        )
+        follower.send_signal(signal.SIGINT)
+        out = await asyncio.wait_for(follower.stdout.read(), 60)
+        await asyncio.wait_for(follower.wait(), 60)
+    finally:
+        if follower.returncode is None:
+            follower.kill()
+            await follower.wait()
+        reader.cancel()
+    assert follower.returncode == 0, notices
+    assert json.loads(out)["outages"] == 2

@@ -281,6 +281,8 @@ async def tail_lrs(
                         # A batch whose ack was lost may have been committed: re-read the cursor.
                         tailer.sink = _Sink(client)
                         tailer.reload()
+                    # Connected: the next outage backs off from the start again.
+                    delay = settings.poll_interval_s
                     if follow:
                         await tailer.follow(stop)
                     else:
