@@ -16,13 +16,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from jacmon.config import Settings
 from jacmon.server.app import JacmonServer
-from jacmon.sim import SimClock, Simulator
+from jacmon.sim import DEMO_CATALOG, SimClock, Simulator
 from jacmon.sim_stream import StreamSummary, stream_to_server
 from jacmon.store.catalog import parse_catalog_file
 
@@ -67,11 +66,6 @@ class DemoSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
-
-
-def demo_catalog_path() -> Path:
-    """The catalog of the simulated paths, shipped with jacmon."""
-    return Path(str(resources.files("jacmon") / "data" / "catalog.toml"))
 
 
 class DemoRuntime:
@@ -121,7 +115,7 @@ class DemoRuntime:
             async with JacmonServer(
                 settings, clock=self.clock.time, scheduler_clock=self.clock
             ) as server:
-                await server.store.load_catalog(parse_catalog_file(demo_catalog_path()))
+                await server.store.load_catalog(parse_catalog_file(DEMO_CATALOG))
                 self.url = server.url
                 self.summary.url = server.url
                 self.summary.db = str(db)
@@ -132,8 +126,14 @@ class DemoRuntime:
                     options.learners,
                     options.speed,
                 )
-                feed = asyncio.create_task(self._feed(server))
-                kickoff = asyncio.create_task(self._run_every_task_once(server))
+                sim = Simulator(
+                    seed=options.seed,
+                    learners=options.learners,
+                    clock=self.clock,
+                    history=timedelta(days=options.history_days),
+                )
+                feed = asyncio.create_task(self._feed(server, sim))
+                kickoff = asyncio.create_task(self._run_every_task_once(server, sim))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), options.duration_s)
                 kickoff.cancel()
@@ -148,22 +148,15 @@ class DemoRuntime:
                 await self._summarise(server)
         return self.summary
 
-    async def _feed(self, server: JacmonServer) -> StreamSummary:
+    async def _feed(self, server: JacmonServer, sim: Simulator) -> StreamSummary:
         options = self.options
-        sim = Simulator(
-            seed=options.seed,
-            learners=options.learners,
-            clock=self.clock,
-            history=timedelta(days=options.history_days),
-        )
-        self._sim = sim
         # Streams until cancelled; the bound only satisfies stream_to_server's rule.
         summary = await stream_to_server(
             sim, server.url, rate=options.rate, duration_s=10 * 365 * 86400, batch_size=500
         )
         return summary
 
-    async def _run_every_task_once(self, server: JacmonServer) -> None:
+    async def _run_every_task_once(self, server: JacmonServer, sim: Simulator) -> None:
         """Once the history is in, run every task so each panel has data at once.
 
         Afterwards the scheduler runs them on their cron schedules, on the
@@ -172,9 +165,6 @@ class DemoRuntime:
         deadline = time.monotonic() + BACKLOG_WAIT_S
         while time.monotonic() < deadline:
             await asyncio.sleep(0.2)
-            sim = getattr(self, "_sim", None)
-            if sim is None:
-                continue
             upcoming = sim.next_event_time()
             if upcoming is None or upcoming > self.clock.now():
                 break

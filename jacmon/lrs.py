@@ -201,10 +201,6 @@ class LrsTailer:
         self._loaded = False
         self._reloading = True
 
-    @property
-    def watermark(self) -> str | None:
-        return self.stats.watermark
-
     async def load_watermark(self) -> None:
         """Start from ``settings.since`` if given, else the cursor stored in the jacmon database.
 

@@ -175,7 +175,6 @@ def learner_rng(seed: int, index: int) -> random.Random:
 
 
 def make_profile(
-    seed: int,
     index: int,
     rng: random.Random,
     *,
@@ -251,7 +250,6 @@ def make_population(
         rng = learner_rng(seed, index)
         archetype = order[index] if index < len(order) else _pick_archetype(rng)
         profile = make_profile(
-            seed,
             index,
             rng,
             archetype=archetype,

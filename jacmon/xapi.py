@@ -102,8 +102,6 @@ class MappingResult:
 
     #: Native event dicts, each already checked by :func:`validate_event`.
     events: list[dict[str, Any]] = field(default_factory=list)
-    #: The index (in the input) of each entry of :attr:`events`.
-    indexes: list[int] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
 
 
@@ -374,7 +372,6 @@ def map_statements(statements: Iterable[Any], *, start: int = 0) -> MappingResul
             outcome.skipped.append(Skipped(index, exc.statement_id, str(exc)))
             continue
         outcome.events.append(event.as_compact_dict())
-        outcome.indexes.append(index)
     return outcome
 
 

@@ -61,9 +61,9 @@ def test_any_other_suffix_is_read_as_toml(tmp_path):
 
 
 def test_shipped_demo_catalog_parses():
-    from jacmon.demo import demo_catalog_path
+    from jacmon.sim_catalog import DEMO_CATALOG
 
-    paths = parse_catalog_file(demo_catalog_path())
+    paths = parse_catalog_file(DEMO_CATALOG)
     assert paths
     assert all(p.modules for p in paths)
 
