@@ -17,6 +17,7 @@ from jacmon.commands.common import ConfigOption, handle_errors, print_json
 from jacmon.config import Settings, load_settings
 from jacmon.errors import JacmonError
 from jacmon.logs import setup_logging
+from jacmon.protocol import Stream
 
 log = logging.getLogger("jacmon.serve")
 
@@ -60,7 +61,7 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
     server = settings.server
     plan: dict = {
         "listen": f"{'wss' if server.tls_cert else 'ws'}://{server.host}:{server.port}",
-        "streams": ["/ws/dashboard", "/ws/alerts", "/ws/metrics", "/ws/activity", "/ws/ingest"],
+        "streams": [f"/ws/{stream.value}" for stream in Stream],
         "db": str(server.db),
         "config_file": str(settings.source) if settings.source else None,
     }
