@@ -242,7 +242,7 @@ class LrsTailer:
         # The cursor may only move with a page if pages come oldest first; an LRS
         # that ignores 'ascending' gets its watermark moved once the poll is done.
         ordered = True
-        previous_page_max: float | None = None
+        #: The newest (stored time, stored text) of the pages read so far.
         poll_max: tuple[float, str] | None = None
         while url is not None:
             page = await self.client.fetch(url)
@@ -251,22 +251,19 @@ class LrsTailer:
             )
             # A 'more' that points to the same page again would loop forever.
             url = next_url if next_url != url else None
-            fresh = [s for s in page.statements if not self._seen(s)]
-            stored = [(t, s["stored"]) for s in page.statements if (t := statement_stored(s))]
+            # Each statement's stored time, parsed once.
+            timed = [(s, statement_stored(s)) for s in page.statements]
+            fresh = [(s, t) for s, t in timed if not self._seen(s)]
+            stored = [(t, s["stored"]) for s, t in timed if t]
             page_max = max(stored) if stored else None
-            if stored and previous_page_max is not None and min(stored)[0] < previous_page_max:
+            if stored and poll_max is not None and min(stored)[0] < poll_max[0]:
                 ordered = False
             if page_max is not None:
-                previous_page_max = (
-                    page_max[0]
-                    if previous_page_max is None
-                    else max(previous_page_max, page_max[0])
-                )
                 poll_max = page_max if poll_max is None else max(poll_max, page_max)
             cursor = self._cursor_after(page_max if ordered else None)
-            await self._ingest(fresh, cursor)
-            for statement in fresh:
-                self._remember(statement)
+            await self._ingest([s for s, _ in fresh], cursor)
+            for statement, stored_at in fresh:
+                self._remember(statement, stored_at)
             fresh_total += len(fresh)
             if self.on_progress is not None:
                 self.on_progress(self.stats)
@@ -308,9 +305,9 @@ class LrsTailer:
     def _seen(self, statement: Any) -> bool:
         return isinstance(statement, dict) and statement.get("id") in self._recent
 
-    def _remember(self, statement: Any) -> None:
+    def _remember(self, statement: Any, stored: float | None) -> None:
+        """Note a statement's id with its ``stored`` time (None: unknown, kept for good)."""
         if isinstance(statement, dict) and isinstance(statement.get("id"), str):
-            stored = statement_stored(statement)
             self._recent[statement["id"]] = stored if stored is not None else math.inf
 
     def _forget_old(self) -> None:
