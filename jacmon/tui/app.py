@@ -302,25 +302,25 @@ class JacmonDashboard(App[None]):
                 state.dirty.add("progress")
         if "activity" in dirty:
             feed = self.activity_feed
-            events, arrived, reset = state.take_new_events()
-            # A reset, or more new events than the feed holds: redraw it whole.
-            if reset or arrived > len(events):
+            events = state.take_new_events()
+            if events is None:
                 feed.replace_events(state.activity)
             else:
-                feed.add_events(events, arrived)
+                feed.add_events(events)
         if "metrics" in dirty:
             self.metrics_panel.show(state.samples, state.metrics_interval_s)
         if "alerts" in dirty:
             self.alerts_panel.show(state.open_alerts())
-        if dirty & {"alerts", "activity"}:
+        if "alerts" in dirty:
+            # Outside a pause the header changes only with the alert count.
             self._update_header()
         if not self._first_paint_sent and self._snapshots >= {str(s) for s in LIVE_STREAMS}:
             self._first_paint_sent = True
             self.call_after_refresh(self.post_message, SnapshotsShown())
 
     def _tick(self) -> None:
+        # "last frame 3s ago" ages even when nothing arrives.
         self.connection_panel.redraw()
-        self._update_header()
 
     def _update_header(self) -> None:
         self._header_drawn_at = time.monotonic()

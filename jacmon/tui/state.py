@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
-from jacmon.errors import EventValidationError
-from jacmon.events import parse_timestamp
 from jacmon.protocol import ServerType
+from jacmon.tui.format import to_epoch
 
 #: Events the feed keeps (memory bound); older ones scroll away.
 FEED_CAPACITY = 1000
@@ -104,9 +104,8 @@ class DashboardState:
 
     progress: ProgressData = field(default_factory=ProgressData)
     activity: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=FEED_CAPACITY))
-    #: Events that arrived since the feed last drew (bounded like the feed).
-    new_events: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=FEED_CAPACITY))
-    #: How many events arrived since the feed last drew (may exceed ``new_events``).
+    #: How many events arrived since the feed last drew: the newest that many of
+    #: ``activity`` (all of it, and more were dropped, when it exceeds its length).
     new_event_count: int = 0
     #: The activity snapshot replaced the feed: redraw it whole.
     activity_reset: bool = False
@@ -154,13 +153,11 @@ class DashboardState:
             if kind == ServerType.SNAPSHOT:
                 self.activity.clear()
                 self.activity.extend(data.get("events", []))
-                self.new_events.clear()
                 self.new_event_count = 0
                 self.activity_reset = True
             elif kind == ServerType.EVENTS:
                 events = data.get("events", [])
                 self.activity.extend(events)
-                self.new_events.extend(events)
                 self.new_event_count += len(events)
                 self.events_received += len(events)
             else:
@@ -193,29 +190,26 @@ class DashboardState:
         else:
             self.alerts[alert["id"]] = alert
 
-    def take_new_events(self) -> tuple[list[dict[str, Any]], int, bool]:
-        """The events to add to the feed since last time: (events, how many arrived, reset)."""
-        events, count, reset = list(self.new_events), self.new_event_count, self.activity_reset
-        self.new_events.clear()
+    def take_new_events(self) -> list[dict[str, Any]] | None:
+        """The events to add to the feed since last time.
+
+        None when the feed must be redrawn whole from ``activity``: after a
+        snapshot, or when more arrived than it holds.
+        """
+        count, reset = self.new_event_count, self.activity_reset
         self.new_event_count = 0
         self.activity_reset = False
-        return events, count, reset
+        if reset or count > len(self.activity):
+            return None
+        return list(islice(self.activity, len(self.activity) - count, None))
 
     def open_alerts(self) -> list[dict[str, Any]]:
         """Firing alerts, most severe first, newest first within a severity."""
         return sorted(
             self.alerts.values(),
-            key=lambda a: (SEVERITY_RANK.get(a.get("severity"), 3), -_ts(a.get("last_seen"))),
+            # An unreadable time sorts last; the alert still shows.
+            key=lambda a: (
+                SEVERITY_RANK.get(a.get("severity"), 3),
+                -(to_epoch(a.get("last_seen")) or 0.0),
+            ),
         )
-
-
-def _ts(value: Any) -> float:
-    """Alert times may be epoch seconds or ISO text; sort either as a number."""
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return parse_timestamp(value)
-        except EventValidationError:
-            return 0.0  # an unreadable time sorts last, the alert still shows
-    return 0.0

@@ -45,25 +45,21 @@ class ActivityFeed(Log):
         self.filter_text = ""
         #: Events that arrived while the user was scrolled up.
         self.unseen = 0
-        self.shown = 0
 
-    def add_events(self, events: Iterable[dict[str, Any]], arrived: int | None = None) -> None:
-        """Append events (oldest first); ``arrived`` counts ones dropped before reaching us."""
-        events = list(events)
+    def add_events(self, events: Iterable[dict[str, Any]]) -> None:
+        """Append events (oldest first)."""
         lines = [event_line(e) for e in events if not self.terms or event_matches(e, self.terms)]
         following = self.is_vertical_scroll_end
         if lines:
             self.write_lines(lines)
         if not following:
-            self.unseen += len(lines) + max(0, (arrived or len(events)) - len(events))
-        self.shown += len(lines)
+            self.unseen += len(lines)
         self._update_subtitle()
 
     def replace_events(self, events: Iterable[dict[str, Any]]) -> None:
         """Redraw the feed from ``events`` (after a snapshot or a filter change)."""
         self.clear()
         self.unseen = 0
-        self.shown = 0
         self.add_events(events)
         self.scroll_end(animate=False, immediate=True)
 
