@@ -159,17 +159,17 @@ class StreamClient:
 
     @property
     def connected(self) -> bool:
+        """Connected and greeted: client messages can be sent."""
         return self._ws is not None and self.status.state == CONNECTED
 
     # -- control --------------------------------------------------------------
 
     async def send(self, message: dict[str, Any]) -> bool:
         """Send one client message; False (and nothing sent) when not connected."""
-        ws = self._ws
-        if ws is None or self.status.state != CONNECTED:
+        if not self.connected:
             return False
         try:
-            await ws.send(json.dumps(message))
+            await self._ws.send(json.dumps(message))
         except ConnectionClosed:
             return False
         return True

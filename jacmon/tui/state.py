@@ -68,6 +68,16 @@ class ProgressData:
         if "total_learners" in data:
             self.total_learners = int(data["total_learners"])
 
+    def apply(self, kind: str, data: Any) -> bool:
+        """Apply one dashboard-stream frame; False for a type that carries no rows."""
+        if kind == ServerType.SNAPSHOT:
+            self.replace_all(data)
+        elif kind == ServerType.PROGRESS:
+            self.merge(data)
+        else:
+            return False
+        return True
+
 
 @dataclass(slots=True)
 class LearnerDetail:
@@ -87,14 +97,11 @@ class LearnerDetail:
 
     def apply(self, envelope: dict[str, Any]) -> bool:
         """Apply one frame of the scoped stream; True when it changed the rows."""
-        kind, data = envelope["type"], envelope.get("data")
-        if kind == ServerType.SNAPSHOT:
-            self.data.replace_all(data)
-            self.loaded = True
-        elif kind == ServerType.PROGRESS:
-            self.data.merge(data)
-        else:
+        kind = envelope["type"]
+        if not self.data.apply(kind, envelope.get("data")):
             return False
+        if kind == ServerType.SNAPSHOT:
+            self.loaded = True
         return True
 
 
@@ -142,13 +149,8 @@ class DashboardState:
         """Apply one data frame (any stream); unknown types are ignored by design."""
         stream, kind, data = envelope["stream"], envelope["type"], envelope["data"]
         if stream == "dashboard":
-            if kind == ServerType.SNAPSHOT:
-                self.progress.replace_all(data)
-            elif kind == ServerType.PROGRESS:
-                self.progress.merge(data)
-            else:
-                return
-            self.dirty.add("progress")
+            if self.progress.apply(kind, data):
+                self.dirty.add("progress")
         elif stream == "activity":
             if kind == ServerType.SNAPSHOT:
                 self.activity.clear()
