@@ -36,6 +36,10 @@ import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import cpu_seconds
+
 
 def serve_and_feed(port: int, db: str, rate: int, seconds: float, ready, go) -> None:
     """Child: a real server, then ``rate`` events/s for ``seconds`` once ``go`` is set."""
@@ -117,7 +121,6 @@ def main() -> None:
     if args.child:
         dashboard_child(*args.child)
         return
-    import psutil
 
     tmp = Path(tempfile.mkdtemp(prefix="jacmon-bench-"))
     report = tmp / "report.jsonl"
@@ -165,7 +168,6 @@ def main() -> None:
                 armed.clear()
 
     threading.Thread(target=drain, daemon=True).start()
-    proc = psutil.Process(dash.pid)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not (
         report.exists() and "first_paint_s" in report.read_text("utf-8")
@@ -173,7 +175,7 @@ def main() -> None:
         time.sleep(0.05)
     go.set()
     time.sleep(1.0)  # let the load reach its rate before measuring
-    cpu0, t0 = proc.cpu_times(), time.monotonic()
+    cpu0, t0 = cpu_seconds(dash.pid), time.monotonic()
     window = max(1.0, args.seconds - 2.0)
     presses = 8
     for n in range(presses):
@@ -182,8 +184,8 @@ def main() -> None:
         armed["at"] = time.perf_counter()
         os.write(master, b"p")
     time.sleep(window / (presses + 1))
-    cpu1, t1 = proc.cpu_times(), time.monotonic()
-    cpu_pct = ((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)) * 100 / (t1 - t0)
+    cpu1, t1 = cpu_seconds(dash.pid), time.monotonic()
+    cpu_pct = (cpu1 - cpu0) * 100 / (t1 - t0)
     os.write(master, b"q")
     try:
         dash.wait(10)

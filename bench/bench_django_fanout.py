@@ -31,6 +31,7 @@ from common import (
     BENCH_DIR,
     LOAD_CPU,
     SERVER_CPU,
+    cpu_seconds,
     machine_facts,
     median,
     pin_to_cpu,
@@ -96,7 +97,6 @@ def main() -> None:
     parser.add_argument("--sustainable-p99-ms", type=float, default=1000.0)
     parser.add_argument("--out", type=Path, default=RESULTS / "django-fanout.json")
     args = parser.parse_args()
-    import psutil
 
     pin_to_cpu(LOAD_CPU)
     RESULTS.mkdir(exist_ok=True)
@@ -111,13 +111,7 @@ def main() -> None:
         for run in range(args.runs):
             # A fresh daphne per run: a backlog from one rate must not leak into the next.
             with daphne() as (url, pid):
-                probe = psutil.Process(pid)
-
-                def cpu(probe=probe) -> float:
-                    times = probe.cpu_times()
-                    return times.user + times.system
-
-                result = run_fanout(url, args, f"d{rate}-{run}", cpu)
+                result = run_fanout(url, args, f"d{rate}-{run}", lambda pid=pid: cpu_seconds(pid))
             result["sustainable"] = (
                 result["all_delivered"]
                 and result["event_latency_ms"]["p99"] <= args.sustainable_p99_ms

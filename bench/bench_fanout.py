@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
     LOAD_CPU,
+    cpu_seconds,
     machine_facts,
     make_event,
     median,
@@ -44,11 +45,9 @@ BUCKET_S = 0.0001
 ACK_GRACE_S = 10.0
 
 
-def _cpu_seconds(pid: int) -> float:
-    import psutil
-
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
+def hist_summary(hist: Counter) -> dict[str, float]:
+    """p50, p99 and max, in ms, of a histogram of BUCKET_S buckets."""
+    return {q: hist_percentile(hist, at) for q, at in (("p50", 0.5), ("p99", 0.99), ("max", 1.0))}
 
 
 def hist_percentile(hist: Counter, q: float) -> float:
@@ -143,7 +142,7 @@ def run_fanout(url_base: str, args: argparse.Namespace, run: str, cpu_probe=None
             raise RuntimeError(f"only {opened} of {args.clients} clients connected")
         time.sleep(1.0)  # let the snapshots drain before the clock starts
         cpu0 = cpu_probe() if cpu_probe else 0.0
-        client_cpu0 = sum(_cpu_seconds(p.pid) for p in procs)
+        client_cpu0 = sum(cpu_seconds(p.pid) for p in procs)
         produced = asyncio.run(
             produce(
                 url_base,
@@ -157,7 +156,7 @@ def run_fanout(url_base: str, args: argparse.Namespace, run: str, cpu_probe=None
         # Both servers number events from the seq their clients saw in hello.
         produced["last_seq"] = max(r["seq"] for r in ready) + produced["events"]
         cpu = (cpu_probe() - cpu0) if cpu_probe else float("nan")
-        client_cpu = sum(_cpu_seconds(p.pid) for p in procs) - client_cpu0
+        client_cpu = sum(cpu_seconds(p.pid) for p in procs) - client_cpu0
         order = json.dumps({"last_seq": produced["last_seq"], "deadline_s": args.drain_s})
         for p in procs:
             p.stdin.write(order + "\n")
@@ -168,13 +167,11 @@ def run_fanout(url_base: str, args: argparse.Namespace, run: str, cpu_probe=None
             if p.poll() is None:
                 p.kill()
             p.wait()
-    frame_hist: Counter = Counter()
-    event_hist: Counter = Counter()
-    build_hist: Counter = Counter()
+    # Per-client latency histograms (ms buckets as text keys), summed over clients.
+    hists: dict[str, Counter] = {name: Counter() for name in ("build", "frame", "event")}
     for out in outs:
-        build_hist.update({int(k): v for k, v in out["build_latency"].items()})
-        frame_hist.update({int(k): v for k, v in out["frame_latency"].items()})
-        event_hist.update({int(k): v for k, v in out["event_latency"].items()})
+        for name, hist in hists.items():
+            hist.update({int(k): v for k, v in out[f"{name}_latency"].items()})
     expected = produced["events"] * args.clients
     delivered = sum(o["events"] for o in outs)
     closed: Counter = Counter()
@@ -195,24 +192,11 @@ def run_fanout(url_base: str, args: argparse.Namespace, run: str, cpu_probe=None
         "deliveries_per_s": delivered
         / (max(o["finished_at"] for o in outs) - produced["started_at"]),
         "frames": sum(o["frames"] for o in outs),
-        "event_latency_ms": {
-            "p50": hist_percentile(event_hist, 0.5),
-            "p99": hist_percentile(event_hist, 0.99),
-            "max": hist_percentile(event_hist, 1.0),
-            "samples": sum(event_hist.values()),
-        },
-        "frame_oldest_latency_ms": {
-            "p50": hist_percentile(frame_hist, 0.5),
-            "p99": hist_percentile(frame_hist, 0.99),
-            "max": hist_percentile(frame_hist, 1.0),
-            "samples": sum(frame_hist.values()),
-        },
+        "event_latency_ms": hist_summary(hists["event"]) | {"samples": hists["event"].total()},
+        "frame_oldest_latency_ms": hist_summary(hists["frame"])
+        | {"samples": hists["frame"].total()},
         # Server-side part: frame built ("ts") minus the oldest event's sent_at.
-        "frame_build_latency_ms": {
-            "p50": hist_percentile(build_hist, 0.5),
-            "p99": hist_percentile(build_hist, 0.99),
-            "max": hist_percentile(build_hist, 1.0),
-        },
+        "frame_build_latency_ms": hist_summary(hists["build"]),
         "server_cpu_share": cpu / produced["seconds"],
         # Over 1.0 means the client processes used more than the load core: a client bottleneck.
         "client_cpu_share": client_cpu / produced["seconds"],

@@ -153,6 +153,14 @@ def make_event(n: int, *, learners: int = 2000, run: str = "r", **extra: Any) ->
 # The server under test, in its own process
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process ``pid`` has used so far."""
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
 @dataclass
 class ServerProcess:
     """A jacmon server started by ``bench/serve.py`` in a subprocess."""
@@ -171,10 +179,7 @@ class ServerProcess:
         return psutil.Process(self.pid).memory_info().rss
 
     def cpu_seconds(self) -> float:
-        import psutil
-
-        times = psutil.Process(self.pid).cpu_times()
-        return times.user + times.system
+        return cpu_seconds(self.pid)
 
     def stop(self, timeout: float = 30.0) -> str:
         """SIGTERM, wait, return what the server wrote on stdout after its port line."""

@@ -25,26 +25,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import pin_to_cpu, raise_fd_limit
 
 
-def _value(text: str) -> int | float | str:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-async def _serve(db: Path, overrides: dict[str, object]) -> dict[str, object]:
-    from jacmon.config import Settings
+async def _serve(db: Path, overrides: dict[str, str]) -> dict[str, object]:
+    from jacmon.config import Settings, apply_section
+    from jacmon.errors import ConfigError
     from jacmon.server.app import JacmonServer
 
     settings = Settings()
     settings.server.db = db
     settings.server.port = 0
-    for key, value in overrides.items():
-        if not hasattr(settings.server, key):
-            raise SystemExit(f"--set {key}: ServerSettings has no such field")
-        setattr(settings.server, key, value)
+    try:
+        # Each value as its field's type, as the config file would give it.
+        apply_section(settings.server, "server", overrides)
+    except ConfigError as exc:
+        raise SystemExit(f"--set: {exc}") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -83,7 +76,7 @@ def main() -> None:
     overrides = {}
     for item in args.set:
         key, _, text = item.partition("=")
-        overrides[key] = _value(text)
+        overrides[key] = text
     profiler = cProfile.Profile() if args.profile else None
     if profiler:
         profiler.enable()

@@ -169,7 +169,9 @@ def coerce_setting(where: str, value: Any, annotation: Any) -> Any:
     return value
 
 
-def _apply(section: Any, name: str, values: Mapping[str, Any]) -> None:
+def apply_section(section: Any, name: str, values: Mapping[str, Any]) -> None:
+    """Set ``values`` on the settings dataclass ``section`` (``[name]``), each coerced to
+    its field's type; an unknown key is a ConfigError listing the known ones."""
     fields = {f.name: f for f in dataclasses.fields(section)}
     for key, value in values.items():
         if key not in fields:
@@ -190,7 +192,7 @@ _SECTIONS = (*_TYPED_SECTIONS, "tasks", "lrs")
 def _merge(settings: Settings, section: str, values: Mapping[str, Any]) -> None:
     """Layer ``values`` over one known section of ``settings``."""
     if section in _TYPED_SECTIONS:
-        _apply(getattr(settings, section), section, values)
+        apply_section(getattr(settings, section), section, values)
     else:
         getattr(settings, section).update(values)
 
