@@ -48,6 +48,35 @@ async def invoke(app: typer.Typer, args: list[str], stdin: str | None = None):
     return await asyncio.to_thread(runner.invoke, app, ["ingest", *args], input=stdin)
 
 
+def lrs_ingest_command(ralph: RalphLrs, server_url: str) -> tuple[list[str], dict[str, str]]:
+    """(argv, environment) of ``jacmon ingest --lrs`` as its own process.
+
+    The password comes from the environment, with no overlap window and no
+    user config file.
+    """
+    env = {**os.environ, "JACMON_LRS__PASSWORD": PASSWORD, "JACMON_LRS__OVERLAP_S": "0"}
+    env.pop("JACMON_CONFIG", None)
+    cmd = [sys.executable, "-c", CLI_SNIPPET, "ingest", "--lrs", ralph.url]
+    return [*cmd, "--lrs-user", USER, "--server", server_url], env
+
+
+async def start_follower(
+    cmd: list[str], env: dict[str, str], cwd: Path, *, poll_interval_s: float
+) -> asyncio.subprocess.Process:
+    """``cmd --follow --json``, its stdout and stderr piped."""
+    return await asyncio.create_subprocess_exec(
+        *cmd,
+        "--follow",
+        "--poll-interval",
+        str(poll_interval_s),
+        "--json",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+    )
+
+
 def event(i: int, **extra) -> dict:
     return {"id": f"e{i}", "type": "activity", "ts": TS, "learner": f"l{i % 3}", **extra}
 
@@ -150,20 +179,8 @@ async def test_lrs_once_then_follow_then_restart_from_watermark(
     assert {s["statement"] for s in summary["skipped"]} == set(first[30:])
 
     # --follow in its own process, password from the environment, stopped by SIGINT.
-    env = {**os.environ, "JACMON_LRS__PASSWORD": PASSWORD, "JACMON_LRS__OVERLAP_S": "0"}
-    env.pop("JACMON_CONFIG", None)
-    cmd = [sys.executable, "-c", CLI_SNIPPET, "ingest", *lrs_args]
-    follower = await asyncio.create_subprocess_exec(
-        *cmd,
-        "--follow",
-        "--poll-interval",
-        "0.2",
-        "--json",
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=tmp_path,
-    )
+    cmd, env = lrs_ingest_command(ralph, running_server.url)
+    follower = await start_follower(cmd, env, tmp_path, poll_interval_s=0.2)
     try:
         second = ralph.post([mixed_statement(i)[0] for i in range(30, 70)])
         await wait_for(
@@ -200,21 +217,8 @@ async def test_follow_rides_out_server_outages_backing_off_afresh_each_time(
     ralph: RalphLrs, running_server, tmp_path: Path
 ) -> None:
     """Each outage of the jacmon server starts its retry delay at the poll interval again."""
-    env = {**os.environ, "JACMON_LRS__PASSWORD": PASSWORD, "JACMON_LRS__OVERLAP_S": "0"}
-    env.pop("JACMON_CONFIG", None)
-    cmd = [sys.executable, "-c", CLI_SNIPPET, "ingest", "--lrs", ralph.url]
-    cmd += ["--lrs-user", USER, "--server", running_server.url]
-    follower = await asyncio.create_subprocess_exec(
-        *cmd,
-        "--follow",
-        "--poll-interval",
-        "1",
-        "--json",
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=tmp_path,
-    )
+    cmd, env = lrs_ingest_command(ralph, running_server.url)
+    follower = await start_follower(cmd, env, tmp_path, poll_interval_s=1)
     notices: list[str] = []
 
     async def read_notices() -> None:
