@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,13 @@ class ServerSettings:
     insecure: bool = False
     #: Require a token even on loopback.
     require_tokens: bool = False
+    #: Browser origins (``scheme://host[:port]``) whose pages may open WebSockets here,
+    #: besides the server's own origin; a handshake without ``Origin`` (a non-browser
+    #: client) is always let through to the token check.
+    allowed_origins: list[str] = field(default_factory=list)
+    #: A separate secret that also opens ``/metrics`` (for a Prometheus scraper) where
+    #: tokens are required; None: only an admin or viewer token does.
+    metrics_token: str | None = None
     # Limits
     #: Largest frame accepted from a client, in bytes.
     max_frame_bytes: int = 1024 * 1024
@@ -57,6 +66,19 @@ class ServerSettings:
     replay_window: int = 100_000
     #: Frames a client may have waiting before the server acts on it (per stream policy).
     client_buffer_frames: int = 256
+    #: Bytes a stream client may leave unread (queued frames, the connection's buffer and
+    #: the socket's kernel send buffer together) before it is closed as too slow.
+    client_max_unsent_bytes: int = 4 * 1024 * 1024
+    #: How long one frame may take to reach a stream client before it is closed as too
+    #: slow, in seconds.
+    client_send_timeout_s: float = 30.0
+    #: How far ahead of the server's clock an event's ``ts`` may be, in seconds (clock skew).
+    max_clock_skew_s: float = 300.0
+    #: The earliest event time accepted (ISO 8601 with a zone): older is a producer's bug.
+    earliest_event_ts: str = "2000-01-01T00:00:00Z"
+    #: What happens to an event outside those bounds: ``reject`` it (with the reason), or
+    #: ``warn``: store it and log a warning.
+    out_of_range_ts: str = "reject"
     # Timing
     #: How often activity events are flushed to clients as one frame, in milliseconds.
     activity_flush_ms: int = 50
@@ -269,7 +291,13 @@ _RANGES: tuple[tuple[str, float, float | None], ...] = (
     ("metrics_interval_s", 0.01, None),
     ("metrics_history_s", 0, None),
     ("shutdown_grace_s", 0, None),
+    ("client_max_unsent_bytes", 64 * 1024, None),
+    ("client_send_timeout_s", 0.1, None),
+    ("max_clock_skew_s", 0, None),
 )
+
+#: Choices for ``server.out_of_range_ts``.
+OUT_OF_RANGE_TS_CHOICES = ("reject", "warn")
 
 
 def check_server_settings(server: ServerSettings) -> None:
@@ -288,3 +316,23 @@ def check_server_settings(server: ServerSettings) -> None:
         raise ConfigError(
             f"Config 'server.log_format' has value {server.log_format!r}. Expected text or json."
         )
+    if server.out_of_range_ts not in OUT_OF_RANGE_TS_CHOICES:
+        raise ConfigError(
+            f"Config 'server.out_of_range_ts' has value {server.out_of_range_ts!r}. "
+            "Expected reject or warn."
+        )
+    try:
+        moment = datetime.fromisoformat(server.earliest_event_ts)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ConfigError(
+            f"Config 'server.earliest_event_ts' has value {server.earliest_event_ts!r}. "
+            "Expected an ISO 8601 time with a zone, like '2000-01-01T00:00:00Z'."
+        )
+    for origin in server.allowed_origins:
+        if origin != "*" and not re.fullmatch(r"https?://[^/?#\s]+", origin):
+            raise ConfigError(
+                f"Config 'server.allowed_origins' has value {origin!r}. Expected an origin "
+                "like 'https://lms.example.com' (scheme and host, optional port, no path)."
+            )
