@@ -64,6 +64,10 @@ class Store:
         self.server_id = server_id
         #: meta.catalog_version as last loaded; refresh_catalog compares against it.
         self._catalog_version = catalog_version
+        #: Why writes fail right now (disk full, read-only, the file removed), as a sentence
+        #: for /healthz and ingest errors; None while writes work. Set by the write path and
+        #: the server's file watch, cleared by the next write that commits.
+        self.write_problem: str | None = None
 
     @property
     def path(self) -> Path:
