@@ -11,9 +11,11 @@ xAPI mapping all share it.
 
 from __future__ import annotations
 
+import json
 import math
+import reprlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from jacmon.errors import EventValidationError
@@ -62,6 +64,23 @@ MAX_ID_LENGTH = 256
 
 MAX_DURATION_S = 7 * 24 * 3600.0
 """Longest accepted ``duration_s``: one week, in seconds."""
+
+MAX_ATTEMPT = 2**31 - 1
+"""Highest accepted ``attempt`` (a 32-bit count; anything above is a producer's bug)."""
+
+MAX_SCORE_MAGNITUDE = 1e15
+"""Largest accepted absolute value of ``score.raw``, ``score.min`` and ``score.max``.
+
+Below 2**53, so every whole number in range is exact as a float."""
+
+MAX_EXTRA_DEPTH = 32
+"""Deepest nesting of arrays and objects accepted in one extra field's value (levels)."""
+
+MAX_EXTRAS_BYTES = 64 * 1024
+"""Largest accepted size of all extra fields of one event together, as compact JSON, in bytes."""
+
+MAX_EXTRA_INT = 2**63 - 1
+"""Largest accepted magnitude of a whole number inside an extra field (a signed 64-bit integer)."""
 
 
 @dataclass(slots=True)
@@ -138,10 +157,36 @@ class Event:
         return {key: value for key, value in self.as_dict().items() if value is not None}
 
 
-def _fail(field_name: str | None, value: Any, expected: str) -> EventValidationError:
-    shown = repr(value)
+def _bounded_repr() -> reprlib.Repr:
+    shower = reprlib.Repr()
+    shower.maxlevel = 3
+    shower.maxstring = 80
+    shower.maxother = 80
+    shower.maxlong = 40
+    return shower
+
+
+_SHOWER = _bounded_repr()
+
+
+def describe(value: Any) -> str:
+    """``repr(value)`` cut to about 80 characters, safe for any decoded JSON value.
+
+    A plain ``repr`` of a value nested 990 levels deep raises RecursionError and
+    one of a huge text makes a huge message; the bound keeps error texts small.
+    """
+    try:
+        shown = _SHOWER.repr(value)
+    except (ValueError, RecursionError):
+        # ValueError: an int with more digits than Python converts to text.
+        return f"<{type(value).__name__}>"
     if len(shown) > 80:
         shown = shown[:77] + "..."
+    return shown
+
+
+def _fail(field_name: str | None, value: Any, expected: str) -> EventValidationError:
+    shown = describe(value)
     if field_name is None:
         return EventValidationError(f"event is {shown}; expected {expected}", field=None)
     return EventValidationError(
@@ -159,14 +204,38 @@ def _text(body: dict[str, Any], name: str, *, required: bool) -> str | None:
         return None
     if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
         raise _fail(name, value, f"a non-empty string of at most {MAX_ID_LENGTH} characters")
+    if not is_valid_unicode(value):
+        raise _fail(name, value, "text without lone surrogates (valid Unicode)")
     return value
 
 
+def is_valid_unicode(text: str) -> bool:
+    """True if ``text`` encodes as UTF-8: no lone surrogate such as a decoded ``"\\ud800"``.
+
+    JSON may escape half of a surrogate pair on its own; SQLite and every
+    client then fail to encode it, so it is refused at the boundary.
+    """
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _in_range(value: Any, low: float, high: float) -> bool:
+    """True for a number (not a bool) from ``low`` to ``high``; never converts a huge int."""
+    if isinstance(value, bool):
+        return False  # bool is an int subclass; True is not a number of seconds.
+    if isinstance(value, int):
+        # Compared as ints: float() of an int beyond float range raises OverflowError.
+        return low <= value <= high
+    return isinstance(value, float) and math.isfinite(value) and low <= value <= high
+
+
 def _number(value: Any, name: str, low: float, high: float, unit: str) -> float:
-    # bool is an int subclass; True is not a number of seconds.
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _fail(name, value, f"a number from {low:g} to {high:g}{unit}")
-    if not low <= value <= high:
+    if not _in_range(value, low, high):
         raise _fail(name, value, f"a number from {low:g} to {high:g}{unit}")
     return float(value)
 
@@ -201,9 +270,11 @@ def _score(value: Any) -> Score:
         part = value.get(key)
         if part is None:
             continue
-        if isinstance(part, bool) or not isinstance(part, int | float) or not math.isfinite(part):
-            raise _fail(f"score.{key}", part, "a finite number")
+        if not _in_range(part, -MAX_SCORE_MAGNITUDE, MAX_SCORE_MAGNITUDE):
+            raise _fail(f"score.{key}", part, "a finite number from -1e15 to 1e15")
         setattr(score, key, float(part))
+    if score.raw is not None and score.min is None:
+        score.min = 0.0  # the contract's default, stored so every reader sees the same scale
     if score.scaled is not None:
         if not -1.0 <= score.scaled <= 1.0:
             raise _fail("score.scaled", score.scaled, "a number from -1 to 1")
@@ -228,7 +299,8 @@ def validate_event(body: Any) -> Event:
         raise _fail(None, body, "a JSON object")
     event_id = _text(body, "id", required=True)
     kind = body.get("type")
-    if kind not in REQUIRED_BY_TYPE:
+    # A list or object is unhashable: test the type before looking it up.
+    if not isinstance(kind, str) or kind not in REQUIRED_BY_TYPE:
         if kind is None:
             raise EventValidationError("field 'type' is missing; it is required", field="type")
         raise _fail("type", kind, "one of " + ", ".join(EVENT_TYPES))
@@ -275,9 +347,102 @@ def validate_event(body: Any) -> Event:
         event.duration_s = _number(duration, "duration_s", 0, MAX_DURATION_S, " seconds")
     attempt = body.get("attempt")
     if attempt is not None:
-        if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
-            raise _fail("attempt", attempt, "a whole number >= 1")
+        if isinstance(attempt, bool) or not isinstance(attempt, int):
+            raise _fail("attempt", attempt, f"a whole number >= 1 and <= {MAX_ATTEMPT}")
+        if not 1 <= attempt <= MAX_ATTEMPT:
+            raise _fail("attempt", attempt, f"a whole number >= 1 and <= {MAX_ATTEMPT}")
         event.attempt = attempt
     if len(body) > len(KNOWN_FIELDS & body.keys()):
-        event.extra = {key: value for key, value in body.items() if key not in KNOWN_FIELDS}
+        event.extra = _extras(body)
     return event
+
+
+def _extras(body: dict[Any, Any]) -> dict[str, Any]:
+    """The fields outside the contract, checked so the stored body can always be encoded."""
+    extra = {key: value for key, value in body.items() if key not in KNOWN_FIELDS}
+    size = 0
+    for key, value in extra.items():
+        if not isinstance(key, str) or not is_valid_unicode(key):
+            raise _fail(None, key, "field names that are valid Unicode text")
+        _check_json_value(key, value)
+        size += len(_encode_extra(value)) + len(key.encode()) + 4
+    if size > MAX_EXTRAS_BYTES:
+        raise EventValidationError(
+            f"extra fields take {size} bytes as JSON; expected at most {MAX_EXTRAS_BYTES} "
+            "bytes per event",
+            field=None,
+        )
+    return extra
+
+
+#: Encodes an extra's value as the store will (no NaN: it is not JSON), for its size.
+_encode_extra = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode
+
+
+def _check_json_value(name: str, value: Any) -> None:
+    """Raise unless ``value`` is plain JSON: finite numbers, valid text, at most 32 levels deep.
+
+    Iterative, so a value nested thousands of levels deep is refused, not a
+    RecursionError.
+    """
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if item is None or isinstance(item, bool):
+            continue
+        if isinstance(item, str):
+            if not is_valid_unicode(item):
+                raise _fail(name, item, "text without lone surrogates (valid Unicode)")
+        elif isinstance(item, int):
+            if not -MAX_EXTRA_INT <= item <= MAX_EXTRA_INT:
+                raise _fail(name, item, "whole numbers within a signed 64-bit integer")
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise _fail(name, item, "finite numbers (JSON has no NaN or Infinity)")
+        elif isinstance(item, list | dict):
+            if depth > MAX_EXTRA_DEPTH:
+                raise _fail(name, value, f"a value nested at most {MAX_EXTRA_DEPTH} levels deep")
+            if isinstance(item, dict):
+                for key in item:
+                    if not isinstance(key, str) or not is_valid_unicode(key):
+                        raise _fail(name, key, "object keys that are valid Unicode text")
+                children = item.values()
+            else:
+                children = item
+            pending.extend((child, depth + 1) for child in children)
+        else:
+            raise _fail(name, item, "a JSON value (text, number, true/false, null, array, object)")
+
+
+@dataclass(frozen=True, slots=True)
+class TimeBounds:
+    """The event times a server accepts, in seconds since the epoch (UTC).
+
+    ``earliest`` is ``server.earliest_event_ts``; ``latest`` is the server's
+    clock now plus ``server.max_clock_skew_s``.
+    """
+
+    earliest: float
+    latest: float
+    skew_s: float
+
+    def problem(self, event: Event) -> EventValidationError | None:
+        """Why ``event.ts`` is out of bounds, or None if it is within them."""
+        if event.ts > self.latest:
+            return _fail(
+                "ts",
+                event.ts_text,
+                f"a time at most {self.skew_s:g} s ahead of the server's clock "
+                f"(server.max_clock_skew_s; now {_iso(self.latest - self.skew_s)})",
+            )
+        if event.ts < self.earliest:
+            return _fail(
+                "ts",
+                event.ts_text,
+                f"a time from {_iso(self.earliest)} on (server.earliest_event_ts)",
+            )
+        return None
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

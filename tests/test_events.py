@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -15,6 +16,7 @@ from jacmon.events import (
     REQUIRED_BY_TYPE,
     Event,
     Score,
+    TimeBounds,
     parse_timestamp,
     validate_event,
 )
@@ -274,7 +276,8 @@ def test_negative_scaled_score_is_valid_and_clamps_to_zero_percent():
 
 def test_raw_with_max_and_default_min():
     score = validate_event(minimal("assessment.attempted", score={"raw": 18, "max": 24})).score
-    assert score == Score(raw=18.0, max=24.0)
+    # The documented default min (0) is stored, not left null.
+    assert score == Score(raw=18.0, min=0.0, max=24.0)
     assert score.percent == 75.0
 
 
@@ -389,3 +392,89 @@ def test_event_dataclass_defaults_have_independent_extras():
     second = Event(id="b", type="activity", ts=0.0, ts_text="x", learner="u")
     first.extra["k"] = 1
     assert second.extra == {}
+
+
+# Every input is either an Event or an EventValidationError naming the field (issue 10).
+
+
+def nested(levels: int) -> Any:
+    """``1`` inside ``levels`` arrays."""
+    value: Any = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "expected"),
+    [
+        ({"type": []}, "type", "expected one of"),
+        ({"type": {"a": 1}}, "type", "expected one of"),
+        ({"id": "\ud800"}, "id", "valid Unicode"),
+        ({"learner": "a\udfffb"}, "learner", "valid Unicode"),
+        ({"note": "\ud800"}, "note", "valid Unicode"),
+        ({"note": {"k": ["ok", "\udc00"]}}, "note", "valid Unicode"),
+        ({"note": {"\ud800": 1}}, "note", "valid Unicode"),
+        ({"note": math.nan}, "note", "finite"),
+        ({"note": [math.inf]}, "note", "finite"),
+        ({"note": -math.inf}, "note", "finite"),
+        ({"note": 10**30}, "note", "64-bit"),
+        ({"duration_s": 10**400}, "duration_s", "a number from 0 to"),
+        ({"progress": -(10**400)}, "progress", "a number from 0 to 100"),
+        ({"attempt": 2**63}, "attempt", "a whole number >= 1"),
+        ({"note": nested(990)}, "note", "nested at most 32 levels"),
+        ({"note": nested(33)}, "note", "nested at most 32 levels"),
+    ],
+)
+def test_poison_values_are_refused_naming_field_and_expectation(fields, field, expected):
+    error = error_of(minimal("module.progressed", **fields))
+    assert error.field == field
+    assert expected in str(error)
+    assert len(str(error)) < 400  # a huge or deep value is shown cut short
+
+
+@pytest.mark.parametrize("part", ["raw", "min", "max", "scaled"])
+def test_score_parts_beyond_float_range_are_refused(part):
+    score = {"raw": 1, "max": 2, part: 10**400}
+    error = error_of(minimal("assessment.attempted", score=score))
+    assert error.field == f"score.{part}"
+    assert "a finite number from -1e15 to 1e15" in str(error)
+
+
+def test_extras_within_the_bounds_are_kept_as_given():
+    extra = {"deep": nested(32), "big": 2**63 - 1, "text": "caf\u00e9 \U0001f600", "n": 1.5}
+    assert validate_event(minimal("activity", **extra)).extra == extra
+
+
+def test_extras_over_the_size_bound_are_refused_with_their_size():
+    error = error_of(minimal("activity", blob="x" * (64 * 1024)))
+    assert error.field is None
+    assert "expected at most 65536 bytes per event" in str(error)
+
+
+def test_an_event_that_validates_can_always_be_encoded_as_the_store_does():
+    body = minimal("activity", note={"a": [1, 2.5, None, True, "\u00e9"]}, n=-(2**63 - 1))
+    text = json.dumps(validate_event(body).as_dict(), allow_nan=False, ensure_ascii=False)
+    assert json.loads(text.encode("utf-8"))["note"]["a"][4] == "\u00e9"
+
+
+def test_raw_score_without_min_stores_the_documented_default_min_0():
+    body = minimal("assessment.attempted", score={"raw": 3, "max": 4})
+    assert validate_event(body).as_dict()["score"] == {
+        "scaled": None,
+        "raw": 3.0,
+        "min": 0.0,
+        "max": 4.0,
+    }
+
+
+def test_time_bounds_name_the_setting_and_the_limit():
+    bounds = TimeBounds(
+        earliest=parse_timestamp("2000-01-01T00:00:00Z"), latest=TS + 300, skew_s=300
+    )
+    assert bounds.problem(validate_event(minimal("activity"))) is None
+    future = bounds.problem(validate_event(minimal("activity", ts="2030-01-01T00:00:00Z")))
+    assert future is not None and future.field == "ts"
+    assert "'2030-01-01T00:00:00Z'" in str(future) and "300 s ahead" in str(future)
+    past = bounds.problem(validate_event(minimal("activity", ts="1970-01-01T00:00:00Z")))
+    assert past is not None and "from 2000-01-01T00:00:00Z on" in str(past)

@@ -221,7 +221,8 @@ async def test_stored_body_is_the_contract_json_with_extras(store):
     assert seq == 1
     assert replayed["platform"] == "moodle"
     assert replayed["ts"] == "2026-01-05T11:00:00+01:00"
-    assert replayed["score"] == {"scaled": None, "raw": 3.0, "min": None, "max": 4.0}
+    # min defaults to 0 (docs/protocol.md, the event contract): stored as 0, not null.
+    assert replayed["score"] == {"scaled": None, "raw": 3.0, "min": 0.0, "max": 4.0}
 
 
 async def test_last_seq_high_water_mark_survives_deleting_every_event(tmp_path):
