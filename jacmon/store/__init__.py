@@ -6,6 +6,9 @@ connections, the catalog cache and the next sequence number.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import sqlite3
 import time
 import uuid
@@ -22,12 +25,25 @@ from jacmon.store.database import Database
 from jacmon.store.ingest import (
     IngestOutcome,
     ProgressChanges,
+    StorageUnavailable,
     StoredEvent,
     recompute_path_percents,
+    storage_problem,
     store_batch,
 )
 
-__all__ = ["IngestOutcome", "ProgressChanges", "Store", "StoredEvent"]
+__all__ = ["IngestOutcome", "ProgressChanges", "StorageUnavailable", "Store", "StoredEvent"]
+
+log = logging.getLogger("jacmon.store")
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``, or None if there is none."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 async def _get_meta(conn: aiosqlite.Connection, key: str) -> str | None:
@@ -68,6 +84,12 @@ class Store:
         #: for /healthz and ingest errors; None while writes work. Set by the write path and
         #: the server's file watch, cleared by the next write that commits.
         self.write_problem: str | None = None
+        #: (device, inode) of the database file as opened: a batch is acknowledged only
+        #: while the file at the path is still this one.
+        self._file_id = _file_identity(db.path)
+        #: Set once the file at the path is gone or another: writes would go to an
+        #: unlinked file, so every later batch is refused (until a restart reopens it).
+        self._file_lost: str | None = None
 
     @property
     def path(self) -> Path:
@@ -105,8 +127,12 @@ class Store:
         """Store one batch in one transaction; returns once it is committed.
 
         The whole batch runs on the database thread in one go (see
-        :meth:`Database.run_transaction`).
+        :meth:`Database.run_transaction`). Raises :class:`StorageUnavailable`
+        (nothing stored) when the storage fails: disk full, read-only, I/O
+        errors, or the database file removed or replaced while open.
         """
+        if self._file_lost is not None:
+            raise StorageUnavailable(self._file_lost)
         try:
             return await self.db.run_transaction(
                 self._store_batch,
@@ -115,10 +141,15 @@ class Store:
                 time.time(),
                 on_commit=self._committed,
             )
-        except BaseException:
+        except BaseException as exc:
             # The catalog cache may hold paths or modules the rollback undid.
-            self.catalog = await Catalog.load(self.db.reader)
-            raise
+            with contextlib.suppress(sqlite3.Error):
+                self.catalog = await Catalog.load(self.db.reader)
+            problem = self._file_lost or storage_problem(exc, self.path)
+            if problem is None:
+                raise
+            self._note_write_problem(problem)
+            raise StorageUnavailable(problem) from None
 
     def _store_batch(
         self,
@@ -138,10 +169,37 @@ class Store:
         if outcome.stored:
             # The high-water mark survives retention deleting every event.
             _set_meta(conn, "last_seq", str(outcome.last_seq))
+        # Last, just before COMMIT: a batch is acknowledged only if it lands in the file
+        # at the path (after the directory was removed, SQLite would commit into
+        # unlinked files and everything acknowledged would be lost at exit).
+        self._check_file()
         return outcome
+
+    def _check_file(self) -> None:
+        """Raise StorageUnavailable if the file at the path is no longer the one open.
+
+        One ``os.stat`` per batch (about 2 us, see docs/ingest.md).
+        """
+        if self._file_id is None or _file_identity(self.path) == self._file_id:
+            return
+        self._file_lost = (
+            f"database file {self.path} was removed or replaced while the server had it "
+            "open; writes stopped so that nothing unstored is acknowledged: restore it "
+            "and restart the server"
+        )
+        raise StorageUnavailable(self._file_lost)
+
+    def _note_write_problem(self, problem: str) -> None:
+        """Record why writes fail; log only when the reason changes."""
+        if problem != self.write_problem:
+            log.error("writes failing: %s", problem)
+        self.write_problem = problem
 
     def _committed(self, outcome: IngestOutcome) -> None:
         """Bring the in-memory state in line with a committed batch."""
+        if self.write_problem is not None:
+            log.warning("writes work again (was: %s)", self.write_problem)
+            self.write_problem = None
         if not outcome.stored:
             return
         self.last_seq = outcome.last_seq

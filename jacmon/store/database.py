@@ -98,9 +98,18 @@ def _in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple)
     try:
         result = fn(conn, *args)
     except BaseException:
-        conn.execute("ROLLBACK")
+        # SQLite has already rolled back after some errors (SQLITE_FULL): a second
+        # ROLLBACK would raise and hide the error that says why.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        # A failed COMMIT (disk full, I/O error) can leave the transaction open.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
     return result
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from jacmon.errors import StoreError
 from jacmon.events import Event
 from jacmon.store.catalog import Catalog
 from jacmon.store.database import chunks
@@ -16,6 +17,43 @@ from jacmon.store.progress_sql import (
     update_module_progress,
     update_path_progress,
 )
+
+
+class StorageUnavailable(StoreError):
+    """A batch could not be stored for a reason of the storage, not of the events.
+
+    Disk full, a read-only file, an I/O error, or the database file removed or
+    replaced while open. Nothing of the batch was stored; the message names the
+    problem and what clears it.
+    """
+
+
+#: SQLite primary result codes that mean the storage, not the batch, failed: what to say.
+_STORAGE_PROBLEMS: dict[int, str] = {
+    sqlite3.SQLITE_BUSY: "database {path} is locked by another writer",
+    sqlite3.SQLITE_LOCKED: "database {path} is locked by another writer",
+    sqlite3.SQLITE_READONLY: "database {path} is read-only; make the file, its -wal file "
+    "and its directory writable",
+    sqlite3.SQLITE_IOERR: "a disk I/O error occurred writing database {path}",
+    sqlite3.SQLITE_CORRUPT: "database {path} is damaged",
+    sqlite3.SQLITE_FULL: "the disk holding database {path} is full; free space and writes "
+    "resume on their own",
+    sqlite3.SQLITE_CANTOPEN: "a file of database {path} cannot be opened",
+    sqlite3.SQLITE_NOTADB: "database {path} is not a database file any more",
+}
+
+
+def storage_problem(exc: BaseException, path: object) -> str | None:
+    """A sentence naming the storage problem behind ``exc``, or None if it is not one."""
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return None
+    template = _STORAGE_PROBLEMS.get(code & 0xFF)
+    if template is None:
+        return None
+    return template.format(path=path) + f" (SQLite: {exc})"
 
 
 @dataclass(slots=True)
