@@ -4,7 +4,7 @@ A frame is a JSON array of events, or ``{"type": "batch", "events": [...],
 "cursor": {"name": ..., "value": ...}}`` to store a producer's watermark with
 the batch. Invalid events are rejected one by one (index and reason) and the
 valid ones of the same batch are stored. Bad frames get an ``error`` frame;
-the connection stays open.
+the connection stays open: nothing a producer sends closes it with 1011.
 """
 
 from __future__ import annotations
@@ -13,15 +13,24 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from jacmon.errors import EventValidationError
-from jacmon.events import Event, validate_event
+from jacmon.events import (
+    MAX_ID_LENGTH,
+    Event,
+    TimeBounds,
+    describe,
+    is_valid_unicode,
+    validate_event,
+)
 from jacmon.ingest_client import Ack
 from jacmon.protocol import ServerType, Stream, envelope, error_data
+from jacmon.store import StorageUnavailable
 
 if TYPE_CHECKING:
     from jacmon.server.app import JacmonServer
@@ -31,22 +40,48 @@ log = logging.getLogger("jacmon.ingest")
 #: Most events accepted in one frame.
 MAX_BATCH_EVENTS = 10_000
 
+#: Longest cursor value accepted, in characters (a watermark: a time, an offset, a token).
+MAX_CURSOR_VALUE = 4096
+
+#: Seconds between two warnings about stored out-of-range event times (``warn`` mode).
+OUT_OF_RANGE_WARNING_INTERVAL_S = 60.0
+
 
 def _error(code: str, message: str, **details: Any) -> bytes:
     return envelope(Stream.INGEST, ServerType.ERROR, 0, error_data(code, message, **details))
 
 
 def _parse_cursor(value: Any) -> tuple[str, str]:
-    if (
-        not isinstance(value, dict)
-        or not isinstance(value.get("name"), str)
-        or not isinstance(value.get("value"), str)
-        or not value["name"]
-    ):
-        raise ValueError(
-            f'\'cursor\' is {value!r}; expected {{"name": "...", "value": "..."}} strings'
-        )
-    return value["name"], value["value"]
+    """The (name, value) of a batch's cursor; ValueError saying what was expected."""
+    expected = (
+        f'{{"name": "...", "value": "..."}}: a name of 1 to {MAX_ID_LENGTH} characters '
+        f"and a value of at most {MAX_CURSOR_VALUE}, both valid Unicode text"
+    )
+    if not isinstance(value, dict):
+        raise ValueError(f"'cursor' is {describe(value)}; expected {expected}")
+    name, text = value.get("name"), value.get("value")
+    if not isinstance(name, str) or not 0 < len(name) <= MAX_ID_LENGTH:
+        raise ValueError(f"'cursor.name' is {describe(name)}; expected {expected}")
+    if not isinstance(text, str) or len(text) > MAX_CURSOR_VALUE:
+        raise ValueError(f"'cursor.value' is {describe(text)}; expected {expected}")
+    for part, shown in ((name, "cursor.name"), (text, "cursor.value")):
+        if not is_valid_unicode(part):
+            raise ValueError(f"'{shown}' is {describe(part)}; expected {expected}")
+    return name, text
+
+
+def _ping_id(value: Any) -> Any:
+    """The ping's ``id`` if it can be echoed: a short text, a finite number or null."""
+    if value is None:
+        return value
+    if isinstance(value, int | float) and abs(value) < 2**53:
+        return value  # NaN and Infinity fail the comparison: they are not JSON
+    if isinstance(value, str) and len(value) <= MAX_ID_LENGTH and is_valid_unicode(value):
+        return value
+    raise ValueError(
+        f"ping 'id' is {describe(value)}; expected null, a number or text of at most "
+        f"{MAX_ID_LENGTH} characters"
+    )
 
 
 async def handle_ingest(server: JacmonServer, ws: ServerConnection) -> None:
@@ -54,7 +89,7 @@ async def handle_ingest(server: JacmonServer, ws: ServerConnection) -> None:
     server.ingest_connections += 1
     try:
         async for frame in ws:
-            reply = await _handle_frame(server, frame)
+            reply = await _answer(server, frame)
             await ws.send(reply, text=True)
     except ConnectionClosed:
         pass
@@ -62,28 +97,70 @@ async def handle_ingest(server: JacmonServer, ws: ServerConnection) -> None:
         server.ingest_connections -= 1
 
 
+async def _answer(server: JacmonServer, frame: str | bytes) -> bytes:
+    """The reply to one frame: an ack, a pong, a cursor or an error; never an exception."""
+    try:
+        return await _handle_frame(server, frame)
+    except StorageUnavailable as exc:
+        return _error(
+            "storage_unavailable",
+            f"batch not stored: {exc}; nothing of it was acknowledged, send it again later",
+        )
+    except Exception:
+        # A bug must not close the producer with 1011 and lose its other batches.
+        log.exception("ingest frame failed")
+        return _error(
+            "internal_error",
+            "the server failed on this frame and stored nothing of it; see the server log",
+        )
+
+
+def _decode(frame: str | bytes) -> Any:
+    """The frame's JSON value; ValueError with the reason if it is not JSON.
+
+    The decoder recurses once per nesting level: a frame nested deeper than
+    Python's recursion limit allows (about 980 levels) is refused whole. Events
+    nested less deeply are decoded and judged one by one (the validator bounds
+    extras to 32 levels).
+    """
+    try:
+        return json.loads(frame)
+    except RecursionError:
+        raise ValueError("it nests arrays or objects too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"it is not UTF-8 ({exc.reason})") from None
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+
+
 async def _handle_frame(server: JacmonServer, frame: str | bytes) -> bytes:
     started = time.perf_counter()
     try:
-        message = json.loads(frame)
-    except (ValueError, UnicodeDecodeError) as exc:
+        message = _decode(frame)
+    except ValueError as exc:
         return _error("bad_json", f"frame is not valid JSON ({exc}); send a JSON array of events")
     cursor = None
     if isinstance(message, dict):
         kind = message.get("type")
         if kind == "ping":
-            return envelope(Stream.INGEST, ServerType.PONG, 0, {"id": message.get("id")})
+            try:
+                ping_id = _ping_id(message.get("id"))
+            except ValueError as exc:
+                return _error("bad_message", str(exc))
+            return envelope(Stream.INGEST, ServerType.PONG, 0, {"id": ping_id})
         if kind == "cursor.get":
             name = message.get("name")
-            if not isinstance(name, str) or not name:
-                return _error("bad_message", f"cursor.get needs a 'name' string, got {name!r}")
+            if not isinstance(name, str) or not name or not is_valid_unicode(name):
+                return _error(
+                    "bad_message", f"cursor.get needs a 'name' string, got {describe(name)}"
+                )
             value = await server.store.get_cursor(name)
             return envelope(Stream.INGEST, ServerType.CURSOR, 0, {"name": name, "value": value})
         if kind != "batch":
             return _error(
                 "bad_message",
-                f"message type {kind!r} is unknown on /ws/ingest; send a JSON array of events, "
-                "or an object with type 'batch', 'cursor.get' or 'ping'",
+                f"message type {describe(kind)} is unknown on /ws/ingest; send a JSON array of "
+                "events, or an object with type 'batch', 'cursor.get' or 'ping'",
             )
         events_raw = message.get("events")
         if "cursor" in message and message["cursor"] is not None:
@@ -108,34 +185,89 @@ async def _handle_frame(server: JacmonServer, frame: str | bytes) -> bytes:
     return envelope(Stream.INGEST, ServerType.ACK, ack["last_seq"], ack)
 
 
-async def ingest_events(
-    server: JacmonServer, events_raw: list[Any], *, cursor: tuple[str, str] | None = None
-) -> dict[str, Any]:
-    """Validate, store (one transaction) and publish one batch; returns the ack's data."""
+def time_bounds(server: JacmonServer) -> TimeBounds:
+    """The event times ``server`` accepts now (on its clock: the simulated one in the demo)."""
+    settings = server.settings
+    earliest = datetime.fromisoformat(settings.earliest_event_ts).timestamp()
+    skew = settings.max_clock_skew_s
+    return TimeBounds(earliest=earliest, latest=server.now() + skew, skew_s=skew)
+
+
+class _OutOfRangeWarnings:
+    """Logs stored out-of-range event times at most once a minute, with a count."""
+
+    def __init__(self) -> None:
+        self.last_logged = float("-inf")
+        self.unlogged = 0
+
+    def note(self, reason: str) -> None:
+        self.unlogged += 1
+        now = time.monotonic()
+        if now - self.last_logged < OUT_OF_RANGE_WARNING_INTERVAL_S:
+            return
+        log.warning("stored %d event(s) with out-of-range ts, e.g. %s", self.unlogged, reason)
+        self.last_logged = now
+        self.unlogged = 0
+
+
+_out_of_range_warnings = _OutOfRangeWarnings()
+
+
+def _validate_batch(
+    server: JacmonServer, events_raw: list[Any]
+) -> tuple[list[Event], list[int], list[dict[str, Any]]]:
+    """(valid events, their indexes in the batch, rejections as ``{"index", "error"}``)."""
     valid: list[Event] = []
     indexes: list[int] = []
     rejected: list[dict[str, Any]] = []
+    bounds = time_bounds(server)
+    reject_out_of_range = server.settings.out_of_range_ts == "reject"
     for index, body in enumerate(events_raw):
         try:
-            valid.append(validate_event(body))
-            indexes.append(index)
+            event = validate_event(body)
         except EventValidationError as exc:
             rejected.append({"index": index, "error": str(exc)})
+            continue
+        problem = bounds.problem(event)
+        if problem is not None:
+            if reject_out_of_range:
+                rejected.append({"index": index, "error": str(problem)})
+                continue
+            _out_of_range_warnings.note(str(problem))
+        valid.append(event)
+        indexes.append(index)
+    return valid, indexes, rejected
+
+
+async def ingest_events(
+    server: JacmonServer, events_raw: list[Any], *, cursor: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """Validate, store (one transaction) and publish one batch; returns the ack's data.
+
+    ``cursor`` is stored with the batch unless every event of a non-empty batch
+    was rejected: a producer's watermark must not move past events that are not
+    stored. Raises StorageUnavailable when the storage fails (nothing stored).
+    """
+    valid, indexes, rejected = _validate_batch(server, events_raw)
+    keep_cursor = cursor is not None and (bool(valid) or not events_raw)
     async with server.batch_in_flight():
-        outcome = await server.store.ingest(valid, cursor=cursor)
+        outcome = await server.store.ingest(valid, cursor=cursor if keep_cursor else None)
     counters = server.ingest_counters
     counters.batches += 1
     counters.accepted += len(outcome.stored)
     counters.duplicates += len(outcome.duplicate_indexes)
     counters.rejected += len(rejected)
     server.on_committed(outcome)
-    return {
+    ack: dict[str, Any] = {
         "accepted": len(outcome.stored),
         "duplicates": len(outcome.duplicate_indexes),
         "duplicate_indexes": [indexes[i] for i in outcome.duplicate_indexes],
         "rejected": rejected,
         "last_seq": server.store.last_seq,
     }
+    if cursor is not None:
+        ack["cursor_stored"] = keep_cursor
+    return ack
 
 
 class ServerSink:
