@@ -259,3 +259,41 @@ async def test_follow_rides_out_server_outages_backing_off_afresh_each_time(
         reader.cancel()
     assert follower.returncode == 0, notices
     assert json.loads(out)["outages"] == 2
+
+
+async def test_poison_lines_are_reported_by_line_and_the_rest_is_sent(
+    app, running_server, tmp_path: Path
+) -> None:
+    poison = [
+        '{"id": "p1", "type": [], "ts": "2026-01-05T10:00:00Z", "learner": "x"}',
+        '{"id": "p2", "type": {"a": 1}, "ts": "2026-01-05T10:00:00Z", "learner": "x"}',
+        '{"id": "p3", "type": "activity", "ts": "2026-01-05T10:00:00Z", "learner": "\\ud800"}',
+        '{"id": "p4", "type": "activity", "ts": "2026-01-05T10:00:00Z", "learner": "x", "n": NaN}',
+        '{"id": "p5", "type": "activity", "ts": "2026-01-05T10:00:00Z", "learner": "x", '
+        '"duration_s": 1' + "0" * 400 + "}",
+        "[" * 100_000 + "]" * 100_000,
+        "not json",
+        '["an", "array"]',
+        '{"id": "p9", "type": "activity", "ts": "2099-01-01T00:00:00Z", "learner": "x"}',
+    ]
+    lines: list[str] = []
+    for i, bad in enumerate(poison):
+        lines += [json.dumps(event(i)), bad]
+    lines.append(json.dumps(event(99)))
+    source = tmp_path / "poison.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    result = await invoke(app, [str(source), "--server", running_server.url, "--json"])
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)
+    assert summary["accepted"] == len(poison) + 1
+    wheres = [r["where"] for r in summary["rejections"]]
+    assert wheres == [f"{source}:{2 * (i + 1)}" for i in range(len(poison))]
+    errors = [r["error"] for r in summary["rejections"]]
+    assert "field 'type'" in errors[0] and "field 'type'" in errors[1]
+    assert "field 'learner'" in errors[2] and "field 'n'" in errors[3]
+    assert "field 'duration_s'" in errors[4] and "nested too deeply" in errors[5]
+    assert "not valid JSON" in errors[6] and "expected a JSON object" in errors[7]
+    assert "field 'ts'" in errors[8] and "ahead of the server's clock" in errors[8]
+    assert sorted(e["id"] for e in read_events(running_server.db_path)) == sorted(
+        [f"e{i}" for i in range(len(poison))] + ["e99"]
+    )

@@ -94,6 +94,9 @@ def _xapi_records(reader: _CountingReader, name: str) -> Iterator[Record]:
     text = first + b"".join(lines)
     try:
         statements = json.loads(text)
+    except RecursionError:
+        yield Record(name, error="not a valid JSON array of statements (nested too deeply)")
+        return
     except (ValueError, UnicodeDecodeError) as exc:
         yield Record(name, error=f"not a valid JSON array of statements ({exc})")
         return
@@ -115,9 +118,16 @@ def _json_lines_from(first: bytes, rest: Iterator[bytes], name: str) -> Iterator
             continue
         where = f"{name}:{number}"
         try:
-            yield Record(where, json.loads(text))
+            value = json.loads(text)
+        except RecursionError:
+            yield Record(
+                where, error="not valid JSON (nested too deeply); expected one JSON object per line"
+            )
+            continue
         except (ValueError, UnicodeDecodeError) as exc:
             yield Record(where, error=f"not valid JSON ({exc}); expected one JSON object per line")
+            continue
+        yield Record(where, value)
 
 
 def _to_event(record: Record, fmt: str) -> dict[str, Any]:
