@@ -16,6 +16,20 @@ from jacmon.errors import UsageError
 console = Console(stderr=True, highlight=False)
 
 
+def _default_stream_start(
+    speed: float, duration: float | None, events: int | None, rate: float
+) -> datetime:
+    """A start from which the simulated run ends about now, not in the future.
+
+    The server rejects events dated more than ``server.max_clock_skew_s`` ahead
+    of its clock; at ``speed`` x the wall, a run that starts now would soon be.
+    The run lasts ``duration`` wall seconds, or about ``events / rate``.
+    """
+    wall_s = duration if duration is not None else (events or 0) / rate
+    now = datetime.now(UTC).replace(microsecond=0)
+    return now - timedelta(seconds=wall_s * speed)
+
+
 def _parse_start(value: str | None) -> datetime | None:
     if value is None:
         return None
@@ -66,7 +80,8 @@ def sim(
     start: Annotated[
         str | None,
         typer.Option(
-            help="Simulated start, ISO 8601 with zone (default: now; for --out, now minus --days)."
+            help="Simulated start, ISO 8601 with zone (default: so that streaming ends now; "
+            "for --out, now minus --days)."
         ),
     ] = None,
     catalog: Annotated[
@@ -117,16 +132,18 @@ def sim(
     if days is not None:
         raise UsageError("--days bounds --out only. Expected --duration S or --events N to stream.")
     settings = load_settings(config, overrides={"client": {"server": server, "token": token}})
+    if duration is None and events is None:
+        duration = 60.0
+    if moment is None:
+        moment = _default_stream_start(speed, duration, events, rate)
     simulator = Simulator(
         seed=seed,
         learners=learners,
-        start=moment if moment is not None else datetime.now(UTC).replace(microsecond=0),
+        start=moment,
         speed=speed,
         history=timedelta(days=history_days),
         catalog=catalog,
     )
-    if duration is None and events is None:
-        duration = 60.0
     summary = run(
         stream_to_server(
             simulator,
