@@ -360,12 +360,15 @@ def validate_event(body: Any) -> Event:
 def _extras(body: dict[Any, Any]) -> dict[str, Any]:
     """The fields outside the contract, checked so the stored body can always be encoded."""
     extra = {key: value for key, value in body.items() if key not in KNOWN_FIELDS}
-    size = 0
+    bound = 2
     for key, value in extra.items():
         if not isinstance(key, str) or not is_valid_unicode(key):
             raise _fail(None, key, "field names that are valid Unicode text")
-        _check_json_value(key, value)
-        size += len(_encode_extra(value)) + len(key.encode()) + 4
+        bound += _text_bound(key) + 2 + _check_json_value(key, value)
+    if bound <= MAX_EXTRAS_BYTES:
+        return extra  # the usual case: no need to encode to know the size
+    # Checked first, so encoding cannot fail.
+    size = len(_encode_extras(extra))
     if size > MAX_EXTRAS_BYTES:
         raise EventValidationError(
             f"extra fields take {size} bytes as JSON; expected at most {MAX_EXTRAS_BYTES} "
@@ -375,43 +378,60 @@ def _extras(body: dict[Any, Any]) -> dict[str, Any]:
     return extra
 
 
-#: Encodes an extra's value as the store will (no NaN: it is not JSON), for its size.
-_encode_extra = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode
+#: Encodes extras as the store does (ASCII-escaped, compact): their stored size in bytes.
+_encode_extras = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+#: Most bytes one number takes as JSON: a 64-bit integer or a float's repr, with a sign.
+_NUMBER_BOUND = 25
 
 
-def _check_json_value(name: str, value: Any) -> None:
+def _text_bound(text: str) -> int:
+    """Most bytes ``text`` takes as ASCII-escaped JSON: 6 per character (``\\uXXXX``) + quotes."""
+    return 6 * len(text) + 2
+
+
+def _check_json_value(name: str, value: Any) -> int:
     """Raise unless ``value`` is plain JSON: finite numbers, valid text, at most 32 levels deep.
 
-    Iterative, so a value nested thousands of levels deep is refused, not a
-    RecursionError.
+    Returns an upper bound of its size as stored JSON, in bytes. Iterative, so
+    a value nested thousands of levels deep is refused, not a RecursionError.
     """
+    if type(value) is str and value.isascii():
+        return _text_bound(value)  # the common case, without the walk's bookkeeping
+    bound = 0
     pending: list[tuple[Any, int]] = [(value, 1)]
     while pending:
         item, depth = pending.pop()
         if item is None or isinstance(item, bool):
-            continue
-        if isinstance(item, str):
+            bound += 5
+        elif isinstance(item, str):
             if not is_valid_unicode(item):
                 raise _fail(name, item, "text without lone surrogates (valid Unicode)")
+            bound += _text_bound(item)
         elif isinstance(item, int):
             if not -MAX_EXTRA_INT <= item <= MAX_EXTRA_INT:
                 raise _fail(name, item, "whole numbers within a signed 64-bit integer")
+            bound += _NUMBER_BOUND
         elif isinstance(item, float):
             if not math.isfinite(item):
                 raise _fail(name, item, "finite numbers (JSON has no NaN or Infinity)")
+            bound += _NUMBER_BOUND
         elif isinstance(item, list | dict):
             if depth > MAX_EXTRA_DEPTH:
                 raise _fail(name, value, f"a value nested at most {MAX_EXTRA_DEPTH} levels deep")
+            bound += 2 + len(item)  # brackets and commas
             if isinstance(item, dict):
                 for key in item:
                     if not isinstance(key, str) or not is_valid_unicode(key):
                         raise _fail(name, key, "object keys that are valid Unicode text")
+                    bound += _text_bound(key) + 1  # and the colon
                 children = item.values()
             else:
                 children = item
             pending.extend((child, depth + 1) for child in children)
         else:
             raise _fail(name, item, "a JSON value (text, number, true/false, null, array, object)")
+    return bound
 
 
 @dataclass(frozen=True, slots=True)

@@ -446,6 +446,11 @@ def test_extras_within_the_bounds_are_kept_as_given():
     assert validate_event(minimal("activity", **extra)).extra == extra
 
 
+def test_extras_are_measured_as_stored_not_by_the_quick_upper_bound():
+    # 6 bytes per character is the quick bound (120,002 here); stored, this is 40,002.
+    assert validate_event(minimal("activity", note="x" * 40_000)).extra["note"] == "x" * 40_000
+
+
 def test_extras_over_the_size_bound_are_refused_with_their_size():
     error = error_of(minimal("activity", blob="x" * (64 * 1024)))
     assert error.field is None
