@@ -204,7 +204,7 @@ def _text(body: dict[str, Any], name: str, *, required: bool) -> str | None:
         return None
     if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
         raise _fail(name, value, f"a non-empty string of at most {MAX_ID_LENGTH} characters")
-    if not is_valid_unicode(value):
+    if not value.isascii() and not is_valid_unicode(value):
         raise _fail(name, value, "text without lone surrogates (valid Unicode)")
     return value
 
@@ -226,12 +226,13 @@ def is_valid_unicode(text: str) -> bool:
 
 def _in_range(value: Any, low: float, high: float) -> bool:
     """True for a number (not a bool) from ``low`` to ``high``; never converts a huge int."""
-    if isinstance(value, bool):
-        return False  # bool is an int subclass; True is not a number of seconds.
-    if isinstance(value, int):
-        # Compared as ints: float() of an int beyond float range raises OverflowError.
+    kind = type(value)
+    if kind is float:
+        # NaN fails both comparisons; an infinity fails one.
         return low <= value <= high
-    return isinstance(value, float) and math.isfinite(value) and low <= value <= high
+    # Compared as ints: float() of an int beyond float range raises OverflowError.
+    # bool is an int subclass (type() is bool, not int): True is not a number of seconds.
+    return kind is int and low <= value <= high
 
 
 def _number(value: Any, name: str, low: float, high: float, unit: str) -> float:
