@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import weakref
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,9 @@ log = logging.getLogger("jacmon.ingest")
 #: Most events accepted in one frame.
 MAX_BATCH_EVENTS = 10_000
 
+#: Longest cursor name accepted, in characters (``lrs:`` and an endpoint URL, say).
+MAX_CURSOR_NAME = 1024
+
 #: Longest cursor value accepted, in characters (a watermark: a time, an offset, a token).
 MAX_CURSOR_VALUE = 4096
 
@@ -54,13 +58,13 @@ def _error(code: str, message: str, **details: Any) -> bytes:
 def _parse_cursor(value: Any) -> tuple[str, str]:
     """The (name, value) of a batch's cursor; ValueError saying what was expected."""
     expected = (
-        f'{{"name": "...", "value": "..."}}: a name of 1 to {MAX_ID_LENGTH} characters '
+        f'{{"name": "...", "value": "..."}}: a name of 1 to {MAX_CURSOR_NAME} characters '
         f"and a value of at most {MAX_CURSOR_VALUE}, both valid Unicode text"
     )
     if not isinstance(value, dict):
         raise ValueError(f"'cursor' is {describe(value)}; expected {expected}")
     name, text = value.get("name"), value.get("value")
-    if not isinstance(name, str) or not 0 < len(name) <= MAX_ID_LENGTH:
+    if not isinstance(name, str) or not 0 < len(name) <= MAX_CURSOR_NAME:
         raise ValueError(f"'cursor.name' is {describe(name)}; expected {expected}")
     if not isinstance(text, str) or len(text) > MAX_CURSOR_VALUE:
         raise ValueError(f"'cursor.value' is {describe(text)}; expected {expected}")
@@ -210,7 +214,10 @@ class _OutOfRangeWarnings:
         self.unlogged = 0
 
 
-_out_of_range_warnings = _OutOfRangeWarnings()
+#: One rate limit per server (tests run several in one process).
+_out_of_range_warnings: weakref.WeakKeyDictionary[JacmonServer, _OutOfRangeWarnings] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _validate_batch(
@@ -233,7 +240,7 @@ def _validate_batch(
             if reject_out_of_range:
                 rejected.append({"index": index, "error": str(problem)})
                 continue
-            _out_of_range_warnings.note(str(problem))
+            _out_of_range_warnings.setdefault(server, _OutOfRangeWarnings()).note(str(problem))
         valid.append(event)
         indexes.append(index)
     return valid, indexes, rejected
