@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 
@@ -167,3 +168,42 @@ async def test_a_loop_that_died_is_restarted_and_healthz_recovers(tmp_path, serv
             break_tokens_table(db, broken=False)
             health = await wait_for_health(running.port, lambda b: b["status"] == "ok")
             assert "loops_down" not in health
+
+
+def jacmon_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "jacmon", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "JACMON_CONFIG": os.devnull},
+    )
+
+
+@pytest.mark.timeout(120)
+async def test_a_second_server_on_one_database_is_refused_and_sigkill_leaves_no_lock(tmp_path):
+    db = tmp_path / "j.db"
+    process, _ = await start_process(db)
+    try:
+        second = await asyncio.to_thread(jacmon_cli, "serve", "--db", str(db), "--port", "0")
+        assert second.returncode == 1 and "Traceback" not in second.stderr
+        message = " ".join(second.stderr.split())
+        assert f"database {db} is already served by another jacmon process (pid {process.pid})" in (
+            message
+        )
+        checked = await asyncio.to_thread(jacmon_cli, "serve", "--check", "--db", str(db))
+        assert checked.returncode == 1 and "already served" in checked.stderr
+        # The one-shot commands share the store with the running server.
+        for args in (
+            ("token", "create", "--role", "viewer", "--db", str(db)),
+            ("alerts", "--db", str(db)),
+        ):
+            beside = await asyncio.to_thread(jacmon_cli, *args)
+            assert beside.returncode == 0, beside.stderr
+    finally:
+        process.kill()
+        await process.wait()
+    # The OS let go of the lock with the killed process: a new server starts at once.
+    again, _ = await start_process(db)
+    again.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(again.wait(), 30) == 0
