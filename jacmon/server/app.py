@@ -517,6 +517,15 @@ class JacmonServer:
         parts = urlsplit(request.path)
         path = parts.path.rstrip("/") or "/"
         query = parse_qs(parts.query)
+        repeated = [
+            name
+            for name in ("Origin", "Host", "Authorization")
+            if len(request.headers.get_all(name)) > 1
+        ]
+        if repeated:
+            return _response(
+                HTTPStatus.BAD_REQUEST, f"header {repeated[0]} is sent twice; expected it once\n"
+            )
         token = _request_token(request, query)
         origin = self._origins.classify(request.headers.get("Origin"), request.headers.get("Host"))
         if path == "/healthz":

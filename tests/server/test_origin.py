@@ -134,3 +134,13 @@ async def test_an_allowed_origin_still_needs_a_token(tmp_path, server_factory):
 def test_origin_comparison_handles_default_ports_brackets_and_case(origin, host, tls, kind):
     check = OriginCheck(tls=tls, loopback=True, allowed=["https://lms.example.com"])
     assert check.classify(origin, host) is kind
+
+
+async def test_a_repeated_origin_header_is_a_clear_400(running_server):
+    port = running_server.port
+    status, body = await raw_handshake(
+        port,
+        "/ws/alerts",
+        {"Host": f"127.0.0.1:{port}", "Origin": f"http://127.0.0.1:{port}\r\nOrigin: https://x"},
+    )
+    assert status == 400 and "Origin is sent twice" in body
