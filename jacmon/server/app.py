@@ -76,6 +76,10 @@ REVOCATION_POLL_S = 5.0
 LOOP_RESTART_FIRST_S = 1.0
 LOOP_RESTART_MAX_S = 30.0
 
+#: How long a restarted loop must run without failing to count as up again, in seconds
+#: (longer than any loop's first pass: the revocation watch waits REVOCATION_POLL_S).
+LOOP_HEALTHY_AFTER_S = 10.0
+
 #: How long shutdown waits for each background loop to end once cancelled, in seconds.
 LOOP_STOP_S = 5.0
 
@@ -307,7 +311,7 @@ class JacmonServer:
         pause = LOOP_RESTART_FIRST_S
         while True:
             try:
-                await make()
+                await self._run_loop_once(name, make)
                 return
             except asyncio.CancelledError:
                 raise
@@ -319,8 +323,25 @@ class JacmonServer:
                 )
             await asyncio.sleep(pause)
             pause = min(pause * 2, LOOP_RESTART_MAX_S)
-            self.loops_down.pop(name, None)
             log.info("%s loop restarted", name)
+
+    async def _run_loop_once(self, name: str, make: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        """Run ``make()`` to its end; a loop marked down is marked up again only once it has
+        run LOOP_HEALTHY_AFTER_S without failing (one that fails on its first pass stays down
+        instead of flickering to "ok" between restarts)."""
+        run = asyncio.ensure_future(make())
+        try:
+            if name in self.loops_down:
+                done, _ = await asyncio.wait({run}, timeout=LOOP_HEALTHY_AFTER_S)
+                if not done:
+                    self.loops_down.pop(name, None)
+                    log.info("%s loop recovered", name)
+            await run
+        finally:
+            if not run.done():
+                run.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await run
 
     async def _start_scheduler(self) -> None:
         from jacmon.server.scheduler import Scheduler
