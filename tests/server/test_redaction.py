@@ -106,3 +106,23 @@ async def test_no_code_path_logs_a_token_secret(tmp_path, server_factory, logs_o
     captured = logs_on_stderr.readouterr()
     assert "slow" in captured.err or "too slow" in captured.err or ws.close_code == 4008
     assert secret not in captured.err and secret not in captured.out
+
+
+def test_json_log_lines_and_tracebacks_are_redacted_too(capsys):
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        setup_logging("info", "json")
+        path = "/ws/activity?token=jm_ab12cd34_TopSecret99"
+        logging.getLogger("websockets.server").warning("opening handshake failed: %s", path)
+        try:
+            raise ValueError(f"bad request {path}")
+        except ValueError:
+            logging.getLogger("jacmon.server").exception("handshake error")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    err = capsys.readouterr().err
+    assert "TopSecret99" not in err
+    # JSON escapes the ellipsis; the message and the exception text are each redacted.
+    assert err.count("token=\\u2026") == 2
