@@ -107,6 +107,34 @@ class TailerSettings:
         return settings
 
 
+def lrs_enabled(values: Mapping[str, Any]) -> bool:
+    """Whether the ``[lrs]`` table asks the server to run a tailer (a url, not disabled)."""
+    enabled = values.get("enabled", True)
+    truthy = enabled is True or (
+        isinstance(enabled, str) and enabled.lower() in ("1", "true", "yes", "on")
+    )
+    return bool(values.get("url")) and truthy
+
+
+def check_lrs_table(values: Mapping[str, Any]) -> TailerSettings | None:
+    """Validate the ``[lrs]`` table as ``serve`` reads it: raise ConfigError for any bad key.
+
+    Unknown keys are refused even when no tailer runs (as in every other
+    section); the full settings are checked when one does. Returns them, or
+    None when the server runs no tailer.
+    """
+    known = set(TailerSettings.__dataclass_fields__) | {"enabled"}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"Config 'lrs.{unknown[0]}' is not a setting. Known keys in [lrs]: "
+            + ", ".join(sorted(known))
+        )
+    if not lrs_enabled(values):
+        return None
+    return TailerSettings.from_mapping(values)
+
+
 def _positive(where: str, value: Any, kind: type, zero_ok: bool = False) -> float:
     try:
         if isinstance(value, bool):

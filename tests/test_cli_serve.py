@@ -254,3 +254,38 @@ def test_check_reports_a_file_that_is_not_a_database(tmp_path):
     result = check("--db", str(notes))
     assert result.exit_code == 1
     assert f"database {notes} cannot be read" in " ".join(result.stderr.split())
+
+
+def test_check_rejects_an_unknown_lrs_key_naming_the_known_ones(tmp_path):
+    config = tmp_path / "jacmon.toml"
+    config.write_text('[lrs]\nurl = "http://127.0.0.1:9/xAPI"\npasword = "x"\n')
+    result = check("--config", str(config), "--db", str(tmp_path / "j.db"), "--json")
+    assert result.exit_code == 1, result.output
+    (problem,) = json.loads(result.stdout)["problems"]
+    assert "'lrs.pasword' is not a setting" in problem and "password" in problem
+
+
+def test_check_rejects_an_unknown_lrs_key_even_without_a_url(tmp_path):
+    config = tmp_path / "jacmon.toml"
+    config.write_text("[lrs]\nenabeld = false\n")
+    result = check("--config", str(config), "--db", str(tmp_path / "j.db"), "--json")
+    assert result.exit_code == 1, result.output
+    assert "'lrs.enabeld' is not a setting" in json.loads(result.stdout)["problems"][0]
+
+
+def test_allowed_origin_flag_repeats_and_is_checked(tmp_path):
+    db = str(tmp_path / "j.db")
+    result = check(
+        "--db",
+        db,
+        "--allowed-origin",
+        "https://a.example",
+        "--allowed-origin",
+        "http://b.example:8080",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)["plan"]
+    assert plan["allowed_origins"] == ["https://a.example", "http://b.example:8080"]
+    bad = check("--db", db, "--allowed-origin", "https://a.example/app")
+    assert bad.exit_code == 2 and "server.allowed_origins" in flat(bad.stderr)

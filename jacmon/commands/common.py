@@ -9,12 +9,13 @@ from collections.abc import Awaitable, Callable, Coroutine
 from functools import wraps
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from jacmon.errors import JacmonError
+from jacmon.errors import JacmonError, UsageError
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -83,3 +84,28 @@ def resolve_db(db: Path | None, config: Path | None) -> Path:
 
     settings = load_settings(config, overrides={"server": {"db": db}})
     return settings.server.db
+
+
+#: What a client's --server URL may start with, and what each wrong scheme should be.
+_SCHEME_HINTS = {"http": "ws", "https": "wss"}
+
+
+def check_server_url(url: str) -> str:
+    """``url`` if it is a jacmon server URL (``ws://`` or ``wss://`` with a host); otherwise
+    a UsageError saying what to write instead. Shared by ingest, sim and dashboard."""
+    expected = "Expected a WebSocket URL like ws://127.0.0.1:8765 (wss:// with TLS)."
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise UsageError(f"--server has value {url!r}, which is not a URL. {expected}") from None
+    scheme = parts.scheme.lower()
+    if scheme in _SCHEME_HINTS:
+        fixed = url.replace(parts.scheme, _SCHEME_HINTS[scheme], 1)
+        raise UsageError(
+            f"--server has value {url!r}: jacmon speaks WebSocket; use {fixed!r} instead."
+        )
+    if scheme not in ("ws", "wss") or not parts.hostname:
+        hint = f" Use 'ws://{url}'." if "://" not in url else ""
+        raise UsageError(f"--server has value {url!r}. {expected}{hint}")
+    return url

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from jacmon.commands.common import ConfigOption, handle_errors
+from jacmon.commands.common import ConfigOption, check_server_url, handle_errors
 
 
 @handle_errors
@@ -30,6 +30,7 @@ def dashboard(
         config, overrides={"client": {"server": server, "token": token, "learner": learner}}
     )
     client = settings.client
+    check_server_url(client.server)
     # Building the app checks the URL, so a typo fails here with a message, not in the UI.
     app = JacmonDashboard(client.server, token=client.token, learner=client.learner)
     app.run()

@@ -18,7 +18,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from jacmon.commands.common import ConfigOption, handle_errors, print_json, run
+from jacmon.commands.common import (
+    ConfigOption,
+    check_server_url,
+    handle_errors,
+    print_json,
+    run,
+)
 from jacmon.config import load_settings
 from jacmon.errors import EventValidationError, JacmonError, UsageError
 from jacmon.ingest_client import IngestClient
@@ -393,6 +399,7 @@ def register(app: typer.Typer) -> None:
         Exits 1 if any record was rejected or could not be mapped; the rest are ingested.
         """
         settings = load_settings(config, overrides={"client": {"server": server, "token": token}})
+        check_server_url(settings.client.server)
         if fmt not in ("jsonl", "xapi"):
             raise UsageError(f"--format has value {fmt!r}; expected 'jsonl' or 'xapi'")
         if (source is None) == (lrs is None):

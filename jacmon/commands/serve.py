@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import socket
 import sqlite3
 import sys
 from datetime import UTC, datetime
@@ -15,7 +17,7 @@ import typer
 
 from jacmon.commands.common import ConfigOption, handle_errors, print_json
 from jacmon.config import Settings, load_settings
-from jacmon.errors import JacmonError
+from jacmon.errors import JacmonError, UsageError
 from jacmon.logs import setup_logging
 from jacmon.protocol import Stream
 
@@ -29,10 +31,46 @@ async def _serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with JacmonServer(settings) as server:
+    server = JacmonServer(settings)
+    try:
+        await server.start()
+    except OSError as exc:
+        raise UsageError(listen_problem(settings.server.host, settings.server.port, exc)) from None
+    try:
         print(f"jacmon serving on {server.url}  (db {settings.server.db})", file=sys.stderr)
         await stop.wait()
         log.info("shutting down")
+    finally:
+        await server.shutdown()
+
+
+def listen_problem(host: str, port: int, exc: OSError) -> str:
+    """One line saying why ``host:port`` cannot be listened on, and what to do."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return f"cannot listen on {where}: the port is in use; stop that process or pick --port"
+    if exc.errno == errno.EACCES:
+        return f"cannot listen on {where}: permission denied; use a port above 1023"
+    if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+        return f"cannot listen on {where}: {host} is not an address of this machine; check --host"
+    return f"cannot listen on {where}: {exc.strerror or exc}"
+
+
+def check_port(host: str, port: int) -> str | None:
+    """Bind ``host:port`` for a moment; why it cannot be listened on, or None if it can."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return listen_problem(host, port, exc)
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        # As the server binds: SO_REUSEADDR, so a port in TIME_WAIT is not reported busy.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return listen_problem(host, port, exc)
+    return None
 
 
 def schema_version(path: Path) -> int | str | None:
@@ -50,11 +88,15 @@ def schema_version(path: Path) -> int | str | None:
 
 
 async def _check(settings: Settings) -> tuple[dict, list[str]]:
-    """Everything ``serve`` would do, checked without listening. Returns (plan, problems)."""
+    """Everything ``serve`` would do, checked without listening (the port is bound for a
+    moment). Returns (plan, problems)."""
+    from jacmon.lrs import check_lrs_table
+    from jacmon.server.app import load_tls
     from jacmon.server.auth import active_token_count, tokens_required
     from jacmon.server.scheduler import next_runs
     from jacmon.server.tasks.config import load_tasks_config
     from jacmon.store import Store
+    from jacmon.store.database import ServeLock
     from jacmon.store.schema import latest_version
 
     problems: list[str] = []
@@ -63,13 +105,22 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
         "listen": f"{'wss' if server.tls_cert else 'ws'}://{server.host}:{server.port}",
         "streams": [f"/ws/{stream.value}" for stream in Stream],
         "db": str(server.db),
+        "allowed_origins": server.allowed_origins,
         "config_file": str(settings.source) if settings.source else None,
     }
-    for name, value in (("tls_cert", server.tls_cert), ("tls_key", server.tls_key)):
-        if value is not None and not value.exists():
-            problems.append(f"{name} file {value} does not exist")
-    if bool(server.tls_cert) != bool(server.tls_key):
-        problems.append("TLS needs both --tls-cert and --tls-key")
+    for check in (
+        lambda: load_tls(server.tls_cert, server.tls_key),
+        lambda: check_lrs_table(settings.lrs),
+    ):
+        try:
+            check()
+        except JacmonError as exc:
+            problems.append(str(exc))
+    held = ServeLock(server.db).problem()
+    if held is not None:
+        problems.append(held)
+    elif server.port != 0 and (busy := check_port(server.host, server.port)) is not None:
+        problems.append(busy)
     # Read-only: a check creates and migrates nothing.
     tokens = 0
     plan["events_stored"] = 0
@@ -132,6 +183,12 @@ def serve(
     ),
     tls_cert: Path | None = typer.Option(None, "--tls-cert", help="PEM certificate for wss://."),
     tls_key: Path | None = typer.Option(None, "--tls-key", help="PEM private key for wss://."),
+    allowed_origin: list[str] | None = typer.Option(
+        None,
+        "--allowed-origin",
+        help="A browser origin (https://host[:port]) whose pages may connect, with a token; "
+        "repeat for more [server.allowed_origins].",
+    ),
     log_level: str | None = typer.Option(None, "--log-level", help="debug|info|warning|error."),
     log_format: str | None = typer.Option(None, "--log-format", help="text or json."),
     check: bool = typer.Option(
@@ -151,6 +208,7 @@ def serve(
                 "require_tokens": require_tokens,
                 "tls_cert": tls_cert,
                 "tls_key": tls_key,
+                "allowed_origins": allowed_origin or None,
                 "log_level": log_level,
                 "log_format": log_format,
             }

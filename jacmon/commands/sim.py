@@ -10,7 +10,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from jacmon.commands.common import ConfigOption, handle_errors, print_json, run
+from jacmon.commands.common import (
+    ConfigOption,
+    check_server_url,
+    handle_errors,
+    print_json,
+    run,
+)
 from jacmon.errors import UsageError
 
 console = Console(stderr=True, highlight=False)
@@ -132,6 +138,7 @@ def sim(
     if days is not None:
         raise UsageError("--days bounds --out only. Expected --duration S or --events N to stream.")
     settings = load_settings(config, overrides={"client": {"server": server, "token": token}})
+    check_server_url(settings.client.server)
     if duration is None and events is None:
         duration = 60.0
     if moment is None:

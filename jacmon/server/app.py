@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import ssl
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -27,7 +29,8 @@ from websockets.http11 import Request, Response
 
 from jacmon import __version__
 from jacmon.config import ServerSettings, Settings
-from jacmon.errors import AuthError, JacmonError, ProtocolError
+from jacmon.errors import AuthError, ConfigError, JacmonError, ProtocolError
+from jacmon.logs import redact
 from jacmon.protocol import (
     PROTOCOL_VERSION,
     ClientType,
@@ -38,7 +41,16 @@ from jacmon.protocol import (
     envelope,
     error_data,
 )
-from jacmon.server.auth import Authenticator, Principal, active_token_count, tokens_required
+from jacmon.server.auth import (
+    Authenticator,
+    OriginCheck,
+    OriginKind,
+    Principal,
+    active_token_count,
+    is_loopback,
+    origin_refusal,
+    tokens_required,
+)
 from jacmon.server.hub import Hub, Subscriber
 from jacmon.server.ingest import ServerSink, handle_ingest
 from jacmon.server.ops import IngestCounters, prometheus_text
@@ -46,6 +58,7 @@ from jacmon.server.sampler import MetricsSampler
 from jacmon.server.streams import initial_frames
 from jacmon.store import IngestOutcome, Store
 from jacmon.store import alerts as alert_store
+from jacmon.store.database import ServeLock
 from jacmon.store.queries import MODULE_ROW_FIELDS, learner_path_row, learner_row
 
 log = logging.getLogger("jacmon.server")
@@ -59,9 +72,57 @@ CHECKPOINT_S = 2.0
 #: How often connected tokens are checked for revocation and the catalog for a reload, in s.
 REVOCATION_POLL_S = 5.0
 
+#: First and longest wait before a background loop that died is restarted, in seconds.
+LOOP_RESTART_FIRST_S = 1.0
+LOOP_RESTART_MAX_S = 30.0
 
-def _truthy(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"))
+#: How long a restarted loop must run without failing to count as up again, in seconds
+#: (longer than any loop's first pass: the revocation watch waits REVOCATION_POLL_S).
+LOOP_HEALTHY_AFTER_S = 10.0
+
+#: How long shutdown waits for each background loop to end once cancelled, in seconds.
+LOOP_STOP_S = 5.0
+
+
+def load_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """The server's TLS context from PEM files, or None when neither is set.
+
+    Raises ConfigError naming the file and what is wrong with it (missing, not
+    PEM, the key does not match the certificate), never an OSError traceback.
+    """
+    if not (cert or key):
+        return None
+    if not (cert and key):
+        raise ConfigError("TLS needs both --tls-cert and --tls-key")
+    _check_pem("--tls-cert", cert, "certificate", b"-----BEGIN CERTIFICATE-----")
+    _check_pem("--tls-key", key, "private key", b"PRIVATE KEY-----")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        reason = str(exc.reason or exc).lower()
+        if "mismatch" in reason:
+            raise ConfigError(
+                f"--tls-key file {key} does not match the certificate {cert}"
+            ) from None
+        raise ConfigError(
+            f"--tls-cert {cert} with --tls-key {key} cannot be loaded: {reason.replace('_', ' ')}"
+        ) from None
+    return context
+
+
+def _check_pem(flag: str, path: Path, what: str, marker: bytes) -> None:
+    """Raise ConfigError unless ``path`` is a readable file holding a PEM ``what``."""
+    try:
+        content = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{flag} file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{flag} file {path} is a directory; expected a PEM file") from None
+    except OSError as exc:
+        raise ConfigError(f"{flag} file {path} cannot be read: {exc.strerror}") from None
+    if marker not in content:
+        raise ConfigError(f"{flag} file {path} is not a PEM {what}")
 
 
 def _response(status: HTTPStatus, body: str, content_type: str = "text/plain") -> Response:
@@ -69,6 +130,14 @@ def _response(status: HTTPStatus, body: str, content_type: str = "text/plain") -
         [("Content-Type", f"{content_type}; charset=utf-8"), ("Cache-Control", "no-store")]
     )
     return Response(status.value, status.phrase, headers, body.encode())
+
+
+def _request_token(request: Request, query: dict[str, list[str]]) -> str | None:
+    """The token a request carries: ``Authorization: Bearer`` first, then ``?token=``."""
+    header = request.headers.get("Authorization")
+    if header and header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return query.get("token", [None])[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +186,11 @@ class JacmonServer:
         self._admitted: weakref.WeakKeyDictionary[ServerConnection, Admission]
         self._admitted = weakref.WeakKeyDictionary()
         self._ws_server: Server | None = None
+        self._origins: OriginCheck
+        self._lock = ServeLock(self.settings.db)
         self._tasks: list[asyncio.Task] = []
+        #: Background loops that died and are waiting to restart: name -> the cause.
+        self.loops_down: dict[str, str] = {}
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -147,9 +220,27 @@ class JacmonServer:
         return self.hub.connection_counts() | {"ingest": self.ingest_connections}
 
     async def start(self) -> None:
-        """Open the store, start the loops and listen on host:port (port 0 picks a free one)."""
+        """Open the store, start the loops and listen on host:port (port 0 picks a free one).
+
+        Raises JacmonError for what an operator must fix (another server on the
+        database, a bad TLS file, a bad ``[lrs]`` key) before anything starts.
+        """
+        from jacmon.lrs import check_lrs_table
+
         settings = self.settings
-        self.store = await Store.open(settings.db)
+        ssl_context = load_tls(settings.tls_cert, settings.tls_key)
+        lrs_settings = check_lrs_table(self.full_settings.lrs)
+        self._origins = OriginCheck(
+            tls=ssl_context is not None,
+            loopback=is_loopback(settings.host),
+            allowed=settings.allowed_origins,
+        )
+        self._lock.acquire()
+        try:
+            self.store = await Store.open(settings.db)
+        except BaseException:
+            self._lock.release()
+            raise
         try:
             required = tokens_required(settings)
             if required and await active_token_count(self.store.db) == 0:
@@ -171,28 +262,7 @@ class JacmonServer:
             self.hub.seq[Stream.ALERTS] = self._alert_seq
             if self.run_scheduler:
                 await self._start_scheduler()
-            self._tasks = [
-                asyncio.create_task(self.hub.run_flusher(self._flush_progress), name="flusher"),
-                asyncio.create_task(self.sampler.run(self.hub.publish_sample), name="sampler"),
-                asyncio.create_task(self._alert_feed(), name="alert-feed"),
-                asyncio.create_task(self._revocation_watch(), name="revocation-watch"),
-                asyncio.create_task(self._checkpoints(), name="checkpoints"),
-            ]
-            lrs = self.full_settings.lrs
-            if lrs.get("url") and _truthy(lrs.get("enabled", True)):
-                from jacmon.lrs import run_tailer
-
-                self._tasks.append(
-                    asyncio.create_task(
-                        run_tailer(lrs, ServerSink(self), self._lrs_stop), name="lrs-tailer"
-                    )
-                )
-            ssl_context = None
-            if settings.tls_cert or settings.tls_key:
-                if not (settings.tls_cert and settings.tls_key):
-                    raise JacmonError("TLS needs both --tls-cert and --tls-key")
-                ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-                ssl_context.load_cert_chain(settings.tls_cert, settings.tls_key)
+            self._start_loops(lrs_settings is not None)
             self._ws_server = await serve(
                 self._handle,
                 settings.host,
@@ -207,9 +277,71 @@ class JacmonServer:
         except BaseException:
             await self._stop_background()
             await self.store.close()
+            self._lock.release()
             raise
         self.port = self._ws_server.sockets[0].getsockname()[1]
         log.info("serving on %s (db %s)", self.url, settings.db)
+
+    def _start_loops(self, run_lrs: bool) -> None:
+        """Start the background loops, each supervised (see :meth:`_supervise`)."""
+        loops: dict[str, Callable[[], Coroutine[Any, Any, Any]]] = {
+            "flusher": lambda: self.hub.run_flusher(self._flush_progress),
+            "sampler": lambda: self.sampler.run(self.hub.publish_sample),
+            "alert-feed": self._alert_feed,
+            "revocation-watch": self._revocation_watch,
+            "checkpoints": self._checkpoints,
+        }
+        if run_lrs:
+            from jacmon.lrs import run_tailer
+
+            lrs = self.full_settings.lrs
+            loops["lrs-tailer"] = lambda: run_tailer(lrs, ServerSink(self), self._lrs_stop)
+            log.info("lrs tailer: following %s", redact(str(lrs.get("url"))))
+        self._tasks = [
+            asyncio.create_task(self._supervise(name, make), name=name)
+            for name, make in loops.items()
+        ]
+
+    async def _supervise(self, name: str, make: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        """Run the loop ``make()`` until cancelled; if it raises, log the cause at once, mark
+        it down (``loops_down``, shown by /healthz) and restart it after a growing pause.
+
+        A loop that returns on its own (the LRS tailer once stopped) is not restarted.
+        """
+        pause = LOOP_RESTART_FIRST_S
+        while True:
+            try:
+                await self._run_loop_once(name, make)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                cause = redact(f"{type(exc).__name__}: {exc}")
+                self.loops_down[name] = cause
+                log.error(
+                    "%s loop died (%s); restarting in %.0f s", name, cause, pause, exc_info=exc
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, LOOP_RESTART_MAX_S)
+            log.info("%s loop restarted", name)
+
+    async def _run_loop_once(self, name: str, make: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        """Run ``make()`` to its end; a loop marked down is marked up again only once it has
+        run LOOP_HEALTHY_AFTER_S without failing (one that fails on its first pass stays down
+        instead of flickering to "ok" between restarts)."""
+        run = asyncio.ensure_future(make())
+        try:
+            if name in self.loops_down:
+                done, _ = await asyncio.wait({run}, timeout=LOOP_HEALTHY_AFTER_S)
+                if not done:
+                    self.loops_down.pop(name, None)
+                    log.info("%s loop recovered", name)
+            await run
+        finally:
+            if not run.done():
+                run.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await run
 
     async def _start_scheduler(self) -> None:
         from jacmon.server.scheduler import Scheduler
@@ -224,16 +356,33 @@ class JacmonServer:
         await self.scheduler.start()
 
     async def _stop_background(self) -> None:
+        """Cancel every background loop and wait up to LOOP_STOP_S for them to end.
+
+        Never raises: a loop that died or ignores cancellation is logged, not
+        allowed to keep shutdown from closing the database (whose threads would
+        keep the process alive).
+        """
         self._lrs_stop.set()
-        for task in self._tasks:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        if not tasks:
+            return
+        done, pending = await asyncio.wait(tasks, timeout=LOOP_STOP_S)
+        for task in pending:
+            log.warning(
+                "%s loop did not stop within %.0f s; leaving it", task.get_name(), LOOP_STOP_S
+            )
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("%s loop had failed: %s", task.get_name(), task.exception())
 
     async def shutdown(self) -> None:
-        """Stop accepting, finish the batch in flight, close clients with 1001, close the db."""
+        """Stop accepting, finish the batch in flight, close clients with 1001, close the db.
+
+        Each step is bounded and a failing step does not skip the next ones, so a
+        SIGTERM always ends the process.
+        """
         grace = self.settings.shutdown_grace_s
         if self._ws_server is not None:
             self._ws_server.close(close_connections=False)
@@ -242,17 +391,32 @@ class JacmonServer:
         except TimeoutError:
             log.warning("a batch was still in flight after %.0f s; closing anyway", grace)
         if self.scheduler is not None:
-            await self.scheduler.stop(grace)
+            await self._bounded("stopping the scheduler", self.scheduler.stop(grace), grace + 5)
         if self._ws_server is not None:
-            connections = list(self._ws_server.connections)
-            await asyncio.gather(
-                *(c.close(CloseCode.GOING_AWAY, "server shutting down") for c in connections),
-                return_exceptions=True,
-            )
-            await self._ws_server.wait_closed()
+            await self._bounded("closing clients", self._close_clients(), grace + 5)
         await self._stop_background()
-        await self.store.close()
+        await self._bounded("closing the database", self.store.close(), grace + 5)
+        self._lock.release()
         log.info("stopped")
+
+    async def _close_clients(self) -> None:
+        """Close every connection with 1001 and wait for the listener to be closed."""
+        assert self._ws_server is not None
+        connections = list(self._ws_server.connections)
+        await asyncio.gather(
+            *(c.close(CloseCode.GOING_AWAY, "server shutting down") for c in connections),
+            return_exceptions=True,
+        )
+        await self._ws_server.wait_closed()
+
+    async def _bounded(self, what: str, step: Coroutine[Any, Any, Any], limit_s: float) -> None:
+        """Await one shutdown step for at most ``limit_s`` seconds; log, never raise, a failure."""
+        try:
+            await asyncio.wait_for(step, limit_s)
+        except TimeoutError:
+            log.error("shutdown: %s took over %.0f s; going on", what, limit_s)
+        except Exception as exc:
+            log.error("shutdown: %s failed: %s", what, redact(str(exc)), exc_info=exc)
 
     @contextlib.asynccontextmanager
     async def batch_in_flight(self) -> AsyncIterator[None]:
@@ -373,27 +537,37 @@ class JacmonServer:
     async def _process_request(self, connection: ServerConnection, request: Request):
         parts = urlsplit(request.path)
         path = parts.path.rstrip("/") or "/"
+        query = parse_qs(parts.query)
+        repeated = [
+            name
+            for name in ("Origin", "Host", "Authorization")
+            if len(request.headers.get_all(name)) > 1
+        ]
+        if repeated:
+            return _response(
+                HTTPStatus.BAD_REQUEST, f"header {repeated[0]} is sent twice; expected it once\n"
+            )
+        token = _request_token(request, query)
+        origin = self._origins.classify(request.headers.get("Origin"), request.headers.get("Host"))
         if path == "/healthz":
-            return await self._healthz()
+            return await self._healthz(token, origin)
         if path == "/metrics":
-            return _response(HTTPStatus.OK, prometheus_text(self), "text/plain; version=0.0.4")
+            return await self._metrics(token, origin)
         stream_name = path.removeprefix("/ws/")
         if not path.startswith("/ws/") or stream_name not in {s.value for s in Stream}:
             known = ", ".join(f"/ws/{s.value}" for s in Stream)
             return _response(
-                HTTPStatus.NOT_FOUND, f"unknown path {path}; known: {known}, /healthz, /metrics\n"
+                HTTPStatus.NOT_FOUND,
+                redact(f"unknown path {path[:200]}; known: {known}, /healthz, /metrics\n"),
             )
-        query = parse_qs(parts.query)
-        token = None
-        header = request.headers.get("Authorization")
-        if header and header.lower().startswith("bearer "):
-            token = header[7:].strip()
-        elif "token" in query:
-            token = query["token"][0]
+        if origin == OriginKind.FOREIGN:
+            refusal = origin_refusal(redact(request.headers["Origin"]))
+            log.warning("refused a handshake: %s", refusal)
+            return _response(HTTPStatus.FORBIDDEN, refusal + "\n")
         try:
-            principal = await self._auth.authenticate(token)
+            principal = await self._auth.authenticate(token, origin)
         except AuthError as exc:
-            return _response(HTTPStatus(exc.status), f"{exc}\n")
+            return _response(HTTPStatus(exc.status), redact(f"{exc}\n"))
         stream = Stream(stream_name)
         if stream == Stream.INGEST and not principal.may_ingest():
             return _response(
@@ -412,8 +586,10 @@ class JacmonServer:
             if learner is not None and learner != principal.learner:
                 return _response(
                     HTTPStatus.FORBIDDEN,
-                    f"token {principal.name!r} is scoped to one learner and cannot see "
-                    f"learner {learner!r}\n",
+                    redact(
+                        f"token {principal.name!r} is scoped to one learner and cannot see "
+                        f"learner {learner[:100]!r}\n"
+                    ),
                 )
             learner = principal.learner
         since_text = query.get("since", [None])[0]
@@ -429,23 +605,75 @@ class JacmonServer:
         self._admitted[connection] = Admission(principal, stream, learner, since)
         return None
 
-    async def _healthz(self) -> Response:
+    async def _http_principal(
+        self, token: str | None, origin: OriginKind
+    ) -> Principal | Response | None:
+        """Who asks for /healthz or /metrics: a principal, None (anonymous where tokens are
+        optional and the page, if any, is foreign), or the 401 response to send."""
+        if not token and not self._auth.required and not origin.may_be_anonymous:
+            return None
+        try:
+            return await self._auth.authenticate(token, origin)
+        except AuthError as exc:
+            return _response(HTTPStatus(exc.status), redact(f"{exc}\n"))
+
+    async def _healthz(self, token: str | None, origin: OriginKind) -> Response:
+        """Health as JSON: 200 "ok", or 503 "degraded" with the reasons.
+
+        Where tokens are required it needs one (401 without); the database path
+        is shown to admins only (the loopback anonymous admin included).
+        """
+        principal = await self._http_principal(token, origin)
+        if isinstance(principal, Response):
+            return principal
+        problems = await self._health_problems()
+        db: dict[str, Any] = {"ok": not problems.get("db"), "last_seq": self.store.last_seq}
+        if principal is not None and principal.role == "admin":
+            db["path"] = str(self.settings.db)
+        body = {
+            "status": "degraded" if problems else "ok",
+            "version": __version__,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "db": db,
+            "connections": self.connection_counts(),
+        }
+        if problems:
+            body["problems"] = list(problems.values())
+        if self.loops_down:
+            body["loops_down"] = dict(self.loops_down)
+        status = HTTPStatus.SERVICE_UNAVAILABLE if problems else HTTPStatus.OK
+        return _response(status, redact(json.dumps(body)) + "\n", "application/json")
+
+    async def _health_problems(self) -> dict[str, str]:
+        """What is wrong right now, one sentence per cause: the database, writes, loops."""
+        problems: dict[str, str] = {}
         try:
             async with self.store.db.reader.execute("SELECT 1") as cursor:
                 await cursor.fetchone()
-            db_ok = True
         except Exception as exc:
             log.error("health check: database error: %s", exc)
-            db_ok = False
-        body = {
-            "status": "ok" if db_ok else "degraded",
-            "version": __version__,
-            "uptime_s": round(time.time() - self.started_at, 1),
-            "db": {"ok": db_ok, "path": str(self.settings.db), "last_seq": self.store.last_seq},
-            "connections": self.connection_counts(),
-        }
-        status = HTTPStatus.OK if db_ok else HTTPStatus.SERVICE_UNAVAILABLE
-        return _response(status, json.dumps(body) + "\n", "application/json")
+            problems["db"] = f"the database cannot be read: {exc}"
+        if self.store.write_problem:
+            problems["writes"] = self.store.write_problem
+        for name, cause in sorted(self.loops_down.items()):
+            problems[f"loop:{name}"] = f"the {name} loop is down ({cause}); restarting"
+        return problems
+
+    async def _metrics(self, token: str | None, origin: OriginKind) -> Response:
+        """The Prometheus page. Where tokens are required: a viewer or admin token, or
+        ``server.metrics_token``; 401 without, 403 for an ingest token."""
+        metrics_token = self.settings.metrics_token
+        if not (token and metrics_token and hmac.compare_digest(token, metrics_token)):
+            principal = await self._http_principal(token, origin)
+            if isinstance(principal, Response):
+                return principal
+            if principal is not None and not principal.may_view():
+                return _response(
+                    HTTPStatus.FORBIDDEN,
+                    f"token {principal.name!r} has role {principal.role}; /metrics needs viewer, "
+                    "admin or the metrics token\n",
+                )
+        return _response(HTTPStatus.OK, prometheus_text(self), "text/plain; version=0.0.4")
 
     # Connections
 

@@ -12,13 +12,16 @@ A token with a ``learner`` sees only that learner.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import ipaddress
 import secrets
 import time
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from jacmon.errors import AuthError, UsageError
 from jacmon.store.database import Database
@@ -139,22 +142,130 @@ async def active_token_count(db: Database) -> int:
     return count
 
 
+class OriginKind(Enum):
+    """Where a request comes from, by its ``Origin`` header."""
+
+    #: No Origin header: not a browser (jacmon's clients, curl, a scraper).
+    NONE = "none"
+    #: A page served from this server's own origin (scheme, host and port of the request).
+    OWN = "own"
+    #: A foreign page whose origin is listed in ``server.allowed_origins``.
+    ALLOWED = "allowed"
+    #: Any other page: refused on every WebSocket path.
+    FOREIGN = "foreign"
+
+    @property
+    def may_be_anonymous(self) -> bool:
+        """Whether a request without a token may be let in as the loopback admin.
+
+        Never for foreign pages, listed or not: a page open in a browser on the
+        server's machine is not the machine's operator.
+        """
+        return self in (OriginKind.NONE, OriginKind.OWN)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def _origin_key(scheme: str, netloc: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) compared case-insensitively, default ports filled in,
+    IPv6 brackets removed; None if ``netloc`` is not a host[:port]."""
+    scheme = scheme.lower()
+    try:
+        parts = urlsplit(f"//{netloc}")
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname or parts.username is not None or parts.path:
+        return None
+    default = _DEFAULT_PORTS.get(scheme)
+    if port is None and default is None:
+        return None
+    host = parts.hostname.lower()
+    with contextlib.suppress(ValueError):
+        host = str(ipaddress.ip_address(host))  # one spelling per address: [0:0::1] is [::1]
+    return scheme, host, port if port is not None else default
+
+
+def _parse_origin(origin: str) -> tuple[str, str, int] | None:
+    scheme, sep, netloc = origin.strip().partition("://")
+    if not sep:
+        return None
+    return _origin_key(scheme, netloc)
+
+
+class OriginCheck:
+    """Classifies a request's ``Origin`` against the server's own origin and an allow-list.
+
+    The server's own origin is the ``Host`` the request came to, with ``https``
+    when the server serves TLS, else ``http``. A server on loopback counts only
+    loopback hosts (``localhost``, 127.0.0.0/8, ``::1``) as its own: a page on a
+    domain that resolves to 127.0.0.1 (DNS rebinding) is foreign. ``allowed`` are
+    origins like ``https://lms.example.com``; ``*`` allows every origin (tokens
+    still required for them).
+    """
+
+    def __init__(self, *, tls: bool, loopback: bool, allowed: list[str]):
+        self.scheme = "https" if tls else "http"
+        self.loopback = loopback
+        self.allow_all = "*" in allowed
+        self.allowed = {key for key in map(_parse_origin, allowed) if key is not None}
+
+    def classify(self, origin: str | None, host: str | None) -> OriginKind:
+        """The kind of ``origin`` (the header's value; None when absent) for a request to
+        ``host`` (the Host header; None when absent)."""
+        if origin is None:
+            return OriginKind.NONE
+        key = _parse_origin(origin)
+        if key is not None and host is not None and self._is_own(key, host):
+            return OriginKind.OWN
+        if key is not None and (self.allow_all or key in self.allowed):
+            return OriginKind.ALLOWED
+        return OriginKind.FOREIGN
+
+    def _is_own(self, origin: tuple[str, str, int], host: str) -> bool:
+        """Whether ``origin`` is this server's, as reached through the Host header ``host``."""
+        if origin != _origin_key(self.scheme, host):
+            return False
+        return not self.loopback or is_loopback(origin[1])
+
+
+def origin_refusal(origin: str) -> str:
+    """The one-line reason a WebSocket handshake from ``origin`` is refused (403)."""
+    shown = origin if len(origin) <= 100 else origin[:100] + "…"
+    return (
+        f"origin {shown!r} may not open WebSockets on this server; if its pages should, "
+        f"start the server with --allowed-origin {shown} (server.allowed_origins)"
+    )
+
+
 class Authenticator:
     """Checks the token of each connection against the database.
 
     ``required`` False (loopback default) lets a request without a token in as
-    :data:`ANONYMOUS`; a token that *is* presented is always checked.
+    :data:`ANONYMOUS`, unless it comes from a browser page of a foreign origin;
+    a token that *is* presented is always checked.
     """
 
     def __init__(self, db: Database, *, required: bool):
         self.db = db
         self.required = required
 
-    async def authenticate(self, token: str | None) -> Principal:
+    async def authenticate(
+        self, token: str | None, origin: OriginKind = OriginKind.NONE
+    ) -> Principal:
+        """The principal ``token`` stands for; raises AuthError (401) if it is missing
+        where needed, malformed, unknown or revoked."""
         if not token:
             if self.required:
                 raise AuthError(
                     "a token is required: send 'Authorization: Bearer <token>' or ?token=<token>",
+                    status=401,
+                )
+            if not origin.may_be_anonymous:
+                raise AuthError(
+                    "a token is required for pages of another origin: send ?token=<token>; "
+                    "tokenless access is for local programs and the server's own pages",
                     status=401,
                 )
             return ANONYMOUS

@@ -6,6 +6,8 @@ import bisect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from jacmon.logs import redact
+
 if TYPE_CHECKING:
     from jacmon.server.app import JacmonServer
 
@@ -56,7 +58,7 @@ def _per_stream(name: str, kind: str, help_text: str, counts: dict) -> list[str]
 
 
 def prometheus_text(server: JacmonServer) -> str:
-    """The /metrics page."""
+    """The /metrics page (redacted: no label may carry a token secret)."""
     hub = server.hub
     ingest = server.ingest_counters
     counters = hub.counters
@@ -97,4 +99,4 @@ def prometheus_text(server: JacmonServer) -> str:
         "# TYPE jacmon_last_seq gauge",
         f"jacmon_last_seq {server.store.last_seq}",
     ]
-    return "\n".join(lines) + "\n"
+    return redact("\n".join(lines) + "\n")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import fcntl
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
@@ -113,6 +116,97 @@ def _in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple)
     return result
 
 
+def location_problem(path: Path) -> str | None:
+    """Why a database cannot be created or written at ``path``, as a sentence; None if it can.
+
+    Checked before SQLite opens anything, so the operator gets "read-only" or
+    "not a directory" instead of SQLite's "unable to open database file".
+    """
+    parent = path.absolute().parent
+    existing = parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"database {path}: {existing} is not a directory"
+    if path.is_dir():
+        return f"database {path} is a directory; expected a file path"
+    if existing == parent and path.exists() and not os.access(path, os.W_OK):
+        return f"database {path} is read-only (no write permission on the file)"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"database {path}: directory {existing} is read-only (no write permission)"
+    return None
+
+
+class ServeLock:
+    """An exclusive lock on ``<db>.lock`` held while one server serves a database.
+
+    ``flock`` locks belong to the open file, so the OS releases them when the
+    process dies (SIGKILL included): nothing stale is left behind. Commands that
+    share the store with a running server (run-task, alerts, token, catalog load)
+    do not take it.
+    """
+
+    def __init__(self, db_path: Path):
+        self.path = Path(f"{db_path}.lock")
+        self.db_path = db_path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock, or raise StoreError naming the database and the holder's pid."""
+        problem = location_problem(self.db_path)
+        if problem is not None:
+            raise StoreError(problem)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot create the lock file {self.path}: {exc.strerror}") from None
+        self._lock(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def _lock(self, fd: int) -> None:
+        """flock ``fd`` exclusively without waiting; on failure close it and raise StoreError."""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise StoreError(f"cannot lock {self.path}: {exc.strerror}") from None
+            who = f" (pid {holder})" if holder.isdigit() else ""
+            raise StoreError(
+                f"database {self.db_path} is already served by another jacmon process{who}; "
+                "stop it first, or serve another --db"
+            ) from None
+
+    def release(self) -> None:
+        """Let go of the lock (the file stays: removing it would race a starting server)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def problem(self) -> str | None:
+        """For ``serve --check``: why this database cannot be served now, or None.
+
+        Creates nothing: a missing lock file means no server holds it.
+        """
+        problem = location_problem(self.db_path)
+        if problem is not None or not self.path.exists():
+            return problem
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError as exc:
+            return f"cannot read the lock file {self.path}: {exc.strerror}"
+        try:
+            self._lock(fd)
+        except StoreError as exc:
+            return str(exc)
+        os.close(fd)
+        return None
+
+
 class Database:
     """The two connections jacmon keeps open on one SQLite file.
 
@@ -148,6 +242,9 @@ class Database:
                         f"{latest_version()}; start 'jacmon serve --db {path}' once to migrate it"
                     )
                 return cls(path, None, reader)
+            problem = location_problem(path)
+            if problem is not None:
+                raise StoreError(problem)
             path.parent.mkdir(parents=True, exist_ok=True)
             writer = await _connect(path, readonly=False)
             opened.append(writer)

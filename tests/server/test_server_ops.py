@@ -8,11 +8,26 @@ import json
 from support import event
 
 from jacmon.ingest_client import IngestClient
+from jacmon.server.auth import create_token
+from jacmon.store import Store
 
 
-async def http_get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
+async def make_tokens(db_path, *roles: str) -> list[str]:
+    store = await Store.open(db_path)
+    try:
+        return [(await create_token(store.db, role=role))[0] for role in roles]
+    finally:
+        await store.close()
+
+
+async def http_get(
+    port: int, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Connection: close\r\n\r\n".encode()
+    )
     await writer.drain()
     raw = await asyncio.wait_for(reader.read(), 10)
     writer.close()
@@ -50,3 +65,46 @@ async def test_plain_http_to_a_stream_path_is_refused_cleanly(running_server):
     assert status in (400, 426)
     status, _, body = await http_get(running_server.port, "/nope")
     assert status == 404 and b"/healthz" in body
+
+
+async def test_required_tokens_guard_healthz_and_metrics(tmp_path, server_factory):
+    db = tmp_path / "j.db"
+    admin, viewer, ingest = await make_tokens(db, "admin", "viewer", "ingest")
+    async with server_factory(
+        db, server_require_tokens=True, server_metrics_token="scrape-me-123"
+    ) as running:
+        port = running.port
+        for path in ("/healthz", "/metrics"):
+            status, _, body = await http_get(port, path)
+            assert status == 401 and b"token is required" in body, path
+            assert str(db).encode() not in body
+        status, _, body = await http_get(port, "/healthz", {"Authorization": f"Bearer {viewer}"})
+        health = json.loads(body)
+        assert status == 200 and health["status"] == "ok" and "path" not in health["db"]
+        status, _, body = await http_get(port, f"/healthz?token={admin}")
+        assert status == 200 and json.loads(body)["db"]["path"] == str(db)
+        status, _, body = await http_get(port, f"/metrics?token={viewer}")
+        assert status == 200 and b"jacmon_last_seq" in body
+        status, _, _ = await http_get(port, "/metrics", {"Authorization": "Bearer scrape-me-123"})
+        assert status == 200
+        status, _, body = await http_get(port, f"/metrics?token={ingest}")
+        assert status == 403 and b"metrics token" in body
+        status, _, body = await http_get(port, "/healthz?token=scrape-me-123")
+        assert status == 401
+
+
+async def test_healthz_shows_no_path_to_a_foreign_page(running_server):
+    _, _, body = await http_get(running_server.port, "/healthz", {"Origin": "https://evil.example"})
+    assert "path" not in json.loads(body)["db"]
+
+
+async def test_healthz_is_degraded_while_writes_fail(running_server):
+    store = running_server.server.store
+    store.write_problem = "the disk is full: nothing new is stored"
+    status, _, body = await http_get(running_server.port, "/healthz")
+    health = json.loads(body)
+    assert status == 503 and health["status"] == "degraded"
+    assert health["problems"] == ["the disk is full: nothing new is stored"]
+    store.write_problem = None
+    status, _, body = await http_get(running_server.port, "/healthz")
+    assert status == 200 and json.loads(body)["status"] == "ok"
