@@ -36,7 +36,7 @@ async def test_change_log_open_alerts_and_learner_scope(tmp_path):
         first = snapshot[0]
         assert set(first) == {
             "id", "fingerprint", "rule", "severity", "state", "learner", "path", "message",
-            "numbers", "first_seen", "last_seen", "resolved_at", "acknowledged",
+            "numbers", "first_seen", "last_seen", "resolved_at", "acknowledged", "acknowledgements",
         }  # fmt: skip
         assert first["state"] == "firing" and first["acknowledged"] is None
         assert changes[0]["alert"] == first

@@ -12,6 +12,7 @@ import contextlib
 import hmac
 import json
 import logging
+import math
 import ssl
 import time
 import weakref
@@ -30,6 +31,7 @@ from websockets.http11 import Request, Response
 from jacmon import __version__
 from jacmon.config import ServerSettings, Settings
 from jacmon.errors import AuthError, ConfigError, JacmonError, ProtocolError
+from jacmon.events import describe, is_valid_unicode
 from jacmon.logs import redact
 from jacmon.protocol import (
     PROTOCOL_VERSION,
@@ -40,6 +42,10 @@ from jacmon.protocol import (
     decode_client_message,
     envelope,
     error_data,
+    parse_ack_expiry,
+    parse_ack_note,
+    parse_alert_id,
+    parse_since,
 )
 from jacmon.server.auth import (
     Authenticator,
@@ -537,7 +543,7 @@ class JacmonServer:
     async def _process_request(self, connection: ServerConnection, request: Request):
         parts = urlsplit(request.path)
         path = parts.path.rstrip("/") or "/"
-        query = parse_qs(parts.query)
+        query = parse_qs(parts.query, keep_blank_values=True)
         repeated = [
             name
             for name in ("Origin", "Host", "Authorization")
@@ -596,12 +602,9 @@ class JacmonServer:
         since = None
         if since_text is not None:
             try:
-                since = int(since_text)
-            except ValueError:
-                return _response(
-                    HTTPStatus.BAD_REQUEST,
-                    f"since={since_text!r} is not a whole number; pass the last seq received\n",
-                )
+                since = parse_since(since_text)
+            except ProtocolError as exc:
+                return _response(HTTPStatus.BAD_REQUEST, f"{exc}\n")
         self._admitted[connection] = Admission(principal, stream, learner, since)
         return None
 
@@ -689,22 +692,27 @@ class JacmonServer:
         finally:
             self._admitted.pop(ws, None)
 
-    def _hello(self, sub: Subscriber, resumed: bool) -> list[bytes]:
+    def _hello(self, sub: Subscriber, resumed: bool, given: int) -> list[bytes]:
+        """``hello`` (and its earlier-design alias) for a client given data up to ``given``.
+
+        Its ``seq`` is ``given``, never the stream head (``data.head_seq``): resuming
+        from any frame's seq must not skip what the client has not received yet.
+        """
         data = {
             "server_id": self.store.server_id,
             "epoch": self.epoch,
             "stream": sub.stream.value,
-            "seq": self.hub.seq[sub.stream],
+            "seq": given,
+            "head_seq": self.hub.seq[sub.stream],
             "learner": sub.learner,
             "protocol": PROTOCOL_VERSION,
             "resumed": resumed,
             "version": __version__,
         }
-        seq = self.hub.seq[sub.stream]
         return [
-            envelope(sub.stream, ServerType.HELLO, seq, data),
+            envelope(sub.stream, ServerType.HELLO, given, data),
             # For clients of the earlier design.
-            envelope(sub.stream, ServerType.CONNECTION_ESTABLISHED, seq, data),
+            envelope(sub.stream, ServerType.CONNECTION_ESTABLISHED, given, data),
         ]
 
     async def _serve_stream(
@@ -721,7 +729,8 @@ class JacmonServer:
         self.hub.add(sub)
         try:
             frames, resumed = await initial_frames(self, sub, since)
-            self.hub.go_live(sub, [*self._hello(sub, resumed), *frames])
+            given = since if resumed and since is not None else 0
+            self.hub.go_live(sub, [*self._hello(sub, resumed, given), *frames])
             async for raw in ws:
                 await self._on_client_message(sub, principal, raw)
         except ConnectionClosed:
@@ -729,19 +738,26 @@ class JacmonServer:
         finally:
             await self.hub.remove(sub)
 
+    def _reply(self, sub: Subscriber, kind: ServerType, data: Any) -> None:
+        """Queue a non-data frame; its seq is the last data seq this client was given."""
+        self.hub.send_direct(sub, envelope(sub.stream, kind, sub.delivered_seq, data))
+
     def _error(self, sub: Subscriber, code: str, message: str, **details: Any) -> None:
-        frame = envelope(
-            sub.stream,
-            ServerType.ERROR,
-            self.hub.seq[sub.stream],
-            error_data(code, message, **details),
-        )
-        self.hub.send_direct(sub, frame)
+        self._reply(sub, ServerType.ERROR, error_data(code, message, **details))
 
     async def _resync(self, sub: Subscriber, since: int | None) -> None:
+        """Answer ``resume`` (``since`` given) or ``refresh``: hello, then replay or snapshot.
+
+        Frames already queued for this client still reach it before the new
+        hello, so a resume replays only what comes after both ``since`` and
+        what the client was already given: nothing arrives twice.
+        """
+        given = sub.delivered_seq
+        if since is not None and since <= given:
+            since = given
         sub.syncing = True
-        frames, _ = await initial_frames(self, sub, since)
-        self.hub.go_live(sub, frames)
+        frames, resumed = await initial_frames(self, sub, since)
+        self.hub.go_live(sub, [*self._hello(sub, resumed, given), *frames])
 
     async def _on_client_message(self, sub: Subscriber, principal: Principal, raw) -> None:
         try:
@@ -751,20 +767,22 @@ class JacmonServer:
             return
         body = message.body
         if message.type == ClientType.PING:
-            frame = envelope(
-                sub.stream, ServerType.PONG, self.hub.seq[sub.stream], {"id": body.get("id")}
-            )
-            self.hub.send_direct(sub, frame)
-        elif message.type == ClientType.REFRESH:
-            await self._resync(sub, None)
-        elif message.type == ClientType.RESUME:
-            since = body.get("since")
-            if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+            ping_id = body.get("id")
+            if not _echoable(ping_id):
                 self._error(
                     sub,
                     "bad_message",
-                    f"resume 'since' is {since!r}; expected the last seq received (>= 0)",
+                    f"ping 'id' is {describe(ping_id)}; expected null, a number or a short text",
                 )
+                return
+            self._reply(sub, ServerType.PONG, {"id": ping_id})
+        elif message.type == ClientType.REFRESH:
+            await self._resync(sub, None)
+        elif message.type == ClientType.RESUME:
+            try:
+                since = parse_since(body.get("since"), "resume 'since'")
+            except ProtocolError as exc:
+                self._error(sub, "bad_message", str(exc))
                 return
             await self._resync(sub, since)
         elif message.type == ClientType.ACK:
@@ -788,32 +806,37 @@ class JacmonServer:
                 "admin role or a viewer token created with --can-ack",
             )
             return
-        alert_id = body.get("alert_id", body.get("id"))
-        if isinstance(alert_id, str) and alert_id.isdigit():
-            alert_id = int(alert_id)
-        if isinstance(alert_id, bool) or not isinstance(alert_id, int):
-            self._error(
-                sub,
-                "bad_message",
-                f"ack 'alert_id' is {alert_id!r}; expected the alert's numeric id",
-            )
+        # The server's clock: alert times and expiries are on it (simulated in the demo).
+        now = self.now()
+        try:
+            alert_id = parse_alert_id(body.get("alert_id", body.get("id")))
+            note = parse_ack_note(body.get("note"))
+            expires_at = parse_ack_expiry(body.get("expires_at"), now)
+        except ProtocolError as exc:
+            self._error(sub, "bad_message", str(exc))
             return
-        note = body.get("note")
-        expires = body.get("expires_at")
         try:
             await alert_store.acknowledge_alert(
                 self.store.db,
                 alert_id,
                 by=principal.name,
-                note=note if isinstance(note, str) else None,
-                expires_at=float(expires) if isinstance(expires, int | float) else None,
-                # The server's clock: alert times and expiries are on it (simulated in the demo).
-                now=self.now(),
+                note=note,
+                expires_at=expires_at,
+                now=now,
+                # Scope applies to actions too: another learner's alert is "does not exist".
+                learner=sub.learner,
             )
         except JacmonError as exc:
             self._error(sub, "ack_failed", str(exc), alert_id=alert_id)
             return
         self._alert_nudge.set()
+
+
+def _echoable(value: Any) -> bool:
+    """True for a ping ``id`` that can be echoed as sent: null, a JSON number, short text."""
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return not isinstance(value, float) or math.isfinite(value)
+    return isinstance(value, str) and len(value) <= 256 and is_valid_unicode(value)
 
 
 __all__ = ["JacmonServer"]

@@ -64,8 +64,13 @@ class Subscriber:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: bool = False
     writer: asyncio.Task | None = None
-    #: activity: the highest event seq queued for this client; older ones are never re-sent.
+    #: The seq of the newest data frame handed to this client (queued behind nothing
+    #: it has not been given): activity and alerts never re-send at or below it, and
+    #: non-data frames (hello, pong, error) carry it, so any frame's seq is safe to
+    #: resume from.
     delivered_seq: int = 0
+    #: metrics: the seq of ``latest_sample``, given once it is written.
+    latest_sample_seq: int = 0
     #: The writer task is inside ws.send (so a direct write now could overtake it).
     sending: bool = False
 
@@ -135,6 +140,7 @@ class Hub:
                         frame = sub.outbox.popleft()
                     elif sub.latest_sample is not None:
                         frame, sub.latest_sample = sub.latest_sample, None
+                        sub.delivered_seq = sub.latest_sample_seq
                     else:
                         frame = self._progress_frame(sub)
                     # text=True: the bytes are UTF-8 JSON; send them as a text frame as-is.
@@ -152,7 +158,8 @@ class Hub:
         for (kind, _), row in sub.pending_rows.items():
             data[kind].append(row)
         sub.pending_rows.clear()
-        return envelope(Stream.DASHBOARD, ServerType.PROGRESS, self.seq[Stream.DASHBOARD], data)
+        sub.delivered_seq = self.seq[Stream.DASHBOARD]
+        return envelope(Stream.DASHBOARD, ServerType.PROGRESS, sub.delivered_seq, data)
 
     def _drop(self, sub: Subscriber, reason: str) -> None:
         """Close a client that fell too far behind; it resumes from the store."""
@@ -318,24 +325,37 @@ class Hub:
             if sub.latest_sample is not None:
                 self.counters.conflated[Stream.METRICS.value] += 1
             sub.latest_sample = mine
+            sub.latest_sample_seq = seq
             sub.wake.set()
 
     # Alerts
 
     def publish_alert_changes(self, changes: list[dict[str, Any]]) -> None:
-        """Queue alert changes ({seq, change, alert}) to every alerts client; never dropped."""
+        """Queue alert changes ({seq, change, alert}) to every alerts client; never dropped.
+
+        A client whose snapshot or replay already held a change (read from the
+        store before the feed saw it) does not get it again: each change reaches
+        each client exactly once, in seq order.
+        """
         if not changes:
             return
         self.seq[Stream.ALERTS] = max(self.seq[Stream.ALERTS], changes[-1]["seq"])
-        frames = [(c, alert_frame(c)) for c in changes]
+        frames: list[tuple[dict[str, Any], bytes]] = []
+        for change in changes:
+            try:
+                frames.append((change, alert_frame(change)))
+            except ValueError:
+                # Not encodable (a value an older version stored): skip it, keep serving.
+                log.warning("skipping alert change %s: not encodable as JSON", change["seq"])
         for sub in self.subscribers[Stream.ALERTS]:
             for change, frame in frames:
                 if sub.learner is not None and change["alert"].get("learner") != sub.learner:
                     continue
                 if sub.syncing:
                     sub.sync_alerts.append(change)
-                else:
+                elif change["seq"] > sub.delivered_seq:
                     sub.outbox.append(frame)
+                    sub.delivered_seq = change["seq"]
             sub.wake.set()
 
     # The flush loop

@@ -108,18 +108,21 @@ async def alerts_frames(
                 {"alerts": alerts, "reset": since is not None},
             )
         ]
-    frames.extend(alert_frame(c) for c in sub.sync_alerts if c["seq"] > high)
+    live = [c for c in sub.sync_alerts if c["seq"] > high]
+    frames.extend(alert_frame(c) for c in live)
+    sub.delivered_seq = live[-1]["seq"] if live else high
     return frames, resumed
 
 
 async def metrics_frames(server: JacmonServer, sub: Subscriber) -> list[bytes]:
     """The last 15 minutes of samples (always a fresh snapshot: metrics do not replay)."""
     samples = server.sampler.history_for(sub.learner)
+    sub.delivered_seq = server.hub.seq[Stream.METRICS]
     return [
         envelope(
             Stream.METRICS,
             ServerType.SNAPSHOT,
-            server.hub.seq[Stream.METRICS],
+            sub.delivered_seq,
             {"samples": samples, "interval_s": server.settings.metrics_interval_s},
         )
     ]
@@ -130,9 +133,8 @@ async def dashboard_frames(server: JacmonServer, sub: Subscriber) -> list[bytes]
     snapshot = await server.store.progress_snapshot(learner=sub.learner, now=server.now())
     # Rows merged while reading are older than or equal to the snapshot's.
     sub.pending_rows.clear()
-    return [
-        envelope(Stream.DASHBOARD, ServerType.SNAPSHOT, server.hub.seq[Stream.DASHBOARD], snapshot)
-    ]
+    sub.delivered_seq = server.hub.seq[Stream.DASHBOARD]
+    return [envelope(Stream.DASHBOARD, ServerType.SNAPSHOT, sub.delivered_seq, snapshot)]
 
 
 async def initial_frames(

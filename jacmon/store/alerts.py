@@ -8,6 +8,8 @@ tails that table for the alerts stream, whichever process made the change.
 from __future__ import annotations
 
 import json
+import logging
+import math
 import time
 from typing import Any
 
@@ -27,8 +29,36 @@ class AlertError(JacmonError):
 
 _COLUMNS = (
     "id, fingerprint, rule, severity, state, learner, path, message, numbers,"
-    " first_seen, last_seen, resolved_at, ack_by, ack_at, ack_note, ack_expires_at"
+    " first_seen, last_seen, resolved_at, ack_by, ack_at, ack_note, ack_expires_at, ack_history"
 )
+
+log = logging.getLogger("jacmon.alerts")
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with non-finite numbers as None, at any depth.
+
+    Rows written before client values were validated may hold ``inf`` or NaN;
+    they are not JSON, so one such row would stop every frame that carries it.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _load_json(text: str | None, default: Any) -> Any:
+    """Stored JSON text as a value with only finite numbers; ``default`` if unreadable."""
+    if text is None:
+        return default
+    try:
+        return _finite(json.loads(text))
+    except (ValueError, RecursionError):
+        log.warning("skipping unreadable stored alert json: %.80s", text)
+        return default
 
 
 def alert_from_row(row: aiosqlite.Row | tuple) -> dict[str, Any]:
@@ -50,10 +80,13 @@ def alert_from_row(row: aiosqlite.Row | tuple) -> dict[str, Any]:
         ack_at,
         ack_note,
         ack_expires_at,
+        ack_history,
     ) = tuple(row)
     acknowledged = None
     if ack_at is not None:
-        acknowledged = {"by": ack_by, "at": ack_at, "note": ack_note, "expires_at": ack_expires_at}
+        acknowledged = _finite(
+            {"by": ack_by, "at": ack_at, "note": ack_note, "expires_at": ack_expires_at}
+        )
     return {
         "id": alert_id,
         "fingerprint": print_,
@@ -63,11 +96,12 @@ def alert_from_row(row: aiosqlite.Row | tuple) -> dict[str, Any]:
         "learner": learner,
         "path": path,
         "message": message,
-        "numbers": json.loads(numbers),
+        "numbers": _load_json(numbers, {}),
         "first_seen": first_seen,
         "last_seen": last_seen,
         "resolved_at": resolved_at,
         "acknowledged": acknowledged,
+        "acknowledgements": _load_json(ack_history, []),
     }
 
 
@@ -127,7 +161,14 @@ async def alert_changes_since(
     )
     async with conn.execute(sql, params) as cursor:
         rows = await cursor.fetchall()
-    return [_change(s, change, json.loads(body)) for s, change, body in rows]
+    changes = []
+    for s, change, body in rows:
+        alert = _load_json(body, None)
+        if isinstance(alert, dict):
+            changes.append(_change(s, change, alert))
+        else:
+            log.warning("skipping alert change %d: its stored alert is not readable", s)
+    return changes
 
 
 async def last_alert_change_seq(conn: aiosqlite.Connection) -> int:
@@ -265,24 +306,28 @@ async def acknowledge_alert(
     note: str | None = None,
     expires_at: float | None = None,
     now: float | None = None,
+    learner: str | None = None,
 ) -> dict[str, Any]:
     """Acknowledge a firing alert (who, optional note, optional expiry in epoch seconds).
 
-    The alert stays firing; acknowledging again replaces the acknowledgement.
+    The alert stays firing; acknowledging again makes the new acknowledgement
+    the current one and keeps every earlier one in ``acknowledgements``.
     Returns the change dict (``{"seq", "change": "acknowledged", "alert"}``).
     ``now`` is the acknowledgement time in epoch seconds (None: the wall clock).
+    ``learner`` scopes the action: another learner's alert is answered exactly as
+    a missing one, so a scoped token learns nothing about alerts it cannot see.
     """
     if not by:
         raise AlertError("acknowledging needs a name: who acknowledges (--by NAME)")
     at = time.time() if now is None else now
-    if expires_at is not None and expires_at <= at:
+    if expires_at is not None and not (math.isfinite(expires_at) and expires_at > at):
         raise AlertError(
             f"acknowledgement expiry {expires_at!r} is not in the future. "
             "Expected a time after now (epoch seconds), or none."
         )
     async with db.transaction() as conn:
         alert = await get_alert(conn, alert_id)
-        if alert is None:
+        if alert is None or (learner is not None and alert["learner"] != learner):
             raise AlertError(
                 f"alert {alert_id} does not exist. List alerts with 'jacmon alerts --state all'."
             )
@@ -290,10 +335,12 @@ async def acknowledge_alert(
             raise AlertError(
                 f"alert {alert_id} is {alert['state']}; only a firing alert can be acknowledged."
             )
+        entry = {"by": by, "at": at, "note": note, "expires_at": expires_at}
+        history = json.dumps([*alert["acknowledgements"], entry], allow_nan=False)
         await conn.execute(
-            "UPDATE alerts SET ack_by = ?, ack_at = ?, ack_note = ?, ack_expires_at = ?"
-            " WHERE id = ?",
-            (by, at, note, expires_at, alert_id),
+            "UPDATE alerts SET ack_by = ?, ack_at = ?, ack_note = ?, ack_expires_at = ?,"
+            " ack_history = ? WHERE id = ?",
+            (by, at, note, expires_at, history, alert_id),
         )
         return await _record_change(conn, alert_id, "acknowledged", at)
 

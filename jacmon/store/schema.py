@@ -236,6 +236,18 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        3,
+        "acknowledgement history",
+        """
+        -- Every acknowledgement an alert received, oldest first, as a JSON array of
+        -- {"by", "at", "note", "expires_at"}; the ack_* columns hold the current one.
+        ALTER TABLE alerts ADD COLUMN ack_history TEXT;
+        UPDATE alerts SET ack_history = json_array(json_object(
+            'by', ack_by, 'at', ack_at, 'note', ack_note, 'expires_at', ack_expires_at))
+            WHERE ack_at IS NOT NULL;
+        """,
+    ),
 ]
 
 

@@ -19,7 +19,9 @@ async def test_hello_snapshot_and_legacy_greeting(running_server):
     async with connect(running_server.url + "/ws/activity") as ws:
         hello = await recv_json(ws)
         assert hello["type"] == "hello"
-        assert hello["data"]["seq"] == 60 and hello["data"]["server_id"]
+        # hello.seq is what this client was given (nothing yet); the head is head_seq.
+        assert hello["data"]["head_seq"] == 60 and hello["data"]["server_id"]
+        assert hello["seq"] == hello["data"]["seq"] == 0
         assert (await recv_json(ws))["type"] == "connection_established"
         snapshot = await recv_json(ws)
         assert snapshot["type"] == "snapshot"
@@ -86,12 +88,19 @@ async def test_resume_message_and_refresh(running_server):
         await client.send_batch([event(i) for i in range(10)])
     async with connect(running_server.url + "/ws/activity") as ws:
         await recv_until(ws, lambda m: m["type"] == "snapshot")
+        # The snapshot already gave events 1-10: resuming from 7 re-sends none of them.
         await ws.send(json.dumps({"type": "resume", "since": 7}))
+        hello = await recv_until(ws, lambda m: m["type"] == "hello")
+        assert hello["data"]["resumed"] is True and hello["seq"] == 10
+        async with IngestClient(running_server.url) as client:
+            await client.send_batch([event(i) for i in range(10, 12)])
         frame = await recv_until(ws, lambda m: m["type"] == "events")
-        assert [e["seq"] for e in frame["data"]["events"]] == [8, 9, 10]
+        assert [e["seq"] for e in frame["data"]["events"]] == [11, 12]
         await ws.send(json.dumps({"type": "request_update"}))  # the earlier design's refresh
+        hello = await recv_until(ws, lambda m: m["type"] == "hello")
+        assert hello["data"]["resumed"] is False and hello["seq"] == 12
         snapshot = await recv_until(ws, lambda m: m["type"] == "snapshot")
-        assert len(snapshot["data"]["events"]) == 10
+        assert len(snapshot["data"]["events"]) == 12
 
 
 async def test_bad_client_messages_get_errors_and_the_stream_continues(running_server):

@@ -17,6 +17,7 @@ from jacmon.errors import StoreError
 from jacmon.events import Event, validate_event
 from jacmon.store import Store
 from jacmon.store.catalog import CatalogPath
+from jacmon.store.schema import latest_version
 
 #: 2026-01-05T00:00:00Z in epoch seconds; its UTC day number is 20458.
 DAY0 = 1767571200
@@ -115,7 +116,7 @@ async def test_open_creates_wal_database_at_latest_schema(tmp_path):
         async with store.db.reader.execute("PRAGMA journal_mode") as cursor:
             assert (await cursor.fetchone())[0] == "wal"
         async with store.db.reader.execute("PRAGMA user_version") as cursor:
-            assert (await cursor.fetchone())[0] == 2
+            assert (await cursor.fetchone())[0] == latest_version()
         tables = {r["name"] for r in await rows(store, "SELECT name FROM sqlite_master")}
         assert {"events", "path_progress", "cursors", "alerts", "task_runs"} <= tables
     finally:
