@@ -8,6 +8,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+from support import flat
 from test_tasks_fixtures import NOW, ago, ingest, score
 from typer.testing import CliRunner
 
@@ -159,6 +160,16 @@ def test_alerts_list_and_acknowledge(tmp_path):
 
     shown = invoke("alerts", "--db", str(db))
     assert shown.exit_code == 0 and "maria: on it" in shown.stdout
+
+    # A second acknowledgement keeps the first: its note is in the history.
+    again = invoke(
+        "alerts", "ack", str(target["id"]), "--note", "called", "--by", "li", "--db", str(db),
+        "--json",
+    )  # fmt: skip
+    history = json.loads(again.stdout)["alert"]["acknowledgements"]
+    assert [(a["by"], a["note"]) for a in history] == [("maria", "on it"), ("li", "called")]
+    shown = invoke("alerts", "--db", str(db))
+    assert "li: called (+1 earlier)" in flat(shown.stdout)
     assert (
         json.loads(invoke("alerts", "--state", "resolved", "--json", "--db", str(db)).stdout) == []
     )

@@ -89,9 +89,20 @@ def alerts_command(
             a["path"] or "-",
             a["message"],
             _when(a["first_seen"]),
-            "-" if ack is None else f"{ack['by']}" + (f": {ack['note']}" if ack["note"] else ""),
+            _ack_text(ack, a["acknowledgements"]),
         )
     out_console().print(table)
+
+
+def _ack_text(current: dict | None, history: list[dict]) -> str:
+    """The ack column: who acknowledged (and the note), and how many did before."""
+    earlier = len(history) - (1 if current is not None else 0)
+    text = "-"
+    if current is not None:
+        text = current["by"] + (f": {current['note']}" if current["note"] else "")
+    if earlier > 0:
+        text += f" (+{earlier} earlier)" if current is not None else f"lapsed ({earlier})"
+    return text
 
 
 @alerts_app.command("ack")
