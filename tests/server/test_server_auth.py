@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from support import event, recv_until
 from websockets.asyncio.client import connect
@@ -116,10 +114,11 @@ async def test_learner_scoped_token_sees_only_that_learner(tmp_path, server_fact
                 await client.send_batch([event(100, learner="ben"), event(101, learner="ana")])
             frame = await recv_until(ws, lambda m: m["type"] == "events")
             assert [e["id"] for e in frame["data"]["events"]] == ["e-101"]
-            # A resume cannot reach other learners' events either.
-            await ws.send(json.dumps({"type": "resume", "since": 0}))
+        # A resume cannot reach other learners' events either (a replay from the store).
+        async with connect(server.url + f"/ws/activity?token={ana}&since=0") as ws:
             frame = await recv_until(ws, lambda m: m["type"] == "events")
             assert {e["learner"] for e in frame["data"]["events"]} == {"ana"}
+            assert len(frame["data"]["events"]) == 16
         async with connect(server.url + f"/ws/dashboard?token={ana}") as ws:
             snapshot = await recv_until(ws, lambda m: m["type"] == "snapshot")
             data = snapshot["data"]
