@@ -15,6 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Header
 from textual.worker import Worker
 
@@ -112,6 +113,8 @@ class JacmonDashboard(App[None]):
         self._snapshots: set[str] = set()
         self._first_paint_sent = False
         self._told_down = False
+        #: The panel shown alone (``z``); None: all panels.
+        self.solo_panel: Widget | None = None
         #: When every stream went offline (wall clock, epoch s); None while any is connected.
         self._offline_since: float | None = None
         self._progress_drawn_at = 0.0
@@ -470,13 +473,42 @@ class JacmonDashboard(App[None]):
         }
         self.screen.set_focus(targets[widget_id])
 
+    def _panels(self) -> list[Widget]:
+        return [
+            self.progress_panel,
+            self.activity_feed,
+            self.metrics_panel,
+            self.alerts_panel,
+            self.connection_panel,
+        ]
+
     def action_maximize(self) -> None:
-        """Maximize the focused panel (Esc or z again restores), as btop shows one box."""
-        screen = self.screen
-        if screen.maximized is not None:
-            screen.minimize()
-        elif self.focused is not None:
-            screen.maximize(self.focused)
+        """Show only the focused panel, full screen (z again restores), as btop shows one box.
+
+        Small terminals (80x24) show every panel cramped; this shows one whole.
+        """
+        if self.solo_panel is not None:
+            self._show_panels(None)
+            return
+        focused = self.focused
+        panel = next(
+            (p for p in self._panels() if focused is not None and p in focused.ancestors_with_self),
+            None,
+        )
+        if panel is None:
+            self.notify("focus a panel first (Tab or 1-5), then z", title="maximize")
+            return
+        self._show_panels(panel)
+
+    def _show_panels(self, solo: Widget | None) -> None:
+        """Show ``solo`` alone, filling the screen (None: every panel, as laid out)."""
+        self.solo_panel = solo
+        for panel in self._panels():
+            panel.display = solo is None or panel is solo
+            panel.set_class(panel is solo, "solo")
+        for column in (self.query_one("#left"), self.query_one("#right")):
+            column.display = solo is None or solo in column.children
+            column.set_class(solo is not None, "solo")
 
     def action_ack_hint(self) -> None:
         self.notify(

@@ -18,18 +18,20 @@ from jacmon.tui.format import change, middle_ellipsis, number
 METRICS: tuple[tuple[str, str, str], ...] = (
     ("ingest_rate", "received", "ev/s"),
     ("events_per_min", "event time", "ev/min"),
-    ("active_learners_5m", "active 5m", "learners"),
-    ("active_learners_24h", "active 24h", "learners"),
-    ("avg_score", "avg score", "/100 1h"),
+    ("active_learners_5m", "active 5m", "lrn"),
+    ("active_learners_24h", "active 24h", "lrn"),
+    ("avg_score", "avg score", "/100"),
     ("completions_per_hour", "completed", "/hour"),
 )
 
 #: Unit of a velocity row: module and path completions on that path in the last 7 days.
-VELOCITY_UNIT = "done/7d"
+VELOCITY_UNIT = "/7d"
 
 #: Widths of the row's parts, in cells: a new value never changes the layout.
 NAME_WIDTH = 11
-UNIT_WIDTH = 8
+UNIT_WIDTH = 6
+#: Longest name shown; longer ones (xAPI IRIs as path ids) are cut in the middle.
+LABEL_MAX = 40
 
 #: The change is measured against the sample this many seconds back (or the oldest).
 CHANGE_WINDOW_S = 300.0
@@ -46,11 +48,15 @@ class MetricRow(Horizontal):
     MetricRow { height: 1; }
     MetricRow > .metric-name { width: 11; color: $text-muted; }
     MetricRow > Sparkline { width: 1fr; min-width: 4; }
-    MetricRow > .metric-value { width: 22; text-align: right; }
+    MetricRow > .metric-value { width: 19; text-align: right; }
+    MetricRow.velocity > .metric-name { width: 1fr; min-width: 10; }
+    MetricRow.velocity > Sparkline { width: 8; min-width: 8; }
     """
 
-    def __init__(self, label: str, unit: str, *, id: str | None = None) -> None:
-        super().__init__(id=id)
+    def __init__(
+        self, label: str, unit: str, *, id: str | None = None, classes: str | None = None
+    ) -> None:
+        super().__init__(id=id, classes=classes)
         self.label = label
         self.unit = unit
         # Kept, not queried: a redraw while the app shuts down finds no children by query.
@@ -58,7 +64,9 @@ class MetricRow(Horizontal):
         self.value = Label("-", classes="metric-value")
 
     def compose(self) -> ComposeResult:
-        yield Label(middle_ellipsis(self.label, NAME_WIDTH - 1), classes="metric-name")
+        # A velocity row's path takes the free width (the sparkline shrinks to 8 cells);
+        # the panel cuts it only when even that is too narrow (z shows the panel alone).
+        yield Label(middle_ellipsis(self.label, LABEL_MAX), classes="metric-name")
         yield self.sparkline
         yield self.value
 
@@ -77,7 +85,7 @@ class MetricRow(Horizontal):
         )
 
 
-class MetricsPanel(VerticalScroll):
+class MetricsPanel(VerticalScroll, can_focus=True):
     """Arrival rate, events/min, active learners, score, completions and velocity per path.
 
     Scrolls when the velocity rows do not fit: every path has its row.
@@ -116,10 +124,10 @@ class MetricsPanel(VerticalScroll):
                 if self._velocity_heading is None:
                     # Says what the rows below count, once.
                     self._velocity_heading = Label(
-                        "completions per path, last 7 days", classes="metric-heading"
+                        "↗ completions per path, last 7 days", classes="metric-heading"
                     )
                     self.mount(self._velocity_heading)
-                row = MetricRow(f"↗{path}", VELOCITY_UNIT)
+                row = MetricRow(f"↗{path}", VELOCITY_UNIT, classes="velocity")
                 self._velocity_rows[path] = row
                 self.mount(row)
             history = [
