@@ -70,14 +70,25 @@ class KeyedTable(DataTable):
             elif old != cells:
                 for label, before, after in zip(self._columns_shown, old, cells, strict=True):
                     if before != after:
-                        # Auto-width columns grow with their widest cell, whichever row it is in.
-                        self.update_cell(key, label, after, update_width=True)
+                        self.update_cell(key, label, after, update_width=self._widens(label, after))
             self._rows[key] = cells
         order = [key for key, _ in rows]
         if order != self._order:
             self._reorder(order)
             self._order = order
         self._keep_selected(selected)
+
+    def _widens(self, column: str, cell: Any) -> bool:
+        """Whether ``cell`` is wider than its auto-width column: then the column must grow.
+
+        Re-measuring every update costs a relayout per cell (most do not change
+        the width), and never re-measuring left columns cut to the header.
+        """
+        spec = self.columns[column]
+        if not spec.auto_width:
+            return False
+        width = cell.cell_len if isinstance(cell, Text) else len(str(cell))
+        return width > spec.content_width
 
     def _reorder(self, order: list[str]) -> None:
         """Put the rows in ``order`` (their keys): by key, as the shown text may be shortened."""
