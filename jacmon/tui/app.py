@@ -74,7 +74,9 @@ class JacmonDashboard(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark,f1", "help", "Help", id="help", tooltip="Show every key"),
         Binding("r", "refresh", "Refresh", id="refresh", tooltip="Fresh snapshots of all streams"),
-        Binding("p", "pause", "Pause", id="pause", tooltip="Pause or resume drawing"),
+        # One key, two footer entries: the footer says what p does now (check_action).
+        Binding("p", "pause", "Pause", id="pause", tooltip="Pause drawing"),
+        Binding("p", "resume", "Resume", id="resume", tooltip="Resume drawing"),
         Binding("slash", "filter", "Filter", id="filter", tooltip="Filter the focused panel"),
         Binding("z", "maximize", "Max", id="maximize", tooltip="Maximize the focused panel"),
         # Acknowledging lives on the Alerts panel and the detail view; elsewhere, a hint.
@@ -414,8 +416,21 @@ class JacmonDashboard(App[None]):
         else:
             self.notify("reconnecting the streams that are offline now", title="refresh")
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Offer pause while drawing and resume while paused, never both."""
+        if action == "pause":
+            return not self.paused
+        if action == "resume":
+            return self.paused
+        return True
+
+    def action_resume(self) -> None:
+        if self.paused:
+            self.action_pause()
+
     def action_pause(self) -> None:
         self.paused = not self.paused
+        self.refresh_bindings()
         if self.paused:
             self._paused_at_events = self.state.events_received
         # Only the header changes now, so the key shows at once; what was buffered is drawn
