@@ -204,7 +204,7 @@ async def test_long_ids_and_numbers_stay_whole(size):
         await pilot.pause()
         text = screen_text(app)
         assert "77%" in text  # the IRI path's mean is not pushed off
-        assert "http://adlnet" in text and "analysis" in text  # cut in the middle
+        assert "http://adl…" in text and "analysis" in text  # cut in the middle
         await pilot.press("z", "5", "z")
         await pilot.pause()
         assert "learner-0123" in screen_text(app)

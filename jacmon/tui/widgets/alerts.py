@@ -20,7 +20,7 @@ SEVERITY_SHORT = {"critical": "CRIT", "warning": "WARN", "info": "info"}
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 
 #: Learner ids longer than this are cut in the middle in the list (whole in the detail view).
-WHO_WIDTH = 20
+WHO_WIDTH = 16
 
 #: (column key, width or None for auto). Age comes before the message: a long
 #: message then runs to the panel's edge (the detail view shows it whole) and

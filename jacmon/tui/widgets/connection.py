@@ -76,8 +76,9 @@ class ConnectionPanel(Static):
         # Headers the help explains: "last msg" is the age of the last frame, "↻" the
         # reconnects, "connect" how the last one went (fresh, resumed or reset).
         table = Table(box=None, padding=(0, 1), expand=True, show_edge=False, header_style="bold")
-        table.add_column("stream", no_wrap=True)
-        table.add_column("state", no_wrap=True)
+        # Names and states keep their width; a narrow panel squeezes the numbers instead.
+        table.add_column("stream", no_wrap=True, min_width=len("dashboard"))
+        table.add_column("state", no_wrap=True, min_width=len("connected"))
         table.add_column("last msg", justify="right", no_wrap=True)
         table.add_column("rtt", justify="right", no_wrap=True)
         table.add_column("↻", justify="right", no_wrap=True)

@@ -34,7 +34,7 @@ MAX_LEARNER_ROWS = 500
 
 #: Ids longer than this (xAPI IRIs as path ids, long learner ids) are cut in the middle,
 #: so the numbers beside them stay on screen; the row key keeps the whole id.
-ID_WIDTH = 28
+ID_WIDTH = 22
 
 #: Widest status ("in_progress", "unenrolled"): shown whole.
 STATUS_WIDTH = 11
