@@ -15,15 +15,23 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Header
 from textual.worker import Worker
 
 from jacmon.protocol import LIVE_STREAMS, ServerType
-from jacmon.tui.client import CONNECTED, RECONNECTING, ConnectionStatus, StreamClient
+from jacmon.tui.ack import AckAnswer, AckScreen
+from jacmon.tui.alert_detail import AlertDetailScreen
+from jacmon.tui.client import CONNECTED, RECONNECTING, REJECTED, ConnectionStatus, StreamClient
 from jacmon.tui.filter import FilterScreen
-from jacmon.tui.format import parse_filter
+from jacmon.tui.format import age, parse_filter
 from jacmon.tui.help import HelpScreen
-from jacmon.tui.messages import ConnectionChanged, ProgressViewChanged
+from jacmon.tui.messages import (
+    AlertAckRequested,
+    AlertDetailRequested,
+    ConnectionChanged,
+    ProgressViewChanged,
+)
 from jacmon.tui.state import DashboardState
 from jacmon.tui.widgets import (
     ActivityFeed,
@@ -66,10 +74,20 @@ class JacmonDashboard(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark,f1", "help", "Help", id="help", tooltip="Show every key"),
         Binding("r", "refresh", "Refresh", id="refresh", tooltip="Fresh snapshots of all streams"),
-        Binding("p", "pause", "Pause", id="pause", tooltip="Pause or resume drawing"),
-        Binding("slash", "filter", "Filter", id="filter", tooltip="Filter the activity feed"),
-        Binding("a", "ack", "Ack", id="ack", tooltip="Acknowledge the selected alert"),
+        # One key, two footer entries: the footer says what p does now (check_action).
+        Binding("p", "pause", "Pause", id="pause", tooltip="Pause drawing"),
+        Binding("p", "resume", "Resume", id="resume", tooltip="Resume drawing"),
+        Binding("slash", "filter", "Filter", id="filter", tooltip="Filter the focused panel"),
+        Binding("z", "maximize", "Max", id="maximize", tooltip="Maximize the focused panel"),
+        # Acknowledging lives on the Alerts panel and the detail view; elsewhere, a hint.
+        Binding("a", "ack_hint", "Ack", show=False, tooltip="Where acknowledging is done"),
+        Binding("1", "jump('progress-top')", "Progress", show=False),
+        Binding("2", "jump('activity')", "Activity", show=False),
+        Binding("3", "jump('metrics')", "Trends", show=False),
+        Binding("4", "jump('alerts-table')", "Alerts", show=False),
+        Binding("5", "jump('progress-bottom')", "Learners", show=False),
         Binding("q", "quit", "Quit", id="quit", tooltip="Leave the dashboard"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
     def __init__(
@@ -97,6 +115,10 @@ class JacmonDashboard(App[None]):
         self._snapshots: set[str] = set()
         self._first_paint_sent = False
         self._told_down = False
+        #: The panel shown alone (``z``); None: all panels.
+        self.solo_panel: Widget | None = None
+        #: When every stream went offline (wall clock, epoch s); None while any is connected.
+        self._offline_since: float | None = None
         self._progress_drawn_at = 0.0
         self._header_drawn_at = 0.0
         self.clients: dict[str, StreamClient] = {}
@@ -123,7 +145,7 @@ class JacmonDashboard(App[None]):
         self.progress_panel = ProgressPanel(
             scoped_learner=self.learner, now=self.now, id="progress"
         )
-        self.activity_feed = ActivityFeed(id="activity")
+        self.activity_feed = ActivityFeed(now=self.now, id="activity")
         self.metrics_panel = MetricsPanel(id="metrics")
         self.alerts_panel = AlertsPanel(now=self.now, id="alerts")
         self.connection_panel = ConnectionPanel(now=self.wall_clock, id="connection")
@@ -158,12 +180,7 @@ class JacmonDashboard(App[None]):
         """Take one server frame: data goes to the state (drawn on the next flush)."""
         kind = envelope["type"]
         if kind == ServerType.ERROR:
-            data = envelope.get("data") or {}
-            self.notify(
-                f"{envelope['stream']}: {data.get('message', data)}",
-                title="server error",
-                severity="error",
-            )
+            self._server_refused(envelope["stream"], envelope.get("data") or {})
             return
         if kind == ServerType.SNAPSHOT:
             self._snapshots.add(envelope["stream"])
@@ -174,6 +191,18 @@ class JacmonDashboard(App[None]):
             alert = envelope["data"]["alert"]
             self.notify(f"alert {alert['id']} acknowledged", title="alerts")
         self.state.apply(envelope)
+
+    def _server_refused(self, stream: str, data: dict[str, Any]) -> None:
+        """Say what the server refused, in its words; a refused ack hides the ack hint."""
+        code, message = data.get("code"), data.get("message", data)
+        if code == "forbidden":
+            # This token may not acknowledge: stop offering it (the role is not known up front).
+            self.alerts_panel.forbid_ack()
+            self.notify(f"{stream}: {message}", title="not allowed", severity="error")
+        elif code == "ack_failed":
+            self.notify(f"{stream}: {message}", title="acknowledge failed", severity="error")
+        else:
+            self.notify(f"{stream}: {message}", title="server error", severity="error")
 
     def apply_detail_frame(self, learner: str, envelope: dict[str, Any]) -> None:
         """Take one frame of ``learner``'s own dashboard stream (the drill-down's module rows)."""
@@ -207,7 +236,17 @@ class JacmonDashboard(App[None]):
         status = message.status
         self.connection_panel.update_status(status)
         self.state.dirty.add("connection")
-        if status.state == RECONNECTING and status.last_connect is None and not self._told_down:
+        self._mark_stale()
+        if status.state == REJECTED and not self._told_down:
+            # Retrying cannot fix a refused token: say what to do instead.
+            self._told_down = True
+            self.notify(
+                f"{status.reason}. Restart with a valid --token; r retries.",
+                title="token rejected",
+                severity="error",
+                timeout=30,
+            )
+        elif status.state == RECONNECTING and status.last_connect is None and not self._told_down:
             # Never connected yet: say so once, plainly; the status panel keeps the detail.
             self._told_down = True
             self.notify(
@@ -218,6 +257,22 @@ class JacmonDashboard(App[None]):
             )
         elif status.state == CONNECTED:
             self._told_down = False
+
+    def _mark_stale(self) -> None:
+        """Panels whose stream is not connected say STALE; the header says since when."""
+        statuses = self.connection_panel.statuses
+        offline = {name for name, s in statuses.items() if s.state != CONNECTED}
+        if self.connect:
+            self.metrics_panel.stale = "metrics" in offline
+            self.alerts_panel.set_stale("alerts" in offline)
+            self.activity_feed.set_stale("activity" in offline)
+            self.progress_panel.set_stale("dashboard" in offline)
+        if offline and self.connect and len(offline) == len(statuses):
+            if self._offline_since is None:
+                self._offline_since = self.wall_clock()
+        else:
+            self._offline_since = None
+        self._update_header()
 
     # -- the drill-down's own stream ----------------------------------------------
 
@@ -311,16 +366,17 @@ class JacmonDashboard(App[None]):
             self.metrics_panel.show(state.samples, state.metrics_interval_s)
         if "alerts" in dirty:
             self.alerts_panel.show(state.open_alerts())
-        if "alerts" in dirty:
-            # Outside a pause the header changes only with the alert count.
+            self._refresh_alert_detail()
+            # Outside a pause the header changes only with the alert count and freshness.
             self._update_header()
         if not self._first_paint_sent and self._snapshots >= {str(s) for s in LIVE_STREAMS}:
             self._first_paint_sent = True
             self.call_after_refresh(self.post_message, SnapshotsShown())
 
     def _tick(self) -> None:
-        # "last frame 3s ago" ages even when nothing arrives.
+        # "last frame 3s ago" and "data 5s old" age even when nothing arrives.
         self.connection_panel.redraw()
+        self._update_header()
 
     def _update_header(self) -> None:
         self._header_drawn_at = time.monotonic()
@@ -331,8 +387,18 @@ class JacmonDashboard(App[None]):
         paused = ""
         if self.paused:
             waiting = self.state.events_received - self._paused_at_events
-            paused = f" · PAUSED ({waiting} new)"
-        self.sub_title = f"{self.server_url}{scope}{count}{paused}"
+            paused = f" · PAUSED ({waiting} new) · p resumes"
+        self.sub_title = f"{self.server_url}{scope}{count}{self._freshness()}{paused}"
+
+    def _freshness(self) -> str:
+        """`` · OFFLINE since 18:30:53`` while every stream is down, else the newest data's age."""
+        if self._offline_since is not None:
+            since = time.strftime("%H:%M:%S", time.localtime(self._offline_since))
+            return f" · OFFLINE since {since}"
+        newest = self.state.newest_data_at
+        if newest is None:
+            return ""
+        return f" · newest data {age(self.now() - newest)} old"
 
     # -- actions ----------------------------------------------------------------
 
@@ -350,38 +416,163 @@ class JacmonDashboard(App[None]):
         else:
             self.notify("reconnecting the streams that are offline now", title="refresh")
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Offer pause while drawing and resume while paused, never both."""
+        if action == "pause":
+            return not self.paused
+        if action == "resume":
+            return self.paused
+        return True
+
+    def action_resume(self) -> None:
+        if self.paused:
+            self.action_pause()
+
     def action_pause(self) -> None:
         self.paused = not self.paused
+        self.refresh_bindings()
         if self.paused:
             self._paused_at_events = self.state.events_received
         # Only the header changes now, so the key shows at once; what was buffered is drawn
         # by the next flush (within 1/flush_hz s), not in this frame.
         self._update_header()
 
+    def _focused_panel(self) -> str:
+        """``alerts``, ``progress`` or ``activity``: which panel ``/`` filters (default: feed)."""
+        focused = self.focused
+        if focused is not None:
+            if focused is self.alerts_panel.table:
+                return "alerts"
+            if focused in (self.progress_panel.top, self.progress_panel.bottom):
+                return "progress"
+        return "activity"
+
     def action_filter(self) -> None:
-        feed = self.activity_feed
+        panel = self._focused_panel()
+        current = {
+            "alerts": self.alerts_panel.filter_text,
+            "progress": self.progress_panel.filter_text,
+            "activity": self.activity_feed.filter_text,
+        }[panel]
 
         def done(text: str | None) -> None:
-            if text is None:
-                return
-            self.set_filter(text)
+            if text is not None:
+                self.set_filter(text, panel)
 
-        self.push_screen(FilterScreen(feed.filter_text), done)
+        self.push_screen(FilterScreen(current, panel), done)
 
-    def set_filter(self, text: str) -> None:
-        """Narrow the feed to events matching ``text`` (syntax: format.parse_filter)."""
+    def set_filter(self, text: str, panel: str = "activity") -> None:
+        """Narrow ``panel`` (activity, alerts or progress) to rows matching ``text``.
+
+        The feed takes format.parse_filter's syntax; alerts and learners match
+        every word against their ids, rule and message.
+        """
+        if panel == "alerts":
+            self.alerts_panel.set_filter(text)
+            return
+        if panel == "progress":
+            self.progress_panel.set_filter(text)
+            return
         feed = self.activity_feed
         feed.set_filter(text, parse_filter(text))
         feed.replace_events(self.state.activity)
 
-    async def action_ack(self) -> None:
-        alert_id = self.alerts_panel.selected_alert_id
-        if alert_id is None:
-            self.notify("no alert selected: there are no open alerts", severity="warning")
+    def action_jump(self, widget_id: str) -> None:
+        """Focus a panel by number (1 progress, 2 activity, 3 trends, 4 alerts, 5 learners)."""
+        targets = {
+            "progress-top": self.progress_panel.top,
+            "progress-bottom": self.progress_panel.bottom,
+            "activity": self.activity_feed,
+            "metrics": self.metrics_panel,
+            "alerts-table": self.alerts_panel.table,
+        }
+        self.screen.set_focus(targets[widget_id])
+
+    def _panels(self) -> list[Widget]:
+        return [
+            self.progress_panel,
+            self.activity_feed,
+            self.metrics_panel,
+            self.alerts_panel,
+            self.connection_panel,
+        ]
+
+    def action_maximize(self) -> None:
+        """Show only the focused panel, full screen (z again restores), as btop shows one box.
+
+        Small terminals (80x24) show every panel cramped; this shows one whole.
+        """
+        if self.solo_panel is not None:
+            self._show_panels(None)
             return
+        focused = self.focused
+        panel = next(
+            (p for p in self._panels() if focused is not None and p in focused.ancestors_with_self),
+            None,
+        )
+        if panel is None:
+            self.notify("focus a panel first (Tab or 1-5), then z", title="maximize")
+            return
+        self._show_panels(panel)
+
+    def _show_panels(self, solo: Widget | None) -> None:
+        """Show ``solo`` alone, filling the screen (None: every panel, as laid out)."""
+        self.solo_panel = solo
+        for panel in self._panels():
+            panel.display = solo is None or panel is solo
+            panel.set_class(panel is solo, "solo")
+        for column in (self.query_one("#left"), self.query_one("#right")):
+            column.display = solo is None or solo in column.children
+            column.set_class(solo is not None, "solo")
+
+    def action_ack_hint(self) -> None:
+        self.notify(
+            "select an alert in the Alerts panel (key 4), then a; or Enter for its detail",
+            title="acknowledge",
+        )
+
+    def on_alert_detail_requested(self, message: AlertDetailRequested) -> None:
+        alert = self.state.alerts.get(message.alert_id)
+        if alert is not None:
+            self.push_screen(AlertDetailScreen(alert, *self._detail_context(alert)))
+
+    def _detail_context(self, alert: dict[str, Any]) -> tuple[list, list, float]:
+        """The learner's other open alerts, the feed's events and the data clock's now."""
+        learner = alert.get("learner")
+        others = [
+            a
+            for a in self.state.open_alerts()
+            if learner and a.get("learner") == learner and a["id"] != alert["id"]
+        ]
+        return others, list(self.state.activity), self.now()
+
+    def _refresh_alert_detail(self) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, AlertDetailScreen):
+                alert = self.state.alerts.get(int(screen.alert["id"]))
+                if alert is not None:
+                    screen.update_alert(alert, *self._detail_context(alert))
+
+    def on_alert_ack_requested(self, message: AlertAckRequested) -> None:
+        alert = self.state.alerts.get(message.alert_id)
+        if alert is None:
+            self.notify(f"alert {message.alert_id} is no longer open", severity="warning")
+            return
+
+        async def answered(answer: AckAnswer | None) -> None:
+            if answer is not None:
+                await self.send_ack(message.alert_id, answer)
+
+        self.push_screen(AckScreen(alert), answered)
+
+    async def send_ack(self, alert_id: int, answer: AckAnswer) -> None:
+        """Send the ``ack`` message: the note (or where it came from) and the expiry time."""
         client = self.clients.get("alerts")
-        note = f"acknowledged from the dashboard by {_user()}"
-        message = {"type": "ack", "alert_id": alert_id, "note": note}
+        note = answer.note or f"acknowledged from the dashboard by {_user()}"
+        message: dict[str, Any] = {"type": "ack", "alert_id": alert_id, "note": note}
+        if answer.expires_in_s is not None:
+            # On the server's clock, as the alert's own times are.
+            message["expires_at"] = self.now() + answer.expires_in_s
         if client is None or not await client.send(message):
             self.notify(
                 f"cannot acknowledge alert {alert_id}: the alerts stream is not connected",
@@ -396,7 +587,9 @@ class JacmonDashboard(App[None]):
         yield SystemCommand("Refresh", "Fresh snapshots of all streams", self.action_refresh)
         yield SystemCommand("Pause / resume", "Pause or resume drawing", self.action_pause)
         yield SystemCommand("Filter feed", "Filter by learner, path or type", self.action_filter)
-        yield SystemCommand("Acknowledge alert", "Ack the selected alert", self.action_ack)
+        yield SystemCommand(
+            "Acknowledge alert", "Ack the selected alert", self.alerts_panel.action_ack
+        )
         yield SystemCommand("Clear filter", "Show every event again", lambda: self.set_filter(""))
 
 

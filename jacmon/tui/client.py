@@ -47,6 +47,9 @@ CONNECTING = "connecting"
 CONNECTED = "connected"
 RECONNECTING = "reconnecting"
 OFFLINE = "offline"
+#: The server refused the token (HTTP 401/403): retrying cannot help, so the client waits
+#: for :meth:`StreamClient.refresh` (the user fixed something) instead of backing off.
+REJECTED = "rejected"
 
 
 def backoff_delay(
@@ -198,13 +201,18 @@ class StreamClient:
         try:
             while True:
                 received = False
+                rejected = False
                 try:
                     received, code, reason = await self._session()
                 except InvalidStatus as exc:
                     status = exc.response.status_code
                     body = exc.response.body.decode(errors="replace").strip()[:200]
-                    hint = " (check --token / JACMON_TOKEN)" if status in (401, 403) else ""
-                    code, reason = None, f"server refused: HTTP {status} {body}{hint}"
+                    rejected = status in (401, 403)
+                    if rejected:
+                        reason = f"token rejected: check --token (HTTP {status} {body})"
+                    else:
+                        reason = f"server refused: HTTP {status} {body}"
+                    code = None
                 except InvalidURI as exc:
                     code, reason = None, f"bad server URL: {exc}"
                 except (OSError, TimeoutError) as exc:
@@ -217,6 +225,9 @@ class StreamClient:
                     logger.exception("%s: unexpected error", self.stream)
                     received = self._received
                     code, reason = None, f"client error: {type(exc).__name__}: {exc}"
+                if rejected:
+                    await self._wait_for_retry_request(reason)
+                    continue
                 if code == CloseCode.TOO_SLOW:
                     # The server dropped us for lagging: resume at once, no backoff.
                     attempt, delay_s = 0, 0.0
@@ -233,6 +244,13 @@ class StreamClient:
         finally:
             self._ws = None
             self._set(state=OFFLINE, retry_at=None)
+
+    async def _wait_for_retry_request(self, reason: str) -> None:
+        """Stay ``rejected`` (no retries) until :meth:`refresh` asks to try again."""
+        self._set(state=REJECTED, reason=reason, retry_at=None)
+        logger.debug("%s: %s; waiting for a refresh", self.stream, reason)
+        self._retry_now.clear()
+        await self._retry_now.wait()
 
     async def _session(self) -> tuple[bool, int | None, str]:
         """One connection: open, read until closed.

@@ -1,4 +1,4 @@
-"""The filter prompt (``/``): narrows the activity feed by learner, path or event type."""
+"""The filter prompt (``/``): narrows the focused panel (feed, alerts or learners)."""
 
 from __future__ import annotations
 
@@ -16,20 +16,28 @@ class FilterScreen(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", tooltip="Keep the current filter")]
 
-    def __init__(self, current: str = "") -> None:
+    PROMPTS = {
+        "activity": "Filter the feed (empty clears): ada  path:python  type:assessment",
+        "alerts": "Filter the alerts (empty clears): words in learner, path, rule or message",
+        "progress": "Filter paths and learners (empty clears): words in their ids",
+    }
+
+    def __init__(self, current: str = "", panel: str = "activity") -> None:
         super().__init__()
         self.current = current
+        self.panel = panel
 
     def compose(self) -> ComposeResult:
         with Vertical(id="filter-box"):
-            yield Static("Filter the feed (empty clears): ada  path:python  type:assessment")
+            yield Static(self.PROMPTS[self.panel])
             yield Input(value=self.current, placeholder="learner, path or type", id="filter-input")
             yield Static("", id="filter-error")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         try:
-            parse_filter(event.value)
+            if self.panel == "activity":
+                parse_filter(event.value)
         except ValueError as exc:
             # Keep the prompt open with the reason; the user fixes the text.
             self.query_one("#filter-error", Static).update(f"[red]{exc}[/]")

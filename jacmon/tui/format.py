@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from datetime import datetime
 from typing import Any
@@ -24,8 +25,12 @@ EVENT_LABELS: dict[str, tuple[str, str]] = {
 }
 LABEL_STYLES: dict[str, str] = {label: style for label, style in EVENT_LABELS.values()}
 LABEL_WIDTH = 9
-#: Where the label starts in a feed line: after "HH:MM:SS ".
+#: Where the label starts in a feed line: after "HH:MM:SS " (an event of today).
 LABEL_OFFSET = 9
+#: Where the label starts in a line of another day: after "YYYY-MM-DD HH:MM:SS ".
+DATED_LABEL_OFFSET = 20
+#: Width of the score column in a feed line ("100%"): scores are never the part that is cut.
+SCORE_WIDTH = 4
 
 SEVERITY_STYLES = {"critical": "bold white on red", "warning": "black on yellow", "info": "cyan"}
 
@@ -99,21 +104,82 @@ def number(value: float | None) -> str:
     return f"{value:.1f}"
 
 
-def _clock(ts: Any) -> str:
+def _clock(ts: Any, today: str | None = None) -> str:
+    """``HH:MM:SS`` for a time on ``today`` (``YYYY-MM-DD``, local), else with its date.
+
+    ``today`` None always shows the date: a line never passes for today's without it.
+    """
     when = to_epoch(ts)
     if when is None:
         return "--:--:--"
-    return time.strftime("%H:%M:%S", time.localtime(when))
+    local = time.localtime(when)
+    if today is not None and time.strftime("%Y-%m-%d", local) == today:
+        return time.strftime("%H:%M:%S", local)
+    return time.strftime("%Y-%m-%d %H:%M:%S", local)
+
+
+def local_day(epoch_s: float) -> str:
+    """``YYYY-MM-DD`` of an epoch-seconds time, in the local zone."""
+    return time.strftime("%Y-%m-%d", time.localtime(epoch_s))
+
+
+def date_time(ts: Any) -> str:
+    """``2026-01-05 10:00:00`` (local) from epoch seconds or ISO 8601; ``-`` when unreadable."""
+    when = to_epoch(ts)
+    if when is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+
+
+def middle_ellipsis(text: str, width: int) -> str:
+    """``text`` in at most ``width`` cells, cut in the middle: ids differ at both ends.
+
+    ``http://adlnet.gov/expapi/activities/course/python`` -> ``http://adl…course/python``.
+    """
+    if len(text) <= width or width < 3:
+        return text
+    head = (width - 1) // 2
+    tail = width - 1 - head
+    return f"{text[:head]}…{text[-tail:]}"
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float | None:
+    """``"30m"``, ``"2h"``, ``"1d"`` -> seconds; empty -> None (no expiry).
+
+    Raises ValueError naming the text and the expected form.
+    """
+    text = text.strip().lower()
+    if not text:
+        return None
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", text)
+    if match is None:
+        raise ValueError(
+            f"expiry {text!r} is not a duration; expected a number and a unit, "
+            "like 30m, 2h, 1d or 1w (empty: no expiry)"
+        )
+    return float(match.group(1)) * DURATION_UNITS[match.group(2)]
+
+
+def score_percent(event: dict[str, Any]) -> float | None:
+    """An event's score on 0-100 (scaled, or raw within min..max); None without a score."""
+    score = event.get("score")
+    if not isinstance(score, dict):
+        return None
+    if score.get("scaled") is not None:
+        return max(0.0, score["scaled"]) * 100
+    raw, low, high = score.get("raw"), score.get("min") or 0.0, score.get("max")
+    if raw is not None and high is not None and high > low:
+        return (raw - low) * 100 / (high - low)
+    return None
 
 
 def _score(event: dict[str, Any]) -> str:
-    score = event.get("score")
-    if isinstance(score, dict):
-        if score.get("scaled") is not None:
-            return f"{max(0.0, score['scaled']) * 100:.0f}%"
-        raw, low, high = score.get("raw"), score.get("min") or 0.0, score.get("max")
-        if raw is not None and high is not None and high > low:
-            return f"{(raw - low) * 100 / (high - low):.0f}%"
+    score = score_percent(event)
+    if score is not None:
+        return f"{score:.0f}%"
     if event.get("progress") is not None:
         return f"{event['progress']:.0f}%"
     return ""
@@ -142,18 +208,30 @@ def where(event: dict[str, Any]) -> str:
     return "/".join(parts)
 
 
-def event_line(event: dict[str, Any]) -> str:
-    """One feed line: time, what, who, where, score (plain text; the feed colours the label)."""
+def event_line(event: dict[str, Any], today: str | None = None) -> str:
+    """One feed line: time, what, score, who, where (plain text; the feed colours the label).
+
+    The time carries its date unless the event is of ``today`` (``YYYY-MM-DD``,
+    local; None: always dated). The score comes before the ids, in a fixed
+    column, so a narrow panel cuts the path, never the score.
+    """
     kind = event.get("type", "?")
     label = EVENT_LABELS.get(kind, (kind, ""))[0][:LABEL_WIDTH]
-    parts = [_clock(event.get("ts")), label.ljust(LABEL_WIDTH), str(event.get("learner", "?"))]
+    parts = [
+        _clock(event.get("ts"), today),
+        label.ljust(LABEL_WIDTH),
+        _score(event).rjust(SCORE_WIDTH),
+        str(event.get("learner", "?")),
+    ]
     place = where(event)
     if place:
         parts.append(place)
-    score = _score(event)
-    if score:
-        parts.append(score)
     return " ".join(parts)
+
+
+def label_offset(line: str) -> int:
+    """Where a feed line's label starts: after the time, or after the date and time."""
+    return LABEL_OFFSET if line[2:3] == ":" else DATED_LABEL_OFFSET
 
 
 def event_matches(event: dict[str, Any], terms: list[tuple[str | None, str]]) -> bool:

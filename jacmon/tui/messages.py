@@ -26,10 +26,16 @@ class ProgressViewChanged(Message):
 
 @dataclass
 class AlertAckRequested(Message):
-    """The user asked to acknowledge an alert."""
+    """The user asked to acknowledge an alert (the app asks for confirmation first)."""
 
     alert_id: int
-    note: str
+
+
+@dataclass
+class AlertDetailRequested(Message):
+    """The user asked for an alert's detail view (Enter on its row)."""
+
+    alert_id: int
 
 
 @dataclass

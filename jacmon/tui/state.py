@@ -125,6 +125,14 @@ class DashboardState:
     events_received: int = 0
     #: The drilled-into learner's own rows (None: no learner open, or a scoped dashboard).
     detail: LearnerDetail | None = None
+    #: The time of the newest event or metric sample seen, on the data's clock (epoch s;
+    #: None: none yet): the header shows how old it is.
+    newest_data_at: float | None = None
+
+    def _saw(self, ts: Any) -> None:
+        when = to_epoch(ts)
+        if when is not None and (self.newest_data_at is None or when > self.newest_data_at):
+            self.newest_data_at = when
 
     def open_detail(self, learner: str) -> LearnerDetail:
         """Start collecting ``learner``'s own rows (forgetting any other learner's)."""
@@ -155,10 +163,14 @@ class DashboardState:
             if kind == ServerType.SNAPSHOT:
                 self.activity.clear()
                 self.activity.extend(data.get("events", []))
+                if self.activity:
+                    self._saw(self.activity[-1].get("ts"))
                 self.new_event_count = 0
                 self.activity_reset = True
             elif kind == ServerType.EVENTS:
                 events = data.get("events", [])
+                if events:
+                    self._saw(events[-1].get("ts"))
                 self.activity.extend(events)
                 self.new_event_count += len(events)
                 self.events_received += len(events)
@@ -169,9 +181,12 @@ class DashboardState:
             if kind == ServerType.SNAPSHOT:
                 self.samples.clear()
                 self.samples.extend(data.get("samples", []))
+                if self.samples:
+                    self._saw(self.samples[-1].get("ts"))
                 self.metrics_interval_s = float(data.get("interval_s", self.metrics_interval_s))
             elif kind == ServerType.SAMPLE:
                 self.samples.append(data)
+                self._saw(data.get("ts"))
             else:
                 return
             self.dirty.add("metrics")

@@ -10,6 +10,7 @@ from tui_helpers import fire_alert, make_event, screen_text, send, wait_until
 from jacmon.protocol import Stream
 from jacmon.store.alerts import get_alert
 from jacmon.tui import JacmonDashboard
+from jacmon.tui.ack import AckScreen
 from jacmon.tui.client import CONNECTED, RECONNECTING
 from jacmon.tui.widgets import ActivityFeed, AlertsPanel, ConnectionPanel, MetricsPanel
 from jacmon.tui.widgets.table import KeyedTable
@@ -55,7 +56,8 @@ async def test_each_panel_shows_what_was_sent(running_server):
         alerts = app.query_one("#alerts-table", KeyedTable)
         await wait_until(pilot, lambda: alerts.row_count == 1, "the fired alert")
         row = alerts.get_row_at(0)
-        assert "bob's scores dropped" in str(row[3]) and "drop_pct=30" in str(row[3])
+        # Columns: id, sev, age, learner, message (age before the message: always visible).
+        assert "bob's scores dropped" in str(row[4]) and "drop_pct=30" in str(row[4])
         await wait_until(
             pilot, lambda: "alerts 1" in app.sub_title, "the alert count in the header"
         )
@@ -84,7 +86,8 @@ async def test_filter_narrows_the_feed(running_server):
     async with app.run_test(size=SIZE) as pilot:
         feed = app.query_one(ActivityFeed)
         await wait_until(pilot, lambda: len(feed.lines) == 10, "ten events in the feed")
-        await pilot.press("slash")
+        # / filters the focused panel: 2 focuses the feed.
+        await pilot.press("2", "slash")
         await pilot.press(*"learner:bob")
         await pilot.press("enter")
         await wait_until(pilot, lambda: len(feed.lines) == 5, "the feed narrowed to bob")
@@ -98,7 +101,7 @@ async def test_filter_narrows_the_feed(running_server):
         await wait_until(pilot, lambda: len(feed.lines) == 6, "bob's new event")
         assert not any(" ada " in line for line in feed.lines)
         # An empty filter shows everything again.
-        await pilot.press("slash")
+        await pilot.press("2", "slash")
         for _ in range(len("learner:bob")):
             await pilot.press("backspace")
         await pilot.press("enter")
@@ -108,7 +111,7 @@ async def test_filter_narrows_the_feed(running_server):
 async def test_a_bad_filter_key_is_explained_and_the_prompt_stays(running_server):
     app = JacmonDashboard(running_server.url)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("slash")
+        await pilot.press("2", "slash")
         await pilot.press(*"colour:red", "enter")
         await pilot.pause()
         error = app.screen.query_one("#filter-error")
@@ -117,7 +120,7 @@ async def test_a_bad_filter_key_is_explained_and_the_prompt_stays(running_server
         assert app.query_one(ActivityFeed).filter_text == ""
 
 
-async def test_ack_reaches_the_server_and_the_alert_changes(running_server):
+async def test_ack_needs_the_alerts_panel_and_a_confirmation(running_server):
     fired = await fire_alert(running_server, learner="ada", message="ada is stuck")
     alert_id = fired["alert"]["id"]
     app = JacmonDashboard(running_server.url)
@@ -125,15 +128,46 @@ async def test_ack_reaches_the_server_and_the_alert_changes(running_server):
         panel = app.query_one(AlertsPanel)
         await wait_until(pilot, lambda: panel.selected_alert_id == alert_id, "the alert")
         await wait_until(pilot, lambda: all_connected(app), "streams connected")
+        # From another panel, a only says where acknowledging is done.
+        app.activity_feed.focus()
         await pilot.press("a")
+        await pilot.pause()
+        assert not isinstance(app.screen, AckScreen)
+        assert any("Alerts panel" in n.message for n in app._notifications)
+        # On the Alerts panel it asks first; n leaves the alert alone.
+        await pilot.press("4", "a")
+        await wait_until(pilot, lambda: isinstance(app.screen, AckScreen), "the y/n prompt")
+        await pilot.press("n")
+        await wait_until(pilot, lambda: not isinstance(app.screen, AckScreen), "prompt closed")
+        # y with a note and an expiry sends both.
+        await pilot.press("a")
+        await wait_until(pilot, lambda: isinstance(app.screen, AckScreen), "the prompt again")
+        await pilot.press("tab", *"called her", "tab", *"2h", "enter")
         await wait_until(
             pilot,
             lambda: (app.state.alerts.get(alert_id) or {}).get("acknowledged"),
             "the acknowledgement to come back on the alerts stream",
         )
-        assert "✓" in str(app.query_one("#alerts-table", KeyedTable).get_row_at(0)[3])
+        assert "✓" in str(app.query_one("#alerts-table", KeyedTable).get_row_at(0)[4])
     stored = await get_alert(running_server.server.store.db.reader, alert_id)
-    assert stored["acknowledged"]["note"].startswith("acknowledged from the dashboard")
+    assert stored["acknowledged"]["note"] == "called her"
+    assert stored["acknowledged"]["expires_at"] is not None
+
+
+async def test_declined_ack_sends_nothing(running_server):
+    fired = await fire_alert(running_server, learner="ada", message="ada is stuck")
+    alert_id = fired["alert"]["id"]
+    app = JacmonDashboard(running_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        panel = app.query_one(AlertsPanel)
+        await wait_until(pilot, lambda: panel.selected_alert_id == alert_id, "the alert")
+        await wait_until(pilot, lambda: all_connected(app), "streams connected")
+        await pilot.press("4", "a")
+        await wait_until(pilot, lambda: isinstance(app.screen, AckScreen), "the y/n prompt")
+        await pilot.press("escape")
+        await pilot.pause()
+    stored = await get_alert(running_server.server.store.db.reader, alert_id)
+    assert stored["acknowledged"] is None
 
 
 async def test_restart_resumes_without_missing_events(running_server):
@@ -291,7 +325,7 @@ async def test_connection_ages_use_the_wall_clock_when_data_runs_on_another(runn
         await wait_until(pilot, lambda: all_connected(app), "all four streams connected")
         await wait_until(
             pilot,
-            lambda: re.search(r"activ\s+connected\s+\d+s\b", screen_text(app)),
+            lambda: re.search(r"activity\s+connected\s+\d+s\b", screen_text(app)),
             "the activity stream's age in seconds",
         )
         assert not re.search(r"connected\s+\d+h\b", screen_text(app))

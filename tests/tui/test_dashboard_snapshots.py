@@ -190,13 +190,19 @@ def frozen_frames() -> list[dict]:
     ]
 
 
-def frozen_app() -> JacmonDashboard:
-    app = JacmonDashboard(
+class FrozenDashboard(JacmonDashboard):
+    """The dashboard fed ``frames`` once it runs (``connect=False``, fixed clocks)."""
+
+    frames: list[dict] | None = None
+
+
+def _frozen_app() -> JacmonDashboard:
+    app = FrozenDashboard(
         "ws://127.0.0.1:8765", connect=False, now=lambda: NOW, wall_clock=lambda: NOW
     )
 
     async def feed() -> None:
-        app.apply_frames(frozen_frames())
+        app.apply_frames(app.frames or frozen_frames())
         for name in ("dashboard", "alerts", "metrics"):
             app.post_message(
                 ConnectionChanged(
@@ -236,9 +242,66 @@ async def _settle(pilot) -> None:
     await pilot.pause()
 
 
-def test_main_screen_80x24(snap_compare):
-    assert snap_compare(frozen_app(), terminal_size=(80, 24), run_before=_settle)
+LONG_LEARNER = "learner-0123456789-abcdefghij-0123456789"  # 40 characters
+IRI_PATH = "http://adlnet.gov/expapi/activities/course/python-for-data-analysis"
 
 
-def test_main_screen_140x40(snap_compare):
-    assert snap_compare(frozen_app(), terminal_size=(140, 40), run_before=_settle)
+def long_id_frames() -> list[dict]:
+    """The frozen frames plus an xAPI IRI path, a 40-character learner and a long message."""
+    frames = frozen_frames()
+    dashboard = frames[0]["data"]
+    dashboard["paths"].append(
+        {
+            "path": IRI_PATH,
+            "title": "Python for data analysis",
+            "enrolled": 3,
+            "active": 2,
+            "completed": 1,
+            "mean_percent": 77.0,
+        }
+    )
+    dashboard["learners"].append({**dashboard["learners"][0], "learner": LONG_LEARNER})
+    frames[1]["data"]["events"].append(
+        {
+            "seq": 5,
+            "id": "e5",
+            "type": "assessment.failed",
+            "ts": "2026-01-03T08:00:00Z",
+            "learner": LONG_LEARNER,
+            "path": IRI_PATH,
+            "score": {"scaled": 0.2},
+        }
+    )
+    frames[3]["data"]["alerts"].append(
+        {
+            **frames[3]["data"]["alerts"][0],
+            "id": 9,
+            "rule": "consecutive_low_scores",
+            "learner": LONG_LEARNER,
+            "message": "the latest 5 scores are below 50 (20, 25, 30, 35, 40) " * 2,
+            "numbers": {"low_run": 5, "latest": [20, 25, 30, 35, 40]},
+        }
+    )
+    return frames
+
+
+def frozen_app(frames: list[dict] | None = None) -> JacmonDashboard:
+    app = _frozen_app()
+    if frames is not None:
+        app.frames = frames
+    return app
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 60)])
+def test_main_screen(snap_compare, size):
+    assert snap_compare(frozen_app(long_id_frames()), terminal_size=size, run_before=_settle)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 60)])
+def test_alert_detail(snap_compare, size):
+    async def open_detail(pilot) -> None:
+        await _settle(pilot)
+        await pilot.press("4", "down", "enter")  # alert 9: consecutive low scores
+        await pilot.pause()
+
+    assert snap_compare(frozen_app(long_id_frames()), terminal_size=size, run_before=open_detail)

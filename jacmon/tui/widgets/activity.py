@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from rich.highlighter import Highlighter
@@ -10,11 +11,12 @@ from rich.text import Text
 from textual.widgets import Log
 
 from jacmon.tui.format import (
-    LABEL_OFFSET,
     LABEL_STYLES,
     LABEL_WIDTH,
     event_line,
     event_matches,
+    label_offset,
+    local_day,
 )
 from jacmon.tui.state import FEED_CAPACITY
 
@@ -23,32 +25,39 @@ class EventTypeHighlighter(Highlighter):
     """Colours a feed line's event label (the fixed-width column after the time)."""
 
     def highlight(self, text: Text) -> None:
-        label = text.plain[LABEL_OFFSET : LABEL_OFFSET + LABEL_WIDTH].strip()
+        start = label_offset(text.plain)
+        label = text.plain[start : start + LABEL_WIDTH].strip()
         style = LABEL_STYLES.get(label)
         if style:
-            text.stylize(style, LABEL_OFFSET, LABEL_OFFSET + LABEL_WIDTH)
-        text.stylize("grey50", 0, LABEL_OFFSET - 1)
+            text.stylize(style, start, start + LABEL_WIDTH)
+        text.stylize("grey50", 0, start - 1)
 
 
 class ActivityFeed(Log):
     """Follows the newest events unless the user scrolled up; then counts "N new".
 
     Holds at most :data:`~jacmon.tui.state.FEED_CAPACITY` lines; only the
-    visible lines are rendered, so a burst costs little.
+    visible lines are rendered, so a burst costs little. ``now`` is the data's
+    clock (epoch seconds): events of another day than its today show their date.
     """
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, now: Callable[[], float] = time.time, id: str | None = None) -> None:
         super().__init__(id=id, highlight=True, max_lines=FEED_CAPACITY, auto_scroll=True)
         self.highlighter = EventTypeHighlighter()
         self.border_title = "Activity"
+        self.now = now
         self.terms: list[tuple[str | None, str]] = []
         self.filter_text = ""
+        self.stale = False
         #: Events that arrived while the user was scrolled up.
         self.unseen = 0
 
     def add_events(self, events: Iterable[dict[str, Any]]) -> None:
         """Append events (oldest first)."""
-        lines = [event_line(e) for e in events if not self.terms or event_matches(e, self.terms)]
+        today = local_day(self.now())
+        lines = [
+            event_line(e, today) for e in events if not self.terms or event_matches(e, self.terms)
+        ]
         following = self.is_vertical_scroll_end
         if lines:
             self.write_lines(lines)
@@ -66,7 +75,17 @@ class ActivityFeed(Log):
     def set_filter(self, text: str, terms: list[tuple[str | None, str]]) -> None:
         self.filter_text = text
         self.terms = terms
-        self.border_title = f"Activity [filter: {text}]" if text else "Activity"
+        self._update_title()
+
+    def set_stale(self, stale: bool) -> None:
+        """Mark the feed stale while its stream is offline (events may be missing)."""
+        if stale != self.stale:
+            self.stale = stale
+            self._update_title()
+
+    def _update_title(self) -> None:
+        title = f"Activity [filter: {self.filter_text}]" if self.filter_text else "Activity"
+        self.border_title = f"{title} (STALE)" if self.stale else title
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)

@@ -1,4 +1,4 @@
-"""The alerts panel: open alerts by severity, with their message and numbers; ack the selected."""
+"""The alerts panel: open alerts, most severe and longest firing first; Enter opens one."""
 
 from __future__ import annotations
 
@@ -8,14 +8,46 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
+from textual.widgets import DataTable
 
-from jacmon.tui.format import SEVERITY_STYLES, age_since, number
+from jacmon.tui.format import SEVERITY_STYLES, age_since, middle_ellipsis, number, to_epoch
+from jacmon.tui.messages import AlertAckRequested, AlertDetailRequested
 from jacmon.tui.widgets.table import KeyedTable
 
 SEVERITY_SHORT = {"critical": "CRIT", "warning": "WARN", "info": "info"}
+SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 
-COLUMNS = [("id", None), ("sev", 4), ("who", None), ("message", None), ("age", 4)]
+#: Learner ids longer than this are cut in the middle in the list (whole in the detail view).
+WHO_WIDTH = 16
+
+#: (column key, width or None for auto). Age comes before the message: a long
+#: message then runs to the panel's edge (the detail view shows it whole) and
+#: never pushes the age off screen.
+COLUMNS: list[tuple[str, int | None]] = [
+    ("id", None),
+    ("sev", 4),
+    ("age", 4),
+    ("learner", None),
+    ("message", None),
+]
+
+
+def _first_seen(alert: dict[str, Any]) -> float:
+    # An unreadable time sorts as the newest: the alert still shows.
+    return to_epoch(alert.get("first_seen")) or float("inf")
+
+
+#: Sort name -> (column it marks, key over an alert). Ascending puts the most urgent
+#: first: severity, then the longest firing (the oldest first_seen).
+ALERT_SORTS: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
+    "severity": ("sev", lambda a: (SEVERITY_RANK.get(a.get("severity"), 3), _first_seen(a))),
+    "age": ("age", lambda a: (_first_seen(a), a["id"])),
+    "learner": ("learner", lambda a: (str(a.get("learner") or ""), _first_seen(a))),
+    "rule": ("message", lambda a: (str(a.get("rule") or ""), _first_seen(a))),
+}
+ALERT_SORT_ORDER = list(ALERT_SORTS)
 
 
 def numbers_text(numbers: dict[str, Any] | None) -> str:
@@ -28,13 +60,43 @@ def numbers_text(numbers: dict[str, Any] | None) -> str:
     )
 
 
+def alert_matches(alert: dict[str, Any], words: list[str]) -> bool:
+    """Whether every word (lowercase) is in the alert's learner, path, rule or message."""
+    text = " ".join(
+        str(alert.get(k) or "") for k in ("learner", "path", "rule", "message", "severity")
+    ).lower()
+    return all(word in text for word in words)
+
+
+def sort_labels(columns: list[tuple[str, int | None]], marked: str, reverse: bool) -> list[str]:
+    """Column headers with the sort column marked ``▲`` (ascending) or ``▼`` (reversed)."""
+    mark = "▼" if reverse else "▲"
+    return [f"{key}{mark}" if key == marked else key for key, _ in columns]
+
+
 class AlertsPanel(Vertical):
-    """Firing alerts, most severe first. ``a`` (app binding) acknowledges the selected one."""
+    """Firing alerts. ``a`` asks to acknowledge the selected one, Enter opens its detail.
+
+    The selection follows the alert (by id) while alerts update and re-sort.
+    ``can_ack`` False (the server refused an ack) hides the ack hint.
+    """
+
+    BINDINGS = [
+        Binding("a", "ack", "Ack", tooltip="Acknowledge the selected alert (asks first)"),
+        Binding("s", "cycle_sort", "Sort", tooltip="Sort by the next column"),
+        Binding("i", "invert_sort", "Invert", tooltip="Reverse the sort order"),
+    ]
 
     def __init__(self, *, now: Callable[[], float] = time.time, id: str | None = None) -> None:
         super().__init__(id=id)
         self.border_title = "Alerts"
         self.now = now
+        self.sort = "severity"
+        self.reverse = False
+        self.can_ack = True
+        self.filter_text = ""
+        self.stale = False
+        self._alerts: list[dict[str, Any]] = []
         # Kept, not queried: a redraw while the app shuts down finds no children by query.
         self.table = KeyedTable(id="alerts-table")
 
@@ -42,52 +104,105 @@ class AlertsPanel(Vertical):
         yield self.table
 
     def on_mount(self) -> None:
-        self.table.set_columns(COLUMNS)
+        self._set_columns()
+
+    def _set_columns(self) -> None:
+        marked = ALERT_SORTS[self.sort][0]
+        self.table.set_columns(COLUMNS, sort_labels(COLUMNS, marked, self.reverse))
+
+    def ordered(self, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``alerts`` filtered and in the panel's sort order."""
+        words = self.filter_text.lower().split()
+        shown = [a for a in alerts if alert_matches(a, words)]
+        return sorted(shown, key=ALERT_SORTS[self.sort][1], reverse=self.reverse)
 
     def show(self, alerts: list[dict[str, Any]]) -> None:
-        """Redraw from the open alerts (already ordered)."""
-        table = self.table
-        table.set_columns(COLUMNS)  # no-op once set; a first redraw may come before on_mount
+        """Redraw from the open alerts (any order: the panel sorts them)."""
+        self._alerts = alerts
+        self._set_columns()  # no-op once set; a first redraw may come before on_mount
         now = self.now()
-        rows = []
-        for alert in alerts:
-            severity = alert.get("severity", "info")
-            acked = alert.get("acknowledged")
-            message = Text(str(alert.get("message", "")))
-            extra = numbers_text(alert.get("numbers"))
-            if extra:
-                message.append(f" ({extra})", "grey50")
-            if acked:
-                message = Text.assemble(("✓ ", "green"), message)
-                message.stylize("dim")
-            who = alert.get("learner") or alert.get("path") or "-"
-            rows.append(
-                (
-                    str(alert["id"]),
-                    (
-                        str(alert["id"]),
-                        Text(
-                            SEVERITY_SHORT.get(severity, severity),
-                            SEVERITY_STYLES.get(severity, ""),
-                        ),
-                        str(who),
-                        message,
-                        age_since(alert.get("first_seen"), now),
-                    ),
-                )
-            )
-        table.sync(rows)
+        shown = self.ordered(alerts)
+        self.table.sync([(str(a["id"]), self._cells(a, now)) for a in shown])
+        self._titles(alerts, shown)
+
+    def _cells(self, alert: dict[str, Any], now: float) -> tuple[Any, ...]:
+        severity = alert.get("severity", "info")
+        message = Text(str(alert.get("message", "")))
+        extra = numbers_text(alert.get("numbers"))
+        if extra:
+            message.append(f" ({extra})", "grey50")
+        if alert.get("acknowledged"):
+            message = Text.assemble(("✓ ", "green"), message)
+            message.stylize("dim")
+        who = alert.get("learner") or alert.get("path") or "-"
+        return (
+            str(alert["id"]),
+            Text(SEVERITY_SHORT.get(severity, severity), SEVERITY_STYLES.get(severity, "")),
+            age_since(alert.get("first_seen"), now),
+            middle_ellipsis(str(who), WHO_WIDTH),
+            message,
+        )
+
+    def _titles(self, alerts: list[dict[str, Any]], shown: list[dict[str, Any]]) -> None:
         counts = {s: 0 for s in SEVERITY_SHORT}
         for alert in alerts:
-            counts[alert.get("severity", "info")] = counts.get(alert.get("severity", "info"), 0) + 1
-        self.border_title = f"Alerts ({len(alerts)})"
+            severity = alert.get("severity", "info")
+            counts[severity] = counts.get(severity, 0) + 1
+        filtered = f" [filter: {self.filter_text}] {len(shown)} of" if self.filter_text else ""
+        stale = " · STALE" if self.stale else ""
+        self.border_title = f"Alerts{filtered} ({len(alerts)}){stale}"
+        hints = "Enter: detail · a: ack" if self.can_ack else "Enter: detail"
         self.border_subtitle = (
-            f"{counts['critical']} crit · {counts['warning']} warn · a: ack"
+            f"{counts['critical']} crit · {counts['warning']} warn · {hints}"
             if alerts
             else "none open"
         )
+
+    def redraw(self) -> None:
+        """Redraw from the alerts last shown (after a sort, filter or permission change)."""
+        self.show(self._alerts)
+
+    def set_filter(self, text: str) -> None:
+        """Show only alerts whose learner, path, rule or message hold every word of ``text``."""
+        self.filter_text = text.strip()
+        self.redraw()
+
+    def set_stale(self, stale: bool) -> None:
+        if stale != self.stale:
+            self.stale = stale
+            self._titles(self._alerts, self.ordered(self._alerts))
+
+    def forbid_ack(self) -> None:
+        """The server refused an ack for this token: stop offering it."""
+        self.can_ack = False
+        self.redraw()
 
     @property
     def selected_alert_id(self) -> int | None:
         key = self.table.selected_key
         return int(key) if key is not None else None
+
+    def select_alert(self, alert_id: int) -> bool:
+        """Put the cursor on alert ``alert_id``; False when it is not shown."""
+        return self.table.select_key(str(alert_id))
+
+    # -- keys -------------------------------------------------------------------
+
+    def action_ack(self) -> None:
+        alert_id = self.selected_alert_id
+        if alert_id is None:
+            self.app.notify("no alert selected: there are no open alerts", severity="warning")
+            return
+        self.post_message(AlertAckRequested(alert_id))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.post_message(AlertDetailRequested(int(event.row_key.value)))
+
+    def action_cycle_sort(self) -> None:
+        self.sort = ALERT_SORT_ORDER[(ALERT_SORT_ORDER.index(self.sort) + 1) % len(ALERT_SORTS)]
+        self.redraw()
+
+    def action_invert_sort(self) -> None:
+        self.reverse = not self.reverse
+        self.redraw()

@@ -10,10 +10,16 @@ from rich.text import Text
 from textual.widgets import Static
 
 from jacmon.protocol import LIVE_STREAMS
-from jacmon.tui.client import CONNECTED, CONNECTING, RECONNECTING, ConnectionStatus
+from jacmon.tui.client import CONNECTED, CONNECTING, RECONNECTING, REJECTED, ConnectionStatus
 from jacmon.tui.format import age
 
-STATE_STYLES = {CONNECTED: "green", CONNECTING: "yellow", RECONNECTING: "red", "offline": "grey50"}
+STATE_STYLES = {
+    CONNECTED: "green",
+    CONNECTING: "yellow",
+    RECONNECTING: "red",
+    REJECTED: "bold red",
+    "offline": "grey50",
+}
 
 
 def state_text(status: ConnectionStatus, now: float) -> Text:
@@ -50,12 +56,12 @@ class ConnectionPanel(Static):
             rtt = "-" if status.rtt_s is None else f"{status.rtt_s * 1000:.0f}ms"
             rows.append(
                 (
-                    name[:5],
+                    name,
                     status.state,
                     state_text(status, now).plain,
                     age(since),
                     rtt,
-                    f"↻{status.reconnects}",
+                    str(status.reconnects),
                     status.last_connect or "-",
                 )
             )
@@ -67,13 +73,16 @@ class ConnectionPanel(Static):
         # Same number of lines: the panel keeps its size, so no layout pass is needed.
         same_height = self._shown is not None and len(self._shown[1]) == len(shown[1])
         self._shown = shown
-        table = Table.grid(padding=(0, 1), expand=True)
-        table.add_column("stream", no_wrap=True)
-        table.add_column("state", no_wrap=True)
-        table.add_column("age", justify="right", no_wrap=True)
+        # Headers the help explains: "last msg" is the age of the last frame, "↻" the
+        # reconnects, "connect" how the last one went (fresh, resumed or reset).
+        table = Table(box=None, padding=(0, 1), expand=True, show_edge=False, header_style="bold")
+        # Names and states keep their width; a narrow panel squeezes the numbers instead.
+        table.add_column("stream", no_wrap=True, min_width=len("dashboard"))
+        table.add_column("state", no_wrap=True, min_width=len("connected"))
+        table.add_column("last msg", justify="right", no_wrap=True)
         table.add_column("rtt", justify="right", no_wrap=True)
-        table.add_column("re", justify="right", no_wrap=True)
-        table.add_column("last", no_wrap=True)
+        table.add_column("↻", justify="right", no_wrap=True)
+        table.add_column("connect", no_wrap=True)
         for name, state, label, since, rtt, reconnects, last in rows:
             table.add_row(
                 name, Text(label, STATE_STYLES.get(state, "")), since, rtt, reconnects, last

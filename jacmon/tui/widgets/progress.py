@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable
 
-from jacmon.tui.format import age_since, bar, number, to_epoch
+from jacmon.tui.format import age_since, bar, middle_ellipsis, number, to_epoch
 from jacmon.tui.messages import ProgressViewChanged
 from jacmon.tui.state import LearnerDetail, ProgressData
 from jacmon.tui.widgets.table import KeyedTable
@@ -32,6 +32,31 @@ SORT_ORDER = list(LEARNER_SORTS)
 #: Most learner rows drawn; the stream's snapshot is bounded too.
 MAX_LEARNER_ROWS = 500
 
+#: Ids longer than this (xAPI IRIs as path ids, long learner ids) are cut in the middle,
+#: so the numbers beside them stay on screen; the row key keeps the whole id.
+ID_WIDTH = 22
+
+#: Widest status ("in_progress", "unenrolled"): shown whole.
+STATUS_WIDTH = 11
+
+
+def _id(text: str) -> str:
+    return middle_ellipsis(text, ID_WIDTH)
+
+
+def _sort_mark(label: str, marked: str, reverse: bool) -> str:
+    return f"{label}{'▼' if reverse else '▲'}" if label == marked else label
+
+
+#: The learner column each learner sort marks.
+SORT_COLUMNS = {
+    "recent": "last",
+    "progress": "progress",
+    "level": "lvl",
+    "streak": "strk",
+    "name": "learner",
+}
+
 
 def _pct(value: float | None) -> Text:
     value = value or 0.0
@@ -50,6 +75,7 @@ class ProgressPanel(Vertical):
 
     BINDINGS = [
         Binding("s", "cycle_sort", "Sort", tooltip="Change the order of the learner rows"),
+        Binding("i", "invert_sort", "Invert", tooltip="Reverse the learner order"),
         Binding("escape", "back", "Back", show=False, tooltip="Leave the drill-down"),
     ]
 
@@ -65,6 +91,11 @@ class ProgressPanel(Vertical):
         self.scoped_learner = scoped_learner
         self.now = now
         self.sort = "recent"
+        #: The learner order reversed (``i``).
+        self.reverse = False
+        #: Words a learner or path id must hold to be shown ("" shows all).
+        self.filter_text = ""
+        self.stale = False
         #: ``("overview", None)``, ``("path", path)`` or ``("learner", learner)``.
         self.view: tuple[str, str | None] = (
             ("learner", scoped_learner) if scoped_learner else ("overview", None)
@@ -100,17 +131,19 @@ class ProgressPanel(Vertical):
     ) -> None:
         label = LEARNER_SORTS[self.sort][0]
         more = f" of {data.total_learners}" if data.truncated else ""
-        self.border_title = "Progress"
-        self.border_subtitle = f"{len(data.learners)}{more} learners · sort: {label} (s)"
+        self.border_title = self._title("Progress")
+        self.border_subtitle = f"{len(data.learners)}{more} learners · sort: {label} (s, i)"
+        # "7d": enrolled learners with activity in the last 7 days who have not finished
+        # (not "active" in the inactivity alert's sense); the help explains every column.
         top.set_columns(
-            [("path", None), ("enr", 3), ("act", 3), ("done", 4), ("mean", BAR_WIDTH + 5)]
+            [("path", None), ("enr", 3), ("7d", 3), ("done", 4), ("mean", BAR_WIDTH + 5)]
         )
         top.sync(
             [
                 (
                     path,
                     (
-                        path,
+                        _id(path),
                         number(row.get("enrolled")),
                         number(row.get("active")),
                         number(row.get("completed")),
@@ -118,6 +151,7 @@ class ProgressPanel(Vertical):
                     ),
                 )
                 for path, row in sorted(data.paths.items())
+                if self._matches(path)
             ]
         )
         # A learner's progress: the mean over the paths they are enrolled on.
@@ -130,16 +164,23 @@ class ProgressPanel(Vertical):
             for name, row in data.learners.items()
         ]
         _, sort_key, reverse = LEARNER_SORTS[self.sort]
-        summaries.sort(key=sort_key, reverse=reverse)
-        bottom.set_columns(
-            [("learner", None), ("progress", BAR_WIDTH + 5), ("lvl", 3), ("strk", 4), ("last", 4)]
-        )
+        summaries = [r for r in summaries if self._matches(r["learner"])]
+        summaries.sort(key=sort_key, reverse=reverse != self.reverse)
+        columns = [
+            ("learner", None),
+            ("progress", BAR_WIDTH + 5),
+            ("lvl", 3),
+            ("strk", 4),
+            ("last", 4),
+        ]
+        marked = SORT_COLUMNS[self.sort]
+        bottom.set_columns(columns, [_sort_mark(key, marked, self.reverse) for key, _ in columns])
         bottom.sync(
             [
                 (
                     row["learner"],
                     (
-                        row["learner"],
+                        _id(row["learner"]),
                         _pct(row["percent"]),
                         number(row.get("level")),
                         number(row.get("streak_days")),
@@ -154,7 +195,7 @@ class ProgressPanel(Vertical):
         self, data: ProgressData, path: str, top: KeyedTable, bottom: KeyedTable, now: float
     ) -> None:
         summary = data.paths.get(path, {})
-        self.border_title = f"Progress > {summary.get('title') or path}"
+        self.border_title = self._title(f"Progress > {summary.get('title') or path}")
         self.border_subtitle = (
             f"{number(summary.get('enrolled'))} enrolled · "
             f"{number(summary.get('completed'))} done · Esc back"
@@ -169,7 +210,7 @@ class ProgressPanel(Vertical):
                 (
                     row["module"],
                     (
-                        row["module"],
+                        _id(row["module"]),
                         number(row.get("learners")),
                         number(row.get("completed")),
                         _pct(row.get("mean_percent")),
@@ -178,17 +219,21 @@ class ProgressPanel(Vertical):
                 for row in modules
             ]
         )
-        rows = [row for (_l, p), row in data.learner_paths.items() if p == path]
+        rows = [
+            row
+            for (_l, p), row in data.learner_paths.items()
+            if p == path and self._matches(row["learner"])
+        ]
         rows.sort(key=lambda r: (-(r.get("percent") or 0.0), r["learner"]))
         bottom.set_columns(
-            [("learner", None), ("progress", BAR_WIDTH + 5), ("status", 9), ("last", 4)]
+            [("learner", None), ("progress", BAR_WIDTH + 5), ("status", STATUS_WIDTH), ("last", 4)]
         )
         bottom.sync(
             [
                 (
                     row["learner"],
                     (
-                        row["learner"],
+                        _id(row["learner"]),
                         _pct(row.get("percent")),
                         row.get("status") or "-",
                         age_since(row.get("last_activity"), now),
@@ -216,14 +261,16 @@ class ProgressPanel(Vertical):
                 state = detail.connection if detail is not None else "connecting"
                 waiting = f" · modules: {state}…"
         row = data.learners.get(learner, {})
-        self.border_title = f"Progress > {learner}"
+        self.border_title = self._title(f"Progress > {learner}")
         back = "" if self.scoped_learner else " · Esc back"
         self.border_subtitle = (
             f"lvl {number(row.get('level'))} · {number(row.get('xp'))} xp · "
             f"streak {number(row.get('streak_days'))}d (best {number(row.get('longest_streak'))})"
             f"{waiting}{back}"
         )
-        top.set_columns([("path", None), ("progress", BAR_WIDTH + 5), ("status", 9), ("mods", 4)])
+        top.set_columns(
+            [("path", None), ("progress", BAR_WIDTH + 5), ("status", STATUS_WIDTH), ("mods", 4)]
+        )
         paths = sorted(
             (r for (name, _p), r in data.learner_paths.items() if name == learner),
             key=lambda r: r["path"],
@@ -233,7 +280,7 @@ class ProgressPanel(Vertical):
                 (
                     r["path"],
                     (
-                        r["path"],
+                        _id(r["path"]),
                         _pct(r.get("percent")),
                         r.get("status") or "-",
                         number(r.get("modules_completed")),
@@ -254,7 +301,7 @@ class ProgressPanel(Vertical):
                 (
                     f"{r['path']}/{r['module']}",
                     (
-                        f"{r['path']}/{r['module']}",
+                        _id(f"{r['path']}/{r['module']}"),
                         _pct(r.get("percent")),
                         age_since(r.get("last_activity"), now),
                     ),
@@ -281,6 +328,29 @@ class ProgressPanel(Vertical):
         if self.scoped_learner is None and self.view[0] != "overview":
             self.view = ("overview", None)
             self._view_changed()
+
+    def _matches(self, key: str) -> bool:
+        words = self.filter_text.lower().split()
+        return all(word in key.lower() for word in words)
+
+    def _title(self, title: str) -> str:
+        shown = f"{title} [filter: {self.filter_text}]" if self.filter_text else title
+        return f"{shown} (STALE)" if self.stale else shown
+
+    def set_filter(self, text: str) -> None:
+        """Show only paths and learners whose id holds every word of ``text``."""
+        self.filter_text = text.strip()
+        self.show(self._data, self._detail)
+
+    def set_stale(self, stale: bool) -> None:
+        """Mark the panel stale while its stream is offline (the rows are the last known)."""
+        if stale != self.stale:
+            self.stale = stale
+            self.show(self._data, self._detail)
+
+    def action_invert_sort(self) -> None:
+        self.reverse = not self.reverse
+        self.show(self._data, self._detail)
 
     def action_cycle_sort(self) -> None:
         self.sort = SORT_ORDER[(SORT_ORDER.index(self.sort) + 1) % len(SORT_ORDER)]

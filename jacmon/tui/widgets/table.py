@@ -5,14 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rich.text import Text
+from textual._two_way_dict import TwoWayDict
 from textual.widgets import DataTable
+from textual.widgets._data_table import RowKey
 
 
 class KeyedTable(DataTable):
-    """A read-only table whose rows are replaced by key; the first cell is the key's text.
+    """A read-only table whose rows are replaced by key; the cursor follows its row's key.
 
     :meth:`sync` updates cells in place, adds and removes rows and reorders them,
-    so a redraw costs what changed, not the whole table.
+    so a redraw costs what changed, not the whole table. The row under the
+    cursor stays under it when rows re-sort, arrive or leave (by key, never by
+    row number), so what the user selected is what an action acts on.
     """
 
     DEFAULT_CSS = """
@@ -22,23 +27,38 @@ class KeyedTable(DataTable):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False, show_cursor=True)
         self._columns_shown: tuple[str, ...] = ()
+        self._labels_shown: tuple[str, ...] = ()
         self._rows: dict[str, tuple[Any, ...]] = {}
         self._order: list[str] = []
 
-    def set_columns(self, columns: Sequence[tuple[str, int | None]]) -> None:
-        """(label, width or None for auto) per column; resets the rows if they changed."""
-        labels = tuple(label for label, _ in columns)
-        if labels == self._columns_shown:
+    def set_columns(
+        self, columns: Sequence[tuple[str, int | None]], labels: Sequence[str] | None = None
+    ) -> None:
+        """(key, width or None for auto) per column; resets the rows if the keys changed.
+
+        ``labels`` are the headers shown (None: the keys); a new label (a sort
+        mark) is changed in place and keeps the rows.
+        """
+        keys = tuple(key for key, _ in columns)
+        shown = tuple(labels) if labels is not None else keys
+        if keys == self._columns_shown:
+            if shown != self._labels_shown:
+                for key, label in zip(keys, shown, strict=True):
+                    self.columns[key].label = Text(label)
+                self._labels_shown = shown
+                self.refresh()
             return
         self.clear(columns=True)
-        for label, width in columns:
-            self.add_column(label, key=label, width=width)
-        self._columns_shown = labels
+        for (key, width), label in zip(columns, shown, strict=True):
+            self.add_column(label, key=key, width=width)
+        self._columns_shown = keys
+        self._labels_shown = shown
         self._rows = {}
         self._order = []
 
     def sync(self, rows: list[tuple[str, tuple[Any, ...]]]) -> None:
-        """Show exactly ``rows`` (key, cells) in this order."""
+        """Show exactly ``rows`` (key, cells) in this order; the selected key stays selected."""
+        selected = self.selected_key
         wanted = dict(rows)
         for key in [k for k in self._rows if k not in wanted]:
             self.remove_row(key)
@@ -50,13 +70,50 @@ class KeyedTable(DataTable):
             elif old != cells:
                 for label, before, after in zip(self._columns_shown, old, cells, strict=True):
                     if before != after:
-                        self.update_cell(key, label, after)
+                        self.update_cell(key, label, after, update_width=self._widens(label, after))
             self._rows[key] = cells
         order = [key for key, _ in rows]
         if order != self._order:
-            position = {key: index for index, key in enumerate(order)}
-            self.sort(self._columns_shown[0], key=lambda first: position.get(str(first), 0))
+            self._reorder(order)
             self._order = order
+        self._keep_selected(selected)
+
+    def _widens(self, column: str, cell: Any) -> bool:
+        """Whether ``cell`` is wider than its auto-width column: then the column must grow.
+
+        Re-measuring every update costs a relayout per cell (most do not change
+        the width), and never re-measuring left columns cut to the header.
+        """
+        spec = self.columns[column]
+        if not spec.auto_width:
+            return False
+        width = cell.cell_len if isinstance(cell, Text) else len(str(cell))
+        return width > spec.content_width
+
+    def _reorder(self, order: list[str]) -> None:
+        """Put the rows in ``order`` (their keys): by key, as the shown text may be shortened."""
+        position = {key: index for index, key in enumerate(order)}
+        # DataTable.sort does the same, but can only sort by the cells' values.
+        self._row_locations = TwoWayDict(
+            {RowKey(key): index for key, index in position.items() if RowKey(key) in self.rows}
+        )
+        self._update_count += 1
+        self.refresh()
+
+    def _keep_selected(self, key: str | None) -> None:
+        """Put the cursor back on ``key``'s row, wherever it went (gone: the cursor stays)."""
+        if key is None or key not in self._rows:
+            return
+        index = self.get_row_index(key)
+        if index != self.cursor_row:
+            self.move_cursor(row=index, animate=False, scroll=False)
+
+    def select_key(self, key: str) -> bool:
+        """Move the cursor to ``key``'s row; False when there is no such row."""
+        if key not in self._rows:
+            return False
+        self.move_cursor(row=self.get_row_index(key), animate=False)
+        return True
 
     @property
     def selected_key(self) -> str | None:
