@@ -111,4 +111,3 @@ async def test_an_active_learner_whose_activity_fell_gets_engagement_drop_only(t
         )
     finally:
         await store.close()
-
