@@ -1,8 +1,9 @@
 """The seeded learner-population simulator, for the demo, tests and benchmarks.
 
 A :class:`Simulator` merges every simulated learner's events into one stream in
-simulated-time order, numbers them (``sim-<seed>-<start>-<n>``) and stamps them
-(``ts`` in ISO 8601 UTC, on the simulated clock). The same seed, population
+simulated-time order, numbers them (``sim-<seed>-<learner index>-<n>``: the
+learner's n-th event, whatever the start) and stamps them (``ts`` in ISO 8601
+UTC, on the simulated clock). The same seed, population
 size, start and catalog give the same events, byte for byte. Every event
 follows the ingest contract of :mod:`jacmon.events`.
 
@@ -113,7 +114,6 @@ class Simulator:
         )
         #: The learners, by index.
         self.learners: list[LearnerProfile] = [profile for profile, _rng in population]
-        self._id_prefix = f"sim-{seed}-{int(self.population_start.timestamp())}-"
         self._cursor: Iterator[tuple[float, dict[str, Any]]] | None = None
         self._pending: tuple[float, dict[str, Any]] | None = None
         #: Events handed out so far by :meth:`events_until`.
@@ -138,13 +138,16 @@ class Simulator:
             if first is not None:
                 heap.append([first[0], profile.index, first[1], stream])
         heapq.heapify(heap)
-        prefix = self._id_prefix
-        number = 0
+        # Ids name the seed, the learner and its n-th event, not the start: a second run
+        # with the same seed (whatever its start) re-sends the same events, which the
+        # server counts as duplicates instead of storing every learner's history twice.
+        numbers: dict[int, int] = {}
         while heap:
             entry = heap[0]
-            t, body = entry[0], entry[2]
-            number += 1
-            event = {"id": f"{prefix}{number}", "type": body.pop("type"), "ts": format_ts(t)}
+            t, index, body = entry[0], entry[1], entry[2]
+            numbers[index] = numbers.get(index, 0) + 1
+            event_id = f"sim-{self.seed}-{index}-{numbers[index]}"
+            event = {"id": event_id, "type": body.pop("type"), "ts": format_ts(t)}
             event.update(body)
             following = next(entry[3], None)
             if following is None:

@@ -73,11 +73,11 @@ def test_low_runs():
     assert low_run([60, 10], 60) == 0
     assert low_run([], 60) == 0
     latest = {
-        "two": [50, 59.9, 80],
-        "one": [50, 61],
-        "four": [1, 2, 3, 4, 90],
-        "holding": [62, 10, 10],
-        "clear": [65, 10, 10],
+        ("two", "p"): [50, 59.9, 80],
+        ("one", "p"): [50, 61],
+        ("four", None): [1, 2, 3, 4, 90],
+        ("holding", "p"): [62, 10, 10],
+        ("clear", "p"): [65, 10, 10],
     }
     firing, holding = consecutive_low_conditions(latest, RULES)
     assert {c.learner: c.severity for c in firing} == {"two": "warning", "four": "critical"}
@@ -164,7 +164,10 @@ def test_engagement_boundaries():
     assert one(last_activity=now - 2.99 * DAY) == set()
     assert one(last_activity=now - 3 * DAY) == {("inactivity", "warning")}
     assert one(last_activity=now - 7 * DAY) == {("inactivity", "critical")}
-    assert one(recent_events=0, prior_events=2) == {("engagement_drop", "warning")}
+    # A drop: at most a quarter of the earlier level, from at least 4 events.
+    assert one(recent_events=2, prior_events=8) == {("engagement_drop", "warning")}
+    assert one(recent_events=3, prior_events=8) == set()
+    assert one(recent_events=0, prior_events=3) == set()
     assert one(recent_events=0, prior_events=0) == set()
     assert one(active_days=3) == {("low_consistency", "info")}
     assert one(active_days=4) == {("low_consistency", "hold")}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from support import flat
@@ -152,3 +153,42 @@ def test_bad_file_leaves_the_loaded_catalog_alone(tmp_path, db):
     assert result.exit_code == 1
     assert "paths[0].modules[1] is 5" in flat(result.stderr)
     assert [r["module"] for r in show_json(db)] == ["a"]
+
+
+def test_load_warns_about_modules_with_progress_the_catalog_leaves_out(tmp_path, db):
+    import asyncio
+
+    from jacmon.events import validate_event
+    from jacmon.store import Store
+
+    def progressed(i: int, module: str) -> dict:
+        return {
+            "id": f"e{i}",
+            "type": "module.progressed",
+            "ts": "2026-03-01T10:00:00Z",
+            "learner": "ada",
+            "path": "p",
+            "module": module,
+            "progress": 50,
+        }
+
+    async def fill() -> None:
+        store = await Store.open(Path(db))
+        try:
+            events = [progressed(1, "a"), progressed(2, "b"), progressed(3, "z")]
+            await store.ingest([validate_event(e) for e in events])
+        finally:
+            await store.close()
+
+    asyncio.run(fill())
+    file = tmp_path / "catalog.json"
+    file.write_text(json.dumps({"paths": [{"id": "p", "modules": ["a"]}]}))
+    result = catalog("load", str(file), "--db", db)
+    assert result.exit_code == 0, result.output
+    warning = " ".join(result.stderr.split())
+    assert "path p: learners have progress on 2 module(s) this catalog leaves out (b, z)" in warning
+    assert "no longer counts towards the path's percent" in warning
+    # A catalog listing every module seen warns about nothing.
+    file.write_text(json.dumps({"paths": [{"id": "p", "modules": ["a", "b", "z"]}]}))
+    again = catalog("load", str(file), "--db", db)
+    assert again.exit_code == 0 and again.stderr == ""

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from support import flat
@@ -50,3 +55,38 @@ def test_usage_errors_exit_2(tmp_path, args, message):
     assert result.exit_code == 2, result.output
     assert f"error: {message}" in flat(result.stderr)
     assert not (tmp_path / "demo.db").exists()
+
+
+def test_without_a_terminal_the_dashboard_demo_says_to_use_headless(tmp_path):
+    # CliRunner's stdin and stdout are not a terminal.
+    result = runner.invoke(app, ["demo", "--db", str(tmp_path / "demo.db")])
+    assert result.exit_code == 2, result.output
+    assert "needs a terminal" in flat(result.stderr)
+    assert "use 'jacmon demo --headless --duration SECONDS'" in flat(result.stderr)
+    assert not (tmp_path / "demo.db").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_removes_the_temporary_database(tmp_path, signum):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    cmd = [sys.executable, "-m", "jacmon", "demo", "--headless", "--duration", "120"]
+    cmd += ["--learners", "5"]
+    with subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path
+    ) as proc:
+        try:
+            # Wait (bounded) until the demo's database exists in its temporary directory.
+            deadline = time.monotonic() + 60
+            while not list(tmp.glob("jacmon-demo-*/demo.db")):
+                assert proc.poll() is None, proc.stderr.read().decode()
+                assert time.monotonic() < deadline, "the demo never created its database"
+                time.sleep(0.1)
+            proc.send_signal(signum)
+            _out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 128 + signum, err.decode()
+    assert list(tmp.iterdir()) == []

@@ -297,3 +297,40 @@ async def test_poison_lines_are_reported_by_line_and_the_rest_is_sent(
     assert sorted(e["id"] for e in read_events(running_server.db_path)) == sorted(
         [f"e{i}" for i in range(len(poison))] + ["e99"]
     )
+
+
+@pytest.mark.parametrize("layout", ["array", "jsonl"])
+async def test_xapi_statements_without_format_xapi_get_the_hint(
+    app, running_server, tmp_path: Path, layout: str
+) -> None:
+    statements = [mixed_statement(i, timestamp=TS)[0] for i in range(3)]
+    source = tmp_path / f"statements.{layout}"
+    if layout == "array":
+        source.write_text(json.dumps(statements, indent=2))
+    else:
+        source.write_text("".join(json.dumps(s) + "\n" for s in statements))
+    result = await invoke(app, [str(source), "--server", running_server.url, "--json"])
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)
+    assert summary["accepted"] == 0
+    reasons = [r["error"] for r in summary["rejections"]]
+    expected = "array; add --format xapi" if layout == "array" else "statement; add --format xapi"
+    assert reasons and all(expected in reason for reason in reasons), reasons
+    # A pretty-printed array is one rejection, not one per line.
+    assert summary["rejected"] == (1 if layout == "array" else 3)
+    assert read_events(running_server.db_path) == []
+
+
+async def test_native_events_given_with_format_xapi_get_the_hint(
+    app, running_server, tmp_path: Path
+) -> None:
+    source = tmp_path / "events.jsonl"
+    source.write_text("".join(json.dumps(event(i)) + "\n" for i in range(3)))
+    result = await invoke(
+        app, [str(source), "--format", "xapi", "--server", running_server.url, "--json"]
+    )
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)
+    assert summary["rejected"] == 3
+    for rejection in summary["rejections"]:
+        assert "looks like a native jacmon event; leave out --format xapi" in rejection["error"]

@@ -180,3 +180,30 @@ def test_alerts_list_and_acknowledge(tmp_path):
     assert bad.exit_code == 2 and "--state has value 'open'" in bad.text
     bad = invoke("alerts", "ack", str(target["id"]), "--expires-in", "soon", "--db", str(db))
     assert bad.exit_code == 2 and "--expires-in has value 'soon'" in bad.text
+
+
+def test_a_misspelt_task_gets_the_closest_name(tmp_path):
+    db = make_db(tmp_path / "jacmon.db")
+    result = invoke("run-task", "daily_analytic", "--db", str(db))
+    assert result.exit_code == 2
+    assert "Did you mean daily_analytics?" in result.text
+    assert "Valid tasks: performance, engagement" in result.text
+
+
+def test_tasks_and_run_task_refuse_a_missing_database_and_create_nothing(tmp_path):
+    missing = tmp_path / "nowhere.db"
+    for args in (("tasks",), ("tasks", "--json"), ("run-task", "engagement")):
+        result = invoke(*args, "--db", str(missing))
+        assert result.exit_code == 2, (args, result.output)
+        assert f"database {missing} does not exist" in result.text
+        assert f"'jacmon serve --db {missing}'" in result.text
+    assert not missing.exists()
+
+
+def test_the_missing_database_hint_repeats_the_config_that_named_it(tmp_path):
+    missing = tmp_path / "configured.db"
+    config = tmp_path / "jacmon.toml"
+    config.write_text(f'[server]\ndb = "{missing}"\n')
+    result = invoke("tasks", "--config", str(config))
+    assert result.exit_code == 2
+    assert f"'jacmon serve --config {config}'" in result.text

@@ -124,10 +124,36 @@ def plan_alert_changes(
             or alert["numbers"] != condition.numbers
         )
         changes.append(PlannedChange("update" if changed else "touch", condition, alert))
+    now_on_path = _paths_by_rule_and_learner(evaluation, inhibited)
     for key, alert in open_by_print.items():
         if key not in seen:
-            changes.append(PlannedChange("resolve", None, alert, reason="cleared"))
+            changes.append(
+                PlannedChange("resolve", None, alert, reason=_why_gone(alert, now_on_path))
+            )
     return changes
+
+
+def _paths_by_rule_and_learner(
+    evaluation: Evaluation, inhibited: dict[str, str]
+) -> dict[tuple[str, str | None], str]:
+    """(rule, learner) -> a path its condition now names, for conditions that alert."""
+    paths: dict[tuple[str, str | None], str] = {}
+    for condition in evaluation.firing + evaluation.holding:
+        if condition.path is not None and condition.fingerprint not in inhibited:
+            paths.setdefault((condition.rule, condition.learner), condition.path)
+    return paths
+
+
+def _why_gone(alert: dict[str, Any], now_on_path: dict[tuple[str, str | None], str]) -> str:
+    """Why an open alert no longer found resolves.
+
+    An alert without a path whose condition now names one was raised before its
+    rule learned paths: it is replaced by the per-path alert, not left firing.
+    """
+    path = now_on_path.get((alert["rule"], alert.get("learner")))
+    if alert.get("path") is None and path is not None:
+        return f"replaced by the alert on path {path}"
+    return "cleared"
 
 
 def count_actions(changes: list[PlannedChange]) -> dict[str, int]:

@@ -2,7 +2,12 @@
 
 Inputs are what the ``performance`` task reads in two set-based queries: per
 learner the count and average of assessment scores (0-100) in the recent window
-and in the window before it, and each learner's latest scores (newest first).
+and in the window before it, and each learner's latest scores on each path (newest first).
+
+Which alerts name a path: ``consecutive_low_scores`` belongs to the path whose
+assessments scored low (one alert per learner and path; null only for scores
+sent without a path); ``performance_decline`` compares a learner's averages over
+all paths, so it is learner-wide (path null).
 """
 
 from __future__ import annotations
@@ -117,17 +122,22 @@ def low_run(scores: Sequence[float], below: float) -> int:
     return run
 
 
-def consecutive_low_conditions(
-    latest: Mapping[str, Sequence[float]], rules: PerformanceRules
-) -> tuple[list[AlertCondition], list[AlertCondition]]:
-    """(firing, holding) consecutive-low-score conditions from each learner's latest scores.
+#: A learner and a path (None: scores sent without one).
+LearnerPath = tuple[str, str | None]
 
-    Fires when the newest ``consecutive_low`` or more scores are below
-    ``low_score``; holds while the newest score is below ``low_clear``.
+
+def consecutive_low_conditions(
+    latest: Mapping[LearnerPath, Sequence[float]], rules: PerformanceRules
+) -> tuple[list[AlertCondition], list[AlertCondition]]:
+    """(firing, holding) consecutive-low-score conditions from the latest scores per path.
+
+    ``latest`` maps (learner, path) to that learner's newest scores on that
+    path, newest first. Fires when the newest ``consecutive_low`` or more scores
+    are below ``low_score``; holds while the newest score is below ``low_clear``.
     """
     firing: list[AlertCondition] = []
     holding: list[AlertCondition] = []
-    for learner, scores in latest.items():
+    for (learner, path), scores in latest.items():
         if not scores:
             continue
         run = low_run(scores, rules.low_score)
@@ -135,9 +145,10 @@ def consecutive_low_conditions(
         if run >= rules.consecutive_low:
             severity = "critical" if run >= rules.critical_consecutive else "warning"
             shown = ", ".join(f"{s:.0f}" for s in scores[:run])
-            message = f"the latest {run} scores are below {rules.low_score:g} ({shown})"
+            where = f" on {path}" if path else ""
+            message = f"the latest {run} scores{where} are below {rules.low_score:g} ({shown})"
             firing.append(
-                AlertCondition(CONSECUTIVE_LOW, severity, learner, None, message, numbers)
+                AlertCondition(CONSECUTIVE_LOW, severity, learner, path, message, numbers)
             )
         elif scores[0] < rules.low_clear:
             message = (
@@ -145,14 +156,14 @@ def consecutive_low_conditions(
                 f"{rules.low_clear:g}"
             )
             holding.append(
-                AlertCondition(CONSECUTIVE_LOW, "warning", learner, None, message, numbers)
+                AlertCondition(CONSECUTIVE_LOW, "warning", learner, path, message, numbers)
             )
     return firing, holding
 
 
 def evaluate_performance(
     windows: Iterable[ScoreWindows],
-    latest: Mapping[str, Sequence[float]],
+    latest: Mapping[LearnerPath, Sequence[float]],
     rules: PerformanceRules,
 ) -> Evaluation:
     """Both performance rules over the task's query results."""

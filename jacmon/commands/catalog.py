@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from jacmon.commands.common import (
@@ -18,7 +19,27 @@ from jacmon.commands.common import (
     with_store,
 )
 from jacmon.store import Store
-from jacmon.store.catalog import parse_catalog_file
+from jacmon.store.catalog import CatalogPath, modules_left_out, parse_catalog_file
+
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+async def _load_and_check(store: Store, paths: list[CatalogPath]) -> dict[str, list[str]]:
+    """Load ``paths`` and return the modules seen in events that they leave out."""
+    left_out = await modules_left_out(store.db.reader, paths)
+    await store.load_catalog(paths)
+    return left_out
+
+
+def _warn_left_out(left_out: dict[str, list[str]]) -> None:
+    for path, modules in left_out.items():
+        err_console.print(
+            f"[yellow]warning:[/] path {escape(path)}: learners have progress on "
+            f"{len(modules)} module(s) this catalog leaves out ({escape(', '.join(modules))}); "
+            "that progress is kept but no longer counts towards the path's percent",
+            highlight=False,
+        )
+
 
 catalog_app = typer.Typer(
     help="Load or show the catalog of paths and modules.", no_args_is_help=True
@@ -35,7 +56,8 @@ def load(
     """Load a catalog: its paths' module lists become the truth for progress %."""
     paths = parse_catalog_file(file)
 
-    run(with_store(resolve_db(db, config), lambda store: store.load_catalog(paths)))
+    left_out = run(with_store(resolve_db(db, config), lambda store: _load_and_check(store, paths)))
+    _warn_left_out(left_out)
     modules = sum(len(p.modules) for p in paths)
     typer.echo(f"loaded {len(paths)} paths with {modules} modules from {file}")
 

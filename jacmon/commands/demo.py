@@ -2,12 +2,51 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import typer
 
 from jacmon.commands.common import handle_errors, print_json
 from jacmon.errors import UsageError
+
+#: Signals that end the demo the way ``q`` does: the temporary database is removed.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+@contextlib.contextmanager
+def exit_on_stop_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into SystemExit while the demo runs.
+
+    Left to their default, they kill the process before any ``finally`` runs and
+    the temporary directory stays behind; as an exception, the runtime winds down
+    and removes it. The previous handlers come back afterwards.
+    """
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def require_terminal() -> None:
+    """Raise a UsageError unless stdin and stdout are a terminal (the dashboard needs one)."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError(
+            "the demo dashboard needs a terminal, and stdin or stdout is not one; "
+            "use 'jacmon demo --headless --duration SECONDS' to run without it"
+        )
 
 
 @handle_errors
@@ -52,10 +91,13 @@ def demo(
         duration_s=duration,
     )
     if not headless:
-        run_with_dashboard(options)
+        require_terminal()
+        with exit_on_stop_signals():
+            run_with_dashboard(options)
         return
     setup_logging("warning")
-    summary = run_headless(options)
+    with exit_on_stop_signals():
+        summary = run_headless(options)
     if json_output:
         print_json(summary.as_dict())
         return

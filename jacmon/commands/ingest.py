@@ -79,9 +79,43 @@ class _CountingReader:
             yield line
 
 
+#: Appended to a rejection when the input looks like the other --format.
+XAPI_HINT = "this looks like an xAPI statements array; add --format xapi"
+XAPI_LINE_HINT = "this looks like an xAPI statement; add --format xapi"
+NATIVE_HINT = (
+    "this looks like a native jacmon event; leave out --format xapi (jsonl is the default)"
+)
+
+
 def _json_lines(reader: _CountingReader, name: str) -> Iterator[Record]:
-    """One :class:`Record` per non-blank line of JSON text."""
-    return _json_lines_from(b"", reader.lines(), name)
+    """One :class:`Record` per non-blank line of JSON text.
+
+    An input that opens with ``[`` is one JSON array, not JSON lines: it is one
+    rejection with the --format hint, not a rejection per line.
+    """
+    lines = reader.lines()
+    for raw in lines:
+        if not raw.strip():
+            continue
+        if raw.lstrip().startswith(b"["):
+            for _ in lines:
+                pass  # consumed, so the progress bar and byte count reach the end
+            yield Record(name, error=f"a JSON array, not one JSON object per line: {XAPI_HINT}")
+            return
+        yield from _json_lines_from(raw, lines, name)
+        return
+
+
+def _looks_like_statement(value: Any) -> bool:
+    return isinstance(value, dict) and "actor" in value and "verb" in value
+
+
+def _looks_like_native_event(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and "actor" not in value
+        and {"type", "learner", "ts"} <= value.keys()
+    )
 
 
 def _xapi_records(reader: _CountingReader, name: str) -> Iterator[Record]:
@@ -144,11 +178,21 @@ def _to_event(record: Record, fmt: str) -> dict[str, Any]:
         try:
             event = statement_to_event(record.value)
         except StatementMappingError as exc:
-            raise EventValidationError(f"statement {exc.statement_id or '?'}: {exc}") from None
+            hint = f"; {NATIVE_HINT}" if _looks_like_native_event(record.value) else ""
+            raise EventValidationError(
+                f"statement {exc.statement_id or '?'}: {exc}{hint}"
+            ) from None
         return event.as_compact_dict()
     from jacmon.events import validate_event
 
-    validate_event(record.value)
+    try:
+        validate_event(record.value)
+    except EventValidationError as exc:
+        if _looks_like_statement(record.value):
+            raise EventValidationError(f"{exc}; {XAPI_LINE_HINT}") from None
+        if isinstance(record.value, list):
+            raise EventValidationError(f"{exc}; {XAPI_HINT}") from None
+        raise
     return record.value
 
 

@@ -40,6 +40,21 @@ def parse_at(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
+def require_database(path: Path, db: Path | None, config: Path | None) -> None:
+    """Raise a UsageError naming ``path`` unless the database exists.
+
+    ``db`` and ``config`` are the options given (None: not given); the hint repeats
+    them so the suggested command works on the same file.
+    """
+    if path.exists():
+        return
+    where = f"--db {path}" if db is not None or config is None else f"--config {config}"
+    raise UsageError(
+        f"database {path} does not exist; check --db/--config, "
+        f"or create it by starting 'jacmon serve {where}' once"
+    )
+
+
 def _print_result(result: RunResult) -> None:
     console = out_console()
     verb = "would" if result.dry_run else "did"
@@ -109,6 +124,8 @@ def run_task_command(
     get_task(name)
     settings = load_settings(config, overrides={"server": {"db": db}})
     load_tasks_config(settings.tasks)
+    # Not created here: a run against a mistyped path would report on an empty database.
+    require_database(settings.server.db, db, config)
     result = run(
         _run_task(
             name,
@@ -128,13 +145,11 @@ def run_task_command(
 
 async def _task_rows(db: Path, tasks: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
     config = load_tasks_config(tasks)
-    previous: dict[str, dict[str, Any]] = {}
-    if db.exists():
-        store = await Store.open(db, readonly=True)
-        try:
-            previous = await last_runs(store.db.reader)
-        finally:
-            await store.close()
+    store = await Store.open(db, readonly=True)
+    try:
+        previous = await last_runs(store.db.reader)
+    finally:
+        await store.close()
     upcoming = next_runs(config, now)
     rows = []
     for name, task in config.tasks.items():
@@ -176,6 +191,7 @@ def tasks_command(
 ) -> None:
     """List the monitoring tasks: schedule, time zone, last run and next run."""
     settings = load_settings(config, overrides={"server": {"db": db}})
+    require_database(settings.server.db, db, config)
     rows = run(_task_rows(settings.server.db, settings.tasks, datetime.now(UTC)))
     if as_json:
         print_json(rows)

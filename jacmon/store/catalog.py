@@ -166,3 +166,27 @@ def store_catalog(conn: sqlite3.Connection, paths: list[CatalogPath]) -> None:
             "VALUES (?, ?, ?, ?, 'file')",
             [(entry.id, m, i + 1, title) for i, (m, title) in enumerate(entry.modules)],
         )
+
+
+async def modules_left_out(
+    conn: aiosqlite.Connection, paths: list[CatalogPath]
+) -> dict[str, list[str]]:
+    """Per path of ``paths``: the modules learners have progress on that it does not list.
+
+    Empty when every module seen in events is in the catalog. Their progress is
+    kept but no longer counts towards the path's percent.
+    """
+    listed = {p.id: {module for module, _title in p.modules} for p in paths}
+    if not listed:
+        return {}
+    marks = ",".join("?" * len(listed))
+    left_out: dict[str, list[str]] = {}
+    async with conn.execute(
+        f"SELECT DISTINCT path, module FROM module_progress WHERE path IN ({marks})"
+        " ORDER BY path, module",
+        list(listed),
+    ) as cursor:
+        async for path, module in cursor:
+            if module not in listed[path]:
+                left_out.setdefault(path, []).append(module)
+    return left_out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 from jacmon.errors import TaskError
 from jacmon.server.tasks import alert_cleanup, daily_analytics, engagement, performance, velocity
 from jacmon.server.tasks.base import TaskContext, TaskOutcome, TaskSpec
@@ -26,11 +28,14 @@ class UnknownTaskError(TaskError):
 
 
 def get_task(name: str) -> TaskSpec:
-    """The task called ``name``, or an UnknownTaskError listing the valid names."""
+    """The task called ``name``, or an UnknownTaskError naming the closest and the valid names."""
     try:
         return TASKS[name]
     except KeyError:
-        raise UnknownTaskError(f"unknown task {name!r}. Valid tasks: {', '.join(TASKS)}.") from None
+        pass
+    close = difflib.get_close_matches(name, TASKS, n=1, cutoff=0.5)
+    hint = f" Did you mean {close[0]}?" if close else ""
+    raise UnknownTaskError(f"unknown task {name!r}.{hint} Valid tasks: {', '.join(TASKS)}.")
 
 
 __all__ = ["TASKS", "TaskContext", "TaskOutcome", "TaskSpec", "UnknownTaskError", "get_task"]

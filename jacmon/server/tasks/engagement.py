@@ -6,12 +6,21 @@ from datetime import timedelta
 
 from jacmon.analytics import SECONDS_PER_DAY
 from jacmon.analytics.daily import day_bounds, local_date
-from jacmon.analytics.engagement import EngagementRules, LearnerActivity, evaluate_engagement
+from jacmon.analytics.engagement import (
+    EngagementRules,
+    LearnerActivity,
+    evaluate_engagement,
+    inhibitions,
+)
 from jacmon.server.tasks.base import TaskContext, TaskOutcome, TaskSpec
 
-#: Learners enrolled on a path and not finished it, with their overall first/last activity.
+#: Learners enrolled on a path and not finished it, with their overall first/last activity
+#: and the unfinished path they were last active on (the path their alerts name).
 _MONITORED_SQL = """
-SELECT l.learner, l.first_activity, l.last_activity
+SELECT l.learner, l.first_activity, l.last_activity,
+       (SELECT p.path FROM path_progress p
+        WHERE p.learner = l.learner AND p.status IN ('enrolled', 'in_progress')
+        ORDER BY p.last_activity DESC, p.path LIMIT 1)
 FROM learners l
 WHERE l.learner IN (
     SELECT learner FROM path_progress WHERE status IN ('enrolled', 'in_progress')
@@ -60,17 +69,17 @@ async def run(ctx: TaskContext) -> TaskOutcome:
             stats[learner] = (recent, prior, days)
     monitored: list[LearnerActivity] = []
     async with ctx.reader.execute(_MONITORED_SQL) as cursor:
-        async for learner, first, last in cursor:
+        async for learner, first, last, path in cursor:
             recent, prior, days = stats.get(learner, (0, 0, 0))
             # Events stamped after "now" (a clock ahead of ours) do not count as idle time.
             last = min(last, now) if last is not None else None
-            monitored.append(LearnerActivity(learner, last, first, recent, prior, days))
+            monitored.append(LearnerActivity(learner, last, first, recent, prior, days, path))
     evaluation = evaluate_engagement(monitored, rules, now=now)
     outcome = TaskOutcome(
         summary={"learners_monitored": len(monitored), "learners_active_in_window": len(stats)}
     )
     async with ctx.writing() as conn:
-        await ctx.reconcile_alerts(conn, evaluation, outcome)
+        await ctx.reconcile_alerts(conn, evaluation, outcome, inhibited=inhibitions(evaluation))
     return outcome
 
 

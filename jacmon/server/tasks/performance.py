@@ -19,14 +19,14 @@ GROUP BY learner
 """
 
 _LATEST_SQL = """
-SELECT learner, score FROM (
-    SELECT learner, score,
-           row_number() OVER (PARTITION BY learner ORDER BY ts DESC) AS rn
+SELECT learner, path, score FROM (
+    SELECT learner, path, score,
+           row_number() OVER (PARTITION BY learner, path ORDER BY ts DESC) AS rn
     FROM events
     WHERE type = 'assessment.attempted' AND score IS NOT NULL AND ts > :since AND ts <= :now
 )
 WHERE rn <= :keep
-ORDER BY learner, rn
+ORDER BY learner, path, rn
 """
 
 
@@ -41,14 +41,18 @@ async def run(ctx: TaskContext) -> TaskOutcome:
             windows.append(ScoreWindows(learner, n_recent, avg_recent, n_prev, avg_prev))
     # Enough of the newest scores to see a run as long as the critical one, and then some.
     keep = max(rules.consecutive_low, rules.critical_consecutive) + 6
-    latest: dict[str, list[float]] = defaultdict(list)
+    # Per learner and path: a run of low scores belongs to the path they were scored on.
+    latest: dict[tuple[str, str | None], list[float]] = defaultdict(list)
     params = {"since": now - rules.lookback_days * SECONDS_PER_DAY, "now": now, "keep": keep}
     async with ctx.reader.execute(_LATEST_SQL, params) as cursor:
-        async for learner, score in cursor:
-            latest[learner].append(score)
+        async for learner, path, score in cursor:
+            latest[learner, path].append(score)
     evaluation = evaluate_performance(windows, latest, rules)
     outcome = TaskOutcome(
-        summary={"learners_with_scores": len(latest), "learners_compared": len(windows)}
+        summary={
+            "learners_with_scores": len({learner for learner, _ in latest}),
+            "learners_compared": len(windows),
+        }
     )
     async with ctx.writing() as conn:
         await ctx.reconcile_alerts(conn, evaluation, outcome)
