@@ -52,6 +52,10 @@ TOO_SLOW_REASON = "too slow; reconnect with ?since=<last seq>"
 #: stops the kernel growing the buffer on its own (to ~4 MiB per socket on Linux).
 MAX_SOCKET_SEND_BUFFER = 256 * 1024
 
+#: What one dashboard row takes once encoded, in bytes (about 150-250): how a client's
+#: merged, not yet encoded rows count against its unsent byte bound.
+ROW_BYTES_ESTIMATE = 200
+
 #: How the dashboard identifies a row of each kind, to merge updates to it.
 ROW_KEYS: dict[str, tuple[str, ...]] = {
     "paths": ("path",),
@@ -405,7 +409,11 @@ class Hub:
                     if key in sub.pending_rows:
                         self.counters.conflated[Stream.DASHBOARD.value] += 1
                     sub.pending_rows[key] = row
-            if sub.pending_rows and not sub.syncing:
+            # Rows merge by key, but new keys pile up while a client's last frame is stuck.
+            pending = len(sub.pending_rows) * ROW_BYTES_ESTIMATE
+            if sub.sending and pending + self.unsent_bytes(sub) > self.max_unsent_bytes:
+                self._drop(sub, f"about {pending} bytes of rows unsent")
+            elif sub.pending_rows and not sub.syncing:
                 sub.wake.set()
 
     # Metrics
