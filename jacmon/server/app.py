@@ -65,7 +65,7 @@ from jacmon.server.streams import initial_frames
 from jacmon.store import IngestOutcome, Store
 from jacmon.store import alerts as alert_store
 from jacmon.store.database import ServeLock
-from jacmon.store.queries import MODULE_ROW_FIELDS, learner_path_row, learner_row
+from jacmon.store.queries import learner_count, learner_path_row, learner_row, module_row
 
 log = logging.getLogger("jacmon.server")
 
@@ -180,7 +180,11 @@ class JacmonServer:
         self.scheduler_clock = scheduler_clock
         self.started_at = time.time()
         self.epoch = int(self.started_at)
-        self.hub = Hub(activity_flush_s=self.settings.activity_flush_ms / 1000)
+        self.hub = Hub(
+            activity_flush_s=self.settings.activity_flush_ms / 1000,
+            max_unsent_bytes=self.settings.client_max_unsent_bytes,
+            send_timeout_s=self.settings.client_send_timeout_s,
+        )
         self.ingest_counters = IngestCounters()
         self.ingest_connections = 0
         self.store: Store
@@ -461,16 +465,18 @@ class JacmonServer:
             for row in changes.modules:
                 modules[(row["learner"], row["path"], row["module"])] = row
         summaries: dict[str, list] = {"paths": [], "modules": []}
+        total_learners = None
         if any(s.learner is None for s in subs):
             paths = sorted({key[1] for key in learner_paths})
             module_keys = sorted({(key[1], key[2]) for key in modules})
             summaries["paths"] = await self.store.path_summaries(paths, now=self.now())
             if module_keys:
                 summaries["modules"] = await self.store.module_summaries(module_keys)
+            total_learners = await learner_count(self.store.db.reader)
         own_modules = []
         if any(s.learner is not None for s in subs):
             # Learner-scoped clients see their own module rows.
-            own_modules = [{k: row[k] for k in MODULE_ROW_FIELDS} for row in modules.values()]
+            own_modules = [module_row(row) for row in modules.values()]
         self.hub.deliver_rows(
             {
                 "learners": list(learners.values()),
@@ -478,6 +484,7 @@ class JacmonServer:
                 "modules": own_modules,
             },
             summaries,
+            total_learners=total_learners,
         )
 
     async def _alert_feed(self) -> None:
@@ -724,8 +731,10 @@ class JacmonServer:
         since: int | None,
     ) -> None:
         sub = Subscriber(ws, stream, learner, self.settings.client_buffer_frames)
-        if stream == Stream.METRICS and learner is not None:
-            self.sampler.watch_learner(learner)
+        sub.token_id = principal.token_id
+        watching = stream == Stream.METRICS and learner is not None
+        if watching:
+            self.sampler.watch_learner(learner, self.store)
         self.hub.add(sub)
         try:
             frames, resumed = await initial_frames(self, sub, since)
@@ -737,6 +746,8 @@ class JacmonServer:
             pass
         finally:
             await self.hub.remove(sub)
+            if watching:
+                self.sampler.unwatch_learner(learner)
 
     def _reply(self, sub: Subscriber, kind: ServerType, data: Any) -> None:
         """Queue a non-data frame; its seq is the last data seq this client was given."""

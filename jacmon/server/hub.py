@@ -6,10 +6,16 @@ depends on the stream:
 
 * activity: frames queue up to ``buffer_frames``; past that the client is
   closed with 4008 and resumes from the store with ``?since=``;
-* alerts: every change is queued, never dropped;
+* alerts: every change is queued, none is skipped or merged;
 * metrics: only the newest sample waits (latest value wins);
 * dashboard: changed rows are merged by key, so a slow client gets one frame
   with the newest version of each row.
+
+On every stream a client is closed with 4008 when it leaves more than
+``max_unsent_bytes`` unread (queued frames, the connection's write buffer and
+its socket's kernel send buffer, which is capped for that reason) or when one
+frame takes longer than ``send_timeout_s`` to go out: a client that never
+reads holds a bounded amount of memory for a bounded time.
 
 Frames for everyone are encoded once and the same bytes go to every client.
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterable
@@ -37,6 +44,18 @@ log = logging.getLogger("jacmon.hub")
 #: own default write limit: 32 KiB).
 WRITE_LIMIT_BYTES = 32 * 1024
 
+#: The reason sent with close code 4008. Fixed and short: a close frame's reason holds at
+#: most 123 bytes, and a reason built from the request would also repeat its ?token=.
+TOO_SLOW_REASON = "too slow; reconnect with ?since=<last seq>"
+
+#: The largest kernel send buffer asked for on a stream socket, in bytes. Setting it also
+#: stops the kernel growing the buffer on its own (to ~4 MiB per socket on Linux).
+MAX_SOCKET_SEND_BUFFER = 256 * 1024
+
+#: What one dashboard row takes once encoded, in bytes (about 150-250): how a client's
+#: merged, not yet encoded rows count against its unsent byte bound.
+ROW_BYTES_ESTIMATE = 200
+
 #: How the dashboard identifies a row of each kind, to merge updates to it.
 ROW_KEYS: dict[str, tuple[str, ...]] = {
     "paths": ("path",),
@@ -54,6 +73,8 @@ class Subscriber:
     stream: Stream
     learner: str | None
     buffer_frames: int
+    #: The id of the token it connected with (None: tokenless), for log lines.
+    token_id: str | None = None
     #: While syncing (snapshot or replay being sent), live items wait here unencoded.
     syncing: bool = True
     sync_events: list[StoredEvent] = field(default_factory=list)
@@ -73,6 +94,13 @@ class Subscriber:
     latest_sample_seq: int = 0
     #: The writer task is inside ws.send (so a direct write now could overtake it).
     sending: bool = False
+    #: Bytes of the frames in ``outbox``.
+    queued_bytes: int = 0
+    #: Of those, bytes of the snapshot or replay the client asked for: they do not count
+    #: as falling behind (a resume may replay more than ``max_unsent_bytes``).
+    requested_bytes: int = 0
+    #: The kernel send buffer of its socket, in bytes (0: unknown).
+    socket_buffer_bytes: int = 0
 
 
 @dataclass
@@ -87,13 +115,27 @@ class HubCounters:
 class Hub:
     """The fan-out point between producers (ingest, tasks, sampler) and stream clients."""
 
-    def __init__(self, *, activity_flush_s: float = 0.05, dashboard_flush_s: float = 0.5):
+    def __init__(
+        self,
+        *,
+        activity_flush_s: float = 0.05,
+        dashboard_flush_s: float = 0.5,
+        max_unsent_bytes: int = 4 * 1024 * 1024,
+        send_timeout_s: float = 30.0,
+    ):
+        """Flush intervals in seconds; a stream client is closed as too slow once it has
+        over ``max_unsent_bytes`` unread or one frame takes over ``send_timeout_s`` seconds.
+        """
         self.activity_flush_s = activity_flush_s
         self.dashboard_flush_s = dashboard_flush_s
+        self.max_unsent_bytes = max_unsent_bytes
+        self.send_timeout_s = send_timeout_s
         self.subscribers: dict[Stream, set[Subscriber]] = {s: set() for s in Stream}
         self.counters = HubCounters()
         #: Current sequence number per stream (activity: store seq; alerts: change seq).
         self.seq: dict[Stream, int] = {s: 0 for s in Stream}
+        #: Learners in the store as of the last dashboard flush (progress frames carry it).
+        self.total_learners = 0
         self._pending_events: list[StoredEvent] = []
         self._pending_progress: list[ProgressChanges] = []
         self._flush_wake = asyncio.Event()
@@ -103,7 +145,27 @@ class Hub:
 
     def add(self, sub: Subscriber) -> None:
         self.subscribers[sub.stream].add(sub)
+        sub.socket_buffer_bytes = self._cap_socket_buffer(sub.ws)
         sub.writer = asyncio.create_task(self._write_loop(sub), name=f"writer-{sub.stream}")
+
+    def _cap_socket_buffer(self, ws: ServerConnection) -> int:
+        """Cap the kernel send buffer of a client's socket; returns its size in bytes.
+
+        A quarter of ``max_unsent_bytes`` at most is asked for (Linux doubles the
+        value asked), so the kernel never holds most of a client's allowance.
+        """
+        transport = ws.transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is None:
+            return 0
+        wanted = min(MAX_SOCKET_SEND_BUFFER, self.max_unsent_bytes // 4)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, wanted)
+            return sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        except OSError as exc:
+            # Not fatal: the byte bound then counts only what this process holds.
+            log.warning("cannot cap a socket's send buffer: %s", exc)
+            return 0
 
     async def remove(self, sub: Subscriber) -> None:
         self.subscribers[sub.stream].discard(sub)
@@ -117,7 +179,10 @@ class Hub:
 
     def go_live(self, sub: Subscriber, frames: Iterable[bytes]) -> None:
         """End syncing: queue ``frames`` (snapshot or replay, already filtered) in order."""
-        sub.outbox.extend(frames)
+        for frame in frames:
+            sub.outbox.append(frame)
+            sub.queued_bytes += len(frame)
+            sub.requested_bytes += len(frame)
         sub.syncing = False
         sub.sync_events.clear()
         sub.sync_alerts.clear()
@@ -125,28 +190,61 @@ class Hub:
 
     def send_direct(self, sub: Subscriber, frame: bytes) -> None:
         """Queue one frame for this client only (pong, error, a refresh snapshot)."""
+        self._enqueue(sub, frame)
+
+    def _enqueue(self, sub: Subscriber, frame: bytes) -> None:
+        """Queue a frame behind the others; a client over its byte bound is closed instead."""
+        if sub.dropped:
+            return
         sub.outbox.append(frame)
+        sub.queued_bytes += len(frame)
+        unsent = self.unsent_bytes(sub)
+        if unsent > self.max_unsent_bytes:
+            self._drop(sub, f"{unsent} bytes unread, over {self.max_unsent_bytes}")
+            return
         sub.wake.set()
+
+    def unsent_bytes(self, sub: Subscriber) -> int:
+        """What the client has not read yet, in bytes, counting its socket's kernel buffer
+        as full (it is capped) and not counting the snapshot or replay it asked for."""
+        transport = sub.ws.transport
+        buffered = transport.get_write_buffer_size() if transport is not None else 0
+        behind = sub.queued_bytes - sub.requested_bytes
+        return behind + buffered + sub.socket_buffer_bytes
+
+    def _take_frame(self, sub: Subscriber) -> bytes:
+        """The next frame for the writer: queued ones first, then a sample, then rows."""
+        if sub.outbox:
+            frame = sub.outbox.popleft()
+            sub.queued_bytes -= len(frame)
+            sub.requested_bytes = max(0, sub.requested_bytes - len(frame))
+            return frame
+        if sub.latest_sample is not None:
+            frame, sub.latest_sample = sub.latest_sample, None
+            sub.delivered_seq = sub.latest_sample_seq
+            return frame
+        return self._progress_frame(sub)
 
     async def _write_loop(self, sub: Subscriber) -> None:
         stream = sub.stream.value
         ws = sub.ws
         try:
-            while True:
+            while not sub.dropped:
                 await sub.wake.wait()
                 sub.wake.clear()
-                while not sub.syncing and (sub.outbox or sub.latest_sample or sub.pending_rows):
-                    if sub.outbox:
-                        frame = sub.outbox.popleft()
-                    elif sub.latest_sample is not None:
-                        frame, sub.latest_sample = sub.latest_sample, None
-                        sub.delivered_seq = sub.latest_sample_seq
-                    else:
-                        frame = self._progress_frame(sub)
-                    # text=True: the bytes are UTF-8 JSON; send them as a text frame as-is.
+                while not (sub.syncing or sub.dropped) and (
+                    sub.outbox or sub.latest_sample or sub.pending_rows
+                ):
+                    frame = self._take_frame(sub)
                     sub.sending = True
                     try:
-                        await ws.send(frame, text=True)
+                        # The deadline: a client that takes no bytes for this long is gone.
+                        async with asyncio.timeout(self.send_timeout_s):
+                            # text=True: the bytes are UTF-8 JSON; sent as a text frame as-is.
+                            await ws.send(frame, text=True)
+                    except TimeoutError:
+                        self._drop(sub, f"a frame waited over {self.send_timeout_s:g} s")
+                        return
                     finally:
                         sub.sending = False
                     self.counters.frames_sent[stream] += 1
@@ -154,23 +252,40 @@ class Hub:
             pass
 
     def _progress_frame(self, sub: Subscriber) -> bytes:
-        data: dict[str, list] = {kind: [] for kind in ROW_KEYS}
+        """One ``progress`` frame of the client's merged rows, with the current learner
+        total (a learner-scoped client's is its own learner: 1 once it has rows)."""
+        data: dict[str, Any] = {kind: [] for kind in ROW_KEYS}
         for (kind, _), row in sub.pending_rows.items():
             data[kind].append(row)
         sub.pending_rows.clear()
+        data["total_learners"] = self.total_learners if sub.learner is None else 1
         sub.delivered_seq = self.seq[Stream.DASHBOARD]
         return envelope(Stream.DASHBOARD, ServerType.PROGRESS, sub.delivered_seq, data)
 
-    def _drop(self, sub: Subscriber, reason: str) -> None:
-        """Close a client that fell too far behind; it resumes from the store."""
+    def _drop(self, sub: Subscriber, cause: str) -> None:
+        """Close a client that fell too far behind (code 4008); it resumes from the store.
+
+        ``cause`` is for the log only: the close reason is always TOO_SLOW_REASON.
+        """
         if sub.dropped:
             return
         sub.dropped = True
         self.counters.dropped_clients[sub.stream.value] += 1
-        log.warning("closing slow %s client: %s", sub.stream, reason)
+        # Never the request path: its query may hold a token secret.
+        log.warning(
+            "closing slow %s client (learner %s, token %s): %s",
+            sub.stream.value,
+            sub.learner or "-",
+            sub.token_id or "-",
+            cause,
+        )
         sub.outbox.clear()
+        sub.queued_bytes = sub.requested_bytes = 0
+        sub.latest_sample = None
+        sub.pending_rows.clear()
+        sub.wake.set()
         # Keep a reference until it is done: the loop only holds tasks weakly.
-        task = asyncio.create_task(sub.ws.close(CloseCode.TOO_SLOW, reason))
+        task = asyncio.create_task(close_slow_client(sub.ws, grace_s=self.send_timeout_s))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
@@ -219,15 +334,9 @@ class Hub:
                 direct.setdefault(frame, []).append(sub.ws)
                 continue
             if len(sub.outbox) >= sub.buffer_frames:
-                last = sub.ws.request.path if sub.ws.request else ""
-                self._drop(
-                    sub,
-                    f"too slow: over {sub.buffer_frames} frames behind; "
-                    f"reconnect with ?since=<last seq> ({last})",
-                )
+                self._drop(sub, f"over {sub.buffer_frames} frames behind")
                 continue
-            sub.outbox.append(frame)
-            sub.wake.set()
+            self._enqueue(sub, frame)
         for frame, connections in direct.items():
             broadcast(connections, frame, text=True)
             self.counters.frames_sent[Stream.ACTIVITY.value] += len(connections)
@@ -273,14 +382,19 @@ class Hub:
         self,
         learner_rows: dict[str, list[dict[str, Any]]],
         summaries: dict[str, list[dict[str, Any]]],
+        *,
+        total_learners: int | None = None,
     ) -> None:
         """Merge changed rows into each dashboard client's pending set (newest per key).
 
         ``learner_rows`` carry a ``learner``: a learner-scoped client gets its
         own (its ``modules`` are its module rows); everyone else gets the
         ``learners`` and ``learner_paths`` rows and the ``summaries`` (path and
-        module aggregates).
+        module aggregates). ``total_learners``: the store's learner count now
+        (None: unchanged, when no unscoped client needed it).
         """
+        if total_learners is not None:
+            self.total_learners = total_learners
         if not any(learner_rows.values()) and not any(summaries.values()):
             return
         self.seq[Stream.DASHBOARD] += 1
@@ -302,7 +416,11 @@ class Hub:
                     if key in sub.pending_rows:
                         self.counters.conflated[Stream.DASHBOARD.value] += 1
                     sub.pending_rows[key] = row
-            if sub.pending_rows and not sub.syncing:
+            # Rows merge by key, but new keys pile up while a client's last frame is stuck.
+            pending = len(sub.pending_rows) * ROW_BYTES_ESTIMATE
+            if sub.sending and pending + self.unsent_bytes(sub) > self.max_unsent_bytes:
+                self._drop(sub, f"about {pending} bytes of rows unsent")
+            elif sub.pending_rows and not sub.syncing:
                 sub.wake.set()
 
     # Metrics
@@ -354,9 +472,8 @@ class Hub:
                 if sub.syncing:
                     sub.sync_alerts.append(change)
                 elif change["seq"] > sub.delivered_seq:
-                    sub.outbox.append(frame)
+                    self._enqueue(sub, frame)
                     sub.delivered_seq = change["seq"]
-            sub.wake.set()
 
     # The flush loop
 
@@ -387,6 +504,23 @@ class Hub:
                         log.exception("dashboard flush failed")
                 else:
                     self._flush_wake.set()
+
+
+async def close_slow_client(ws: ServerConnection, *, grace_s: float) -> None:
+    """Close with 4008; abort the connection if the close cannot be sent, or is not
+    answered within ``grace_s`` seconds (the close frame waits behind what the client
+    has not read, like any frame): either way the connection ends."""
+    try:
+        async with asyncio.timeout(grace_s):
+            await ws.close(CloseCode.TOO_SLOW, TOO_SLOW_REASON)
+    except TimeoutError:
+        log.info("slow client did not answer the close; aborting")
+    except Exception as exc:
+        log.warning("closing a slow client failed (%s); aborting", exc)
+    finally:
+        transport = ws.transport
+        if transport is not None and not transport.is_closing():
+            transport.abort()
 
 
 def alert_frame(change: dict[str, Any]) -> bytes:

@@ -115,7 +115,13 @@ async def alerts_frames(
 
 
 async def metrics_frames(server: JacmonServer, sub: Subscriber) -> list[bytes]:
-    """The last 15 minutes of samples (always a fresh snapshot: metrics do not replay)."""
+    """The last 15 minutes of samples (always a fresh snapshot: metrics do not replay).
+
+    A learner-scoped client waits for that learner's windows to be filled from the
+    store, so its snapshot already counts the learner's stored events.
+    """
+    if sub.learner is not None:
+        await server.sampler.learner_ready(sub.learner)
     samples = server.sampler.history_for(sub.learner)
     sub.delivered_seq = server.hub.seq[Stream.METRICS]
     return [

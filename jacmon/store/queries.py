@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import aiosqlite
@@ -83,15 +83,18 @@ async def path_summaries(
     async with conn.execute(sql, params) as cursor:
         rows = await cursor.fetchall()
     return [
-        {
-            "path": path,
-            "title": title,
-            "modules": catalog.module_counts.get(path, 0),
-            "enrolled": enrolled or 0,
-            "active": active or 0,
-            "completed": completed or 0,
-            "mean_percent": round(mean or 0.0, 2),
-        }
+        build_row(
+            PATH_FIELDS,
+            {
+                "path": path,
+                "title": title,
+                "modules": catalog.module_counts.get(path, 0),
+                "enrolled": enrolled or 0,
+                "active": active or 0,
+                "completed": completed or 0,
+                "mean_percent": mean or 0.0,
+            },
+        )
         for path, title, enrolled, active, completed, mean in rows
     ]
 
@@ -114,19 +117,83 @@ async def module_summaries(
     async with conn.execute(sql, params) as cursor:
         rows = await cursor.fetchall()
     return [
-        {
-            "path": path,
-            "module": module,
-            "position": position,
-            "title": title,
-            "learners": learners,
-            "completed": completed,
-            "mean_percent": round(mean or 0.0, 2),
-        }
+        build_row(
+            MODULE_SUMMARY_FIELDS,
+            {
+                "path": path,
+                "module": module,
+                "position": position,
+                "title": title,
+                "learners": learners,
+                "completed": completed,
+                "mean_percent": mean or 0.0,
+            },
+        )
         for path, module, position, title, learners, completed, mean in rows
     ]
 
 
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _whole(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _real(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _percent(value: Any) -> float | None:
+    return None if value is None else round(float(value), 2)
+
+
+#: The one JSON type of each dashboard field, whichever row kind carries it: SQLite hands
+#: back a whole REAL as an int from some queries and a float from others, so every row
+#: sent (snapshot or progress) goes through build_row. None stays None.
+FIELD_TYPES: dict[str, Callable[[Any], Any]] = {
+    "learner": _text,
+    "path": _text,
+    "module": _text,
+    "title": _text,
+    "status": _text,
+    "position": _whole,
+    "modules": _whole,
+    "enrolled": _whole,
+    "active": _whole,
+    "completed": _whole,
+    "learners": _whole,
+    "events": _whole,
+    "modules_completed": _whole,
+    "xp": _whole,
+    "level": _whole,
+    "streak_days": _whole,
+    "longest_streak": _whole,
+    "percent": _percent,
+    "mean_percent": _percent,
+    "time_spent_s": _real,
+    "last_activity": _real,
+    "completed_at": _real,
+}
+
+
+def build_row(fields: Sequence[str], row: Mapping[str, Any]) -> dict[str, Any]:
+    """A dashboard row: ``fields`` of ``row``, each as its one type (FIELD_TYPES)."""
+    return {name: FIELD_TYPES[name](row[name]) for name in fields}
+
+
+#: A path summary (unscoped), or a learner's own path row (scoped snapshots).
+PATH_FIELDS = ("path", "title", "modules", "enrolled", "active", "completed", "mean_percent")
+MODULE_SUMMARY_FIELDS = (
+    "path",
+    "module",
+    "position",
+    "title",
+    "learners",
+    "completed",
+    "mean_percent",
+)
 LEARNER_PATH_FIELDS = (
     "learner",
     "path",
@@ -164,16 +231,26 @@ MODULE_ROW_FIELDS = (
 )
 
 
-def learner_path_row(row: dict[str, Any]) -> dict[str, Any]:
+def learner_path_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """A learner x path progress row as the dashboard stream sends it."""
-    out = {name: row[name] for name in LEARNER_PATH_FIELDS}
-    out["percent"] = round(out["percent"], 2)
-    return out
+    return build_row(LEARNER_PATH_FIELDS, row)
 
 
-def learner_row(row: dict[str, Any]) -> dict[str, Any]:
+def learner_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """A learner row as the dashboard stream sends it."""
-    return {name: row[name] for name in LEARNER_FIELDS}
+    return build_row(LEARNER_FIELDS, row)
+
+
+def module_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A learner's module row as the dashboard stream sends it (learner-scoped clients)."""
+    return build_row(MODULE_ROW_FIELDS, row)
+
+
+async def learner_count(conn: aiosqlite.Connection) -> int:
+    """How many learners the store has seen."""
+    async with conn.execute("SELECT count(*) FROM learners") as cursor:
+        (count,) = await cursor.fetchone()
+    return count
 
 
 async def progress_snapshot(
@@ -194,8 +271,7 @@ async def progress_snapshot(
     if learner is None:
         paths = await path_summaries(conn, catalog, None, now=now)
         modules = await module_summaries(conn, None)
-        async with conn.execute("SELECT count(*) FROM learners") as cursor:
-            (total_learners,) = await cursor.fetchone()
+        total_learners = await learner_count(conn)
         async with conn.execute(
             f"SELECT {', '.join(LEARNER_FIELDS)} FROM learners ORDER BY last_activity DESC LIMIT ?",
             (learner_limit,),
@@ -220,18 +296,19 @@ async def progress_snapshot(
             learner_paths.extend(learner_path_row(dict(r)) for r in await cursor.fetchall())
     if learner is not None:
         paths = [
-            {
-                "path": row["path"],
-                "title": None,
-                "modules": catalog.module_counts.get(row["path"], 0),
-                "enrolled": int(row["status"] != "unenrolled"),
-                "active": int(
-                    row["status"] not in ("unenrolled", "completed")
-                    and row["last_activity"] >= now - ACTIVE_WINDOW_S
-                ),
-                "completed": int(row["status"] == "completed"),
-                "mean_percent": row["percent"],
-            }
+            build_row(
+                PATH_FIELDS,
+                {
+                    "path": row["path"],
+                    "title": None,
+                    "modules": catalog.module_counts.get(row["path"], 0),
+                    "enrolled": row["status"] != "unenrolled",
+                    "active": row["status"] not in ("unenrolled", "completed")
+                    and row["last_activity"] >= now - ACTIVE_WINDOW_S,
+                    "completed": row["status"] == "completed",
+                    "mean_percent": row["percent"],
+                },
+            )
             for row in learner_paths
         ]
         async with conn.execute(
@@ -239,7 +316,7 @@ async def progress_snapshot(
             " FROM module_progress WHERE learner = ? ORDER BY path, module",
             (learner,),
         ) as cursor:
-            modules = [dict(r) for r in await cursor.fetchall()]
+            modules = [module_row(r) for r in await cursor.fetchall()]
     return {
         "paths": paths,
         "modules": modules,

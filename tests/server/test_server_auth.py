@@ -128,8 +128,10 @@ async def test_learner_scoped_token_sees_only_that_learner(tmp_path, server_fact
             async with IngestClient(server.url) as client:
                 await client.send_batch([event(200, learner="ben"), event(201, learner="ana")])
             delta = await recv_until(ws, lambda m: m["type"] == "progress")
-            rows = [r for kind in delta["data"].values() for r in kind]
+            # The row lists; progress frames also carry total_learners (the learner's own: 1).
+            rows = [r for kind in delta["data"].values() if isinstance(kind, list) for r in kind]
             assert rows and all(r.get("learner") == "ana" for r in rows)
+            assert delta["data"]["total_learners"] == 1
 
 
 async def test_off_loopback_without_tokens_refuses_to_start(tmp_path, server_factory):
