@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
+
+from jacmon.server.auth import create_token
+from jacmon.store import Store
 
 #: Generous: the CI box has 2 shared cores.
 TIMEOUT_S = 20.0
@@ -67,3 +71,13 @@ async def collect_events(
 def flat(text: str) -> str:
     """``text`` with every run of whitespace as one space (CLI output wraps by terminal width)."""
     return " ".join(text.split())
+
+
+async def make_token(db_path: Path, **kwargs: Any) -> str:
+    """Create a token in the database at ``db_path`` (``create_token``'s keywords); its text."""
+    store = await Store.open(db_path)
+    try:
+        token, _ = await create_token(store.db, **kwargs)
+    finally:
+        await store.close()
+    return token

@@ -17,6 +17,7 @@ from jacmon.protocol import (
     decode_envelope,
     envelope,
     error_data,
+    parse_since,
 )
 
 
@@ -147,3 +148,27 @@ def test_error_data_shape():
         "message": "no",
         "index": 3,
     }
+
+
+@pytest.mark.parametrize("text", ["-1", "+3", "1_000", "\u0663", "", " 1", "1" * 20, True, 1.0, -1])
+def test_parse_since_accepts_ascii_digits_only(text):
+    with pytest.raises(ProtocolError, match="since"):
+        parse_since(text)
+
+
+def test_parse_since_accepts_digits_and_ints():
+    assert parse_since("0") == 0 and parse_since("42") == 42 and parse_since(7) == 7
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"type":"ping","id":' + "[" * 990 + "]" * 990 + "}",
+        '{"type":"ping","id":"' + "x" * 70_000 + '"}',
+        '{"type":"ping","id":NaN}',
+        b"\xff\xfe",
+    ],
+)
+def test_client_messages_are_bounded(raw):
+    with pytest.raises(ProtocolError):
+        decode_client_message(raw)

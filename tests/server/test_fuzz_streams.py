@@ -23,15 +23,13 @@ import pytest
 from fuzz_support import FUZZ_SETTINGS, LONE_SURROGATES, VALUES, encode
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import TIMEOUT_S, event, recv_until
+from support import TIMEOUT_S, event, make_token, recv_until
 from test_stream_sessions import alerts_db
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from jacmon.ingest_client import IngestClient
 from jacmon.protocol import LIVE_STREAMS, Stream
-from jacmon.server.auth import create_token
-from jacmon.store import Store
 
 #: Examples: each is one round trip; a few seconds in total on the 2-core CI box.
 EXAMPLES = 300
@@ -143,15 +141,7 @@ def harness(tmp_path: Path, server_factory) -> Iterator[StreamHarness]:
     loop = asyncio.new_event_loop()
     db, ids, _ = loop.run_until_complete(alerts_db(tmp_path))
 
-    async def scoped_token() -> str:
-        store = await Store.open(db)
-        try:
-            token, _ = await create_token(store.db, role="viewer", learner="nobody", can_ack=True)
-        finally:
-            await store.close()
-        return token
-
-    token = loop.run_until_complete(scoped_token())
+    token = loop.run_until_complete(make_token(db, role="viewer", learner="nobody", can_ack=True))
     before = stored_state(db)
     server_cm = server_factory(db)
     running = loop.run_until_complete(server_cm.__aenter__())

@@ -5,23 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from support import recv_until
+from support import make_token, recv_until
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from jacmon.server.auth import OriginCheck, OriginKind, create_token
-from jacmon.store import Store
+from jacmon.server.auth import OriginCheck, OriginKind
 
 STREAMS = ("dashboard", "alerts", "metrics", "activity", "ingest")
-
-
-async def make_token(db_path, **kwargs) -> str:
-    store = await Store.open(db_path)
-    try:
-        token, _ = await create_token(store.db, **kwargs)
-    finally:
-        await store.close()
-    return token
 
 
 async def raw_handshake(port: int, path: str, headers: dict[str, str]) -> tuple[int, str]:

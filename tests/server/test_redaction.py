@@ -7,14 +7,12 @@ import logging
 import socket
 
 import pytest
-from support import event, recv_until
+from support import event, make_token, recv_until
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from jacmon.ingest_client import IngestClient
 from jacmon.logs import redact, setup_logging
-from jacmon.server.auth import create_token
-from jacmon.store import Store
 
 
 @pytest.fixture
@@ -41,15 +39,6 @@ def logs_on_stderr(capsys):
 )
 def test_redact_hides_token_secrets_and_keeps_the_id(text, expected):
     assert redact(text) == expected
-
-
-async def make_token(db_path, **kwargs) -> str:
-    store = await Store.open(db_path)
-    try:
-        token, _ = await create_token(store.db, **kwargs)
-    finally:
-        await store.close()
-    return token
 
 
 async def slow_reader(url: str) -> tuple:

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from support import event, recv_until
+from support import event, make_token, recv_until
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from jacmon.errors import JacmonError
 from jacmon.ingest_client import IngestClient
-from jacmon.server.auth import create_token, revoke_token
+from jacmon.server.auth import revoke_token
 from jacmon.store import Store
-
-
-async def make_token(db_path, **kwargs) -> str:
-    store = await Store.open(db_path)
-    try:
-        token, _ = await create_token(store.db, **kwargs)
-    finally:
-        await store.close()
-    return token
 
 
 async def refused(url: str, **kwargs) -> InvalidStatus:
