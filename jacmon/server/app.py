@@ -320,12 +320,16 @@ class JacmonServer:
         """
         pause = LOOP_RESTART_FIRST_S
         while True:
+            started = time.monotonic()
             try:
                 await self._run_loop_once(name, make)
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if time.monotonic() - started >= LOOP_HEALTHY_AFTER_S:
+                    # It had recovered: a new failure starts the backoff over.
+                    pause = LOOP_RESTART_FIRST_S
                 cause = redact(f"{type(exc).__name__}: {exc}")
                 self.loops_down[name] = cause
                 log.error(
