@@ -186,6 +186,7 @@ def serve(
     allowed_origin: list[str] | None = typer.Option(
         None,
         "--allowed-origin",
+        metavar="ORIGIN",
         help="A browser origin (https://host[:port]) whose pages may connect, with a token; "
         "repeat for more [server.allowed_origins].",
     ),
