@@ -148,7 +148,9 @@ async def test_ack_needs_the_alerts_panel_and_a_confirmation(running_server):
             lambda: (app.state.alerts.get(alert_id) or {}).get("acknowledged"),
             "the acknowledgement to come back on the alerts stream",
         )
-        assert "✓" in str(app.query_one("#alerts-table", KeyedTable).get_row_at(0)[4])
+        # The table repaints on the app's own timer, a moment after the state changed.
+        table = app.query_one("#alerts-table", KeyedTable)
+        await wait_until(pilot, lambda: "✓" in str(table.get_row_at(0)[4]), "the ✓ in the row")
     stored = await get_alert(running_server.server.store.db.reader, alert_id)
     assert stored["acknowledged"]["note"] == "called her"
     assert stored["acknowledged"]["expires_at"] is not None
