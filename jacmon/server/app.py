@@ -800,8 +800,8 @@ class JacmonServer:
                 self._error(sub, "bad_message", str(exc))
                 return
             await self._resync(sub, since)
-        elif message.type == ClientType.ACK:
-            await self._acknowledge(sub, principal, body)
+        elif message.type in (ClientType.ACK, ClientType.UNACK):
+            await self._acknowledge(sub, principal, message.type, body)
         else:
             self._error(
                 sub,
@@ -809,40 +809,61 @@ class JacmonServer:
                 f"message type {message.type.value!r} is not for /ws/{sub.stream.value}",
             )
 
-    async def _acknowledge(self, sub: Subscriber, principal: Principal, body: dict) -> None:
+    async def _acknowledge(
+        self, sub: Subscriber, principal: Principal, kind: ClientType, body: dict
+    ) -> None:
+        """Acknowledge (``ack``) or withdraw the acknowledgement (``unack``) of one alert.
+
+        Both need the same permission and both are scoped: another learner's alert
+        is answered exactly as a missing one. The result reaches every client as an
+        alert change on the stream, not as a reply.
+        """
+        verb = "acknowledge" if kind == ClientType.ACK else "un-acknowledge"
         if sub.stream != Stream.ALERTS:
-            self._error(sub, "bad_message", "acknowledge alerts on /ws/alerts")
+            self._error(sub, "bad_message", f"{verb} alerts on /ws/alerts")
             return
         if not principal.may_ack():
             self._error(
                 sub,
                 "forbidden",
-                f"token {principal.name!r} may not acknowledge alerts; it needs the "
+                f"token {principal.name!r} may not {verb} alerts; it needs the "
                 "admin role or a viewer token created with --can-ack",
             )
             return
         # The server's clock: alert times and expiries are on it (simulated in the demo).
         now = self.now()
         try:
-            alert_id = parse_alert_id(body.get("alert_id", body.get("id")))
-            note = parse_ack_note(body.get("note"))
-            expires_at = parse_ack_expiry(body.get("expires_at"), now)
+            alert_id = parse_alert_id(body.get("alert_id", body.get("id")), kind.value)
+            note = parse_ack_note(body.get("note"), kind.value)
+            if kind == ClientType.ACK:
+                expires_at = parse_ack_expiry(body.get("expires_at"), now)
         except ProtocolError as exc:
             self._error(sub, "bad_message", str(exc))
             return
         try:
-            await alert_store.acknowledge_alert(
-                self.store.db,
-                alert_id,
-                by=principal.name,
-                note=note,
-                expires_at=expires_at,
-                now=now,
-                # Scope applies to actions too: another learner's alert is "does not exist".
-                learner=sub.learner,
-            )
+            if kind == ClientType.ACK:
+                await alert_store.acknowledge_alert(
+                    self.store.db,
+                    alert_id,
+                    by=principal.name,
+                    note=note,
+                    expires_at=expires_at,
+                    now=now,
+                    # Scope applies to actions too: another learner's alert is "does not exist".
+                    learner=sub.learner,
+                )
+            else:
+                await alert_store.unacknowledge_alert(
+                    self.store.db,
+                    alert_id,
+                    by=principal.name,
+                    note=note,
+                    now=now,
+                    learner=sub.learner,
+                )
         except JacmonError as exc:
-            self._error(sub, "ack_failed", str(exc), alert_id=alert_id)
+            code = "ack_failed" if kind == ClientType.ACK else "unack_failed"
+            self._error(sub, code, str(exc), alert_id=alert_id)
             return
         self._alert_nudge.set()
 

@@ -335,7 +335,13 @@ async def acknowledge_alert(
             raise AlertError(
                 f"alert {alert_id} is {alert['state']}; only a firing alert can be acknowledged."
             )
-        entry = {"by": by, "at": at, "note": note, "expires_at": expires_at}
+        entry = {
+            "action": "acknowledged",
+            "by": by,
+            "at": at,
+            "note": note,
+            "expires_at": expires_at,
+        }
         history = json.dumps([*alert["acknowledgements"], entry], allow_nan=False)
         await conn.execute(
             "UPDATE alerts SET ack_by = ?, ack_at = ?, ack_note = ?, ack_expires_at = ?,"
@@ -345,12 +351,55 @@ async def acknowledge_alert(
         return await _record_change(conn, alert_id, "acknowledged", at)
 
 
+async def unacknowledge_alert(
+    db: Database,
+    alert_id: int,
+    *,
+    by: str,
+    note: str | None = None,
+    now: float | None = None,
+    learner: str | None = None,
+) -> dict[str, Any]:
+    """Withdraw the current acknowledgement of a firing alert (an ack made by mistake).
+
+    The alert goes back to unacknowledged; the history keeps the acknowledgement
+    and gains an ``unacknowledged`` entry (who, when, optional note), so nothing an
+    instructor did is lost. Returns the change dict (``"change": "unacknowledged"``).
+    ``now`` is in epoch seconds (None: the wall clock); ``learner`` scopes the
+    action exactly as in :func:`acknowledge_alert`.
+    """
+    if not by:
+        raise AlertError("un-acknowledging needs a name: who acts (--by NAME)")
+    at = time.time() if now is None else now
+    async with db.transaction() as conn:
+        alert = await get_alert(conn, alert_id)
+        if alert is None or (learner is not None and alert["learner"] != learner):
+            raise AlertError(
+                f"alert {alert_id} does not exist. List alerts with 'jacmon alerts --state all'."
+            )
+        if alert["state"] != "firing":
+            raise AlertError(
+                f"alert {alert_id} is {alert['state']}; only a firing alert can be un-acknowledged."
+            )
+        if alert["acknowledged"] is None:
+            raise AlertError(f"alert {alert_id} is not acknowledged; there is nothing to undo.")
+        entry = {"action": "unacknowledged", "by": by, "at": at, "note": note}
+        history = json.dumps([*alert["acknowledgements"], entry], allow_nan=False)
+        await conn.execute(
+            "UPDATE alerts SET ack_by = NULL, ack_at = NULL, ack_note = NULL,"
+            " ack_expires_at = NULL, ack_history = ? WHERE id = ?",
+            (history, alert_id),
+        )
+        return await _record_change(conn, alert_id, "unacknowledged", at)
+
+
 async def expire_acknowledgements(
     conn: aiosqlite.Connection, *, now: float, dry_run: bool = False
 ) -> list[dict[str, Any]]:
     """Clear acknowledgements whose expiry has passed (inside the caller's transaction).
 
-    Each cleared one is logged as ``updated``. With ``dry_run`` nothing is written
+    Each cleared one is logged as ``updated`` and its history gains an ``expired``
+    entry. With ``dry_run`` nothing is written
     and the alerts that would change are returned as ``{"alert": ...}`` dicts.
     """
     expired = await _select(
@@ -362,10 +411,21 @@ async def expire_acknowledgements(
         return [{"change": "updated", "alert": a} for a in expired]
     if not expired:
         return []
+    # The history says the acknowledgement ran out, so the detail view explains why
+    # an alert an instructor acknowledged is back.
     await conn.executemany(
         "UPDATE alerts SET ack_by = NULL, ack_at = NULL, ack_note = NULL,"
-        " ack_expires_at = NULL WHERE id = ?",
-        [(alert["id"],) for alert in expired],
+        " ack_expires_at = NULL, ack_history = ? WHERE id = ?",
+        [
+            (
+                json.dumps(
+                    [*alert["acknowledgements"], {"action": "expired", "by": "jacmon", "at": now}],
+                    allow_nan=False,
+                ),
+                alert["id"],
+            )
+            for alert in expired
+        ],
     )
     return await _record_changes(conn, [(alert["id"], "updated") for alert in expired], now)
 
