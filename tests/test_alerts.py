@@ -42,6 +42,7 @@ async def test_change_log_open_alerts_and_learner_scope(tmp_path):
         assert set(first) == {
             "id", "fingerprint", "rule", "severity", "state", "learner", "path", "message",
             "numbers", "first_seen", "last_seen", "resolved_at", "acknowledged", "acknowledgements",
+            "silenced",
         }  # fmt: skip
         assert first["state"] == "firing" and first["acknowledged"] is None
         assert changes[0]["alert"] == first

@@ -33,6 +33,9 @@ from jacmon.config import ServerSettings, Settings
 from jacmon.errors import AuthError, ConfigError, JacmonError, ProtocolError
 from jacmon.events import describe, is_valid_unicode
 from jacmon.logs import redact
+from jacmon.notify.config import parse_notify
+from jacmon.notify.service import Notifier
+from jacmon.notify.setup import build_receivers
 from jacmon.protocol import (
     PROTOCOL_VERSION,
     ClientType,
@@ -207,6 +210,8 @@ class JacmonServer:
         self._alert_nudge = asyncio.Event()
         self._alert_seq = 0
         self._lrs_stop = asyncio.Event()
+        #: Routes and delivers notifications (also lets silences lapse); set in start().
+        self.notifier: Notifier | None = None
 
     # Lifecycle
 
@@ -240,6 +245,8 @@ class JacmonServer:
         settings = self.settings
         ssl_context = load_tls(settings.tls_cert, settings.tls_key)
         lrs_settings = check_lrs_table(self.full_settings.lrs)
+        notify_settings = parse_notify(self.full_settings.notify)
+        receivers = build_receivers(notify_settings)
         self._origins = OriginCheck(
             tls=ssl_context is not None,
             loopback=is_loopback(settings.host),
@@ -272,6 +279,7 @@ class JacmonServer:
             self.hub.seq[Stream.ALERTS] = self._alert_seq
             if self.run_scheduler:
                 await self._start_scheduler()
+            self.notifier = Notifier(self.store.db, notify_settings, receivers)
             self._start_loops(lrs_settings is not None)
             self._ws_server = await serve(
                 self._handle,
@@ -301,6 +309,8 @@ class JacmonServer:
             "revocation-watch": self._revocation_watch,
             "checkpoints": self._checkpoints,
         }
+        if self.notifier is not None:
+            loops |= self.notifier.loops()
         if run_lrs:
             from jacmon.lrs import run_tailer
 
@@ -409,6 +419,8 @@ class JacmonServer:
         if self._ws_server is not None:
             await self._bounded("closing clients", self._close_clients(), grace + 5)
         await self._stop_background()
+        if self.notifier is not None:
+            await self._bounded("closing notification receivers", self.notifier.close(), 5)
         await self._bounded("closing the database", self.store.close(), grace + 5)
         self._lock.release()
         log.info("stopped")

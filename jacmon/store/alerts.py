@@ -29,7 +29,10 @@ class AlertError(JacmonError):
 
 _COLUMNS = (
     "id, fingerprint, rule, severity, state, learner, path, message, numbers,"
-    " first_seen, last_seen, resolved_at, ack_by, ack_at, ack_note, ack_expires_at, ack_history"
+    " first_seen, last_seen, resolved_at, ack_by, ack_at, ack_note, ack_expires_at, ack_history,"
+    # The silence the alert is under, as the streams show it (NULL: none).
+    " (SELECT json_object('id', s.id, 'until', s.ends_at, 'by', s.created_by, 'note', s.note)"
+    " FROM silences s WHERE s.id = alerts.silence_id)"
 )
 
 log = logging.getLogger("jacmon.alerts")
@@ -81,6 +84,7 @@ def alert_from_row(row: aiosqlite.Row | tuple) -> dict[str, Any]:
         ack_note,
         ack_expires_at,
         ack_history,
+        silence,
     ) = tuple(row)
     acknowledged = None
     if ack_at is not None:
@@ -102,6 +106,7 @@ def alert_from_row(row: aiosqlite.Row | tuple) -> dict[str, Any]:
         "resolved_at": resolved_at,
         "acknowledged": acknowledged,
         "acknowledgements": _load_json(ack_history, []),
+        "silenced": _finite(_load_json(silence, None)),
     }
 
 
@@ -178,15 +183,39 @@ async def last_alert_change_seq(conn: aiosqlite.Connection) -> int:
     return value
 
 
+#: An active silence matching the alert row ``alerts`` (the newest-ending one), on the
+#: wall clock: silences are set by people, in their time, also in a simulated demo.
+ACTIVE_SILENCE_OF_ALERT = """
+    SELECT s.id FROM silences s
+    WHERE s.expired_at IS NULL AND s.starts_at <= :now AND s.ends_at > :now
+      AND (s.rule IS NULL OR s.rule = alerts.rule)
+      AND (s.learner IS NULL OR s.learner = alerts.learner)
+      AND (s.path IS NULL OR s.path = alerts.path)
+    ORDER BY s.ends_at DESC LIMIT 1
+"""
+
+
+async def silence_new_alerts(conn: aiosqlite.Connection, alert_ids: list[int]) -> None:
+    """Put newly fired alerts under the active silence that matches them, if any."""
+    now = time.time()
+    for chunk in chunks(alert_ids):
+        marks = ",".join("?" * len(chunk))
+        await conn.execute(
+            f"UPDATE alerts SET silence_id = ({ACTIVE_SILENCE_OF_ALERT.replace(':now', '?')})"
+            f" WHERE id IN ({marks})",
+            [now, now, *chunk],
+        )
+
+
 async def _record_change(
     conn: aiosqlite.Connection, alert_id: int, change: str, ts: float
 ) -> dict[str, Any]:
     """Log the alert as it now is; returns the change dict."""
-    (logged,) = await _record_changes(conn, [(alert_id, change)], ts)
+    (logged,) = await record_changes(conn, [(alert_id, change)], ts)
     return logged
 
 
-async def _record_changes(
+async def record_changes(
     conn: aiosqlite.Connection, items: list[tuple[int, str]], ts: float
 ) -> list[dict[str, Any]]:
     """Log each (alert id, change) with the alert as it now is, in order; returns the changes.
@@ -194,6 +223,9 @@ async def _record_changes(
     Set-based (a read per chunk of alerts, one insert for all) because a first
     run on a big platform fires thousands of alerts at once.
     """
+    fired = [alert_id for alert_id, change in items if change == "fired"]
+    if fired:
+        await silence_new_alerts(conn, fired)
     current: dict[int, dict[str, Any]] = {}
     ids = sorted({alert_id for alert_id, _ in items})
     for chunk in chunks(ids):
@@ -295,7 +327,7 @@ async def apply_alert_changes(
             items.append((change.alert["id"], "updated"))
         elif change.action == "resolve":
             items.append((change.alert["id"], "resolved"))
-    return await _record_changes(conn, items, now) if items else []
+    return await record_changes(conn, items, now) if items else []
 
 
 async def acknowledge_alert(
@@ -427,7 +459,7 @@ async def expire_acknowledgements(
             for alert in expired
         ],
     )
-    return await _record_changes(conn, [(alert["id"], "updated") for alert in expired], now)
+    return await record_changes(conn, [(alert["id"], "updated") for alert in expired], now)
 
 
 async def retire_resolved(
