@@ -88,12 +88,26 @@ def transport_delivery(exc: httpx.TransportError) -> Delivery:
     elif isinstance(exc, httpx.TimeoutException):
         status = "timeout"
     elif isinstance(exc, httpx.ConnectError):
-        text = str(exc).lower()
-        status = "connection refused" if "refused" in text else "cannot connect"
+        status = "connection refused" if _refused(exc) else "cannot connect"
     else:
         status = "connection error"
     detail = excerpt(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
     return Delivery(ok=False, status=status, detail=detail, retry=True)
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether the connection was refused (nothing listens), looking through the causes.
+
+    httpx says "All connection attempts failed"; the OS error underneath says why.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError) or "refused" in str(current).lower():
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
