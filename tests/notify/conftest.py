@@ -22,7 +22,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from notify_support import free_port
+from notify_support import SMTP_LOGIN, free_port
 
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 
@@ -171,10 +171,6 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     return files
 
 
-#: The login the STARTTLS server accepts.
-SMTP_LOGIN = ("jacmon", "s3cret-pass")
-
-
 def _authenticate(server, session, envelope, mechanism, auth_data):
     ok = (
         isinstance(auth_data, LoginPassword)
@@ -184,7 +180,8 @@ def _authenticate(server, session, envelope, mechanism, auth_data):
         )
         == SMTP_LOGIN
     )
-    return AuthResult(success=ok)
+    # handled=False: aiosmtpd answers 535 itself (True means we already did).
+    return AuthResult(success=ok, handled=False)
 
 
 @pytest.fixture

@@ -11,6 +11,9 @@ from jacmon.notify.model import AlertChange, Notification
 #: A fixed "first fired" an hour ago, so RFC 3339 and UTC texts can be checked.
 HOUR_AGO = float(int(time.time()) - 3600)
 
+#: The login the STARTTLS test SMTP server accepts.
+SMTP_LOGIN = ("jacmon", "s3cret-pass")
+
 
 def make_alert(alert_id: int = 1, **fields: Any) -> dict[str, Any]:
     """A firing consecutive_low_scores alert of learner ``u<id>`` on python-101, overridable."""

@@ -28,7 +28,7 @@ import aiosmtplib
 
 from jacmon.analytics.alert_explain import evidence_lines, rule_text, utc_time
 from jacmon.notify.model import Delivery, Notification
-from jacmon.notify.receivers.http import excerpt
+from jacmon.notify.receivers.http import excerpt, is_refused
 from jacmon.notify.receivers.summary import alert_line, alert_status, headline
 
 #: Security mode -> the port used when none is configured.
@@ -231,7 +231,7 @@ def _refused_delivery(refusals: list[Any]) -> Delivery:
 def _connection_status(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError | aiosmtplib.SMTPTimeoutError):
         return "timeout"
-    if isinstance(exc, ConnectionRefusedError) or "refused" in str(exc).lower():
+    if is_refused(exc):
         return "connection refused"
     if isinstance(exc, ssl.SSLError):
         return "TLS error"

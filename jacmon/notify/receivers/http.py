@@ -88,14 +88,14 @@ def transport_delivery(exc: httpx.TransportError) -> Delivery:
     elif isinstance(exc, httpx.TimeoutException):
         status = "timeout"
     elif isinstance(exc, httpx.ConnectError):
-        status = "connection refused" if _refused(exc) else "cannot connect"
+        status = "connection refused" if is_refused(exc) else "cannot connect"
     else:
         status = "connection error"
     detail = excerpt(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
     return Delivery(ok=False, status=status, detail=detail, retry=True)
 
 
-def _refused(exc: BaseException) -> bool:
+def is_refused(exc: BaseException) -> bool:
     """Whether the connection was refused (nothing listens), looking through the causes.
 
     httpx says "All connection attempts failed"; the OS error underneath says why.
