@@ -68,7 +68,10 @@ def test_missing_secret_variable_is_named(monkeypatch) -> None:
 def test_secrets_never_appear_in_errors(monkeypatch) -> None:
     monkeypatch.setenv("JACMON_TEST_SECRET", "hunter2-env")
     cases = [
-        ("webhook", {"url": "https://h/x", "secret": "hunter2", "secret_env": "JACMON_TEST_SECRET"}),
+        (
+            "webhook",
+            {"url": "https://h/x", "secret": "hunter2", "secret_env": "JACMON_TEST_SECRET"},
+        ),
         ("webhook", {"url": "https://h/x", "secret": "hunter2", "nope": 1}),
         ("email", {**EMAIL, "username": "u", "password": "hunter2", "port": -1}),
         ("slack", {"url": "http//hooks.slack.com/services/T0/B0/hunter2"}),

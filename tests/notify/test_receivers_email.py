@@ -169,6 +169,20 @@ async def test_untrusted_certificate_is_retried_not_sent(starttls_receiver) -> N
         delivery = await receiver.send(make_notification([make_alert(1)]))
     finally:
         await receiver.close()
-    assert (delivery.ok, delivery.retry) == (False, True)
+    assert (delivery.ok, delivery.retry, delivery.status) == (False, True, "TLS error")
     assert "certificate" in delivery.detail.lower()
     assert starttls_receiver.messages == []
+
+
+async def test_a_newline_in_a_group_label_still_sends_one_line_subject(smtp_receiver) -> None:
+    receiver = email_receiver(smtp_receiver.port)
+    notification = make_notification(
+        [make_alert(1)], group={"rule": "consecutive_low_scores", "path": "py\r\nBcc: x@evil"}
+    )
+    try:
+        assert (await receiver.send(notification)).ok
+    finally:
+        await receiver.close()
+    message = parsed(smtp_receiver.messages[0])
+    assert message["Subject"] == "[jacmon] 1 firing: consecutive_low_scores on py Bcc: x@evil"
+    assert message["Bcc"] is None

@@ -107,7 +107,8 @@ def digest_message(
 ) -> EmailMessage:
     """The whole email for one notification."""
     message = EmailMessage()
-    message["Subject"] = f"{subject_prefix} {headline(notification)}".strip()
+    # One line whatever the labels hold: a newline in a header would make the message invalid.
+    message["Subject"] = " ".join(f"{subject_prefix} {headline(notification)}".split())
     message["From"] = sender
     message["To"] = ", ".join(to)
     message["Date"] = formatdate(usegmt=True)
@@ -229,10 +230,16 @@ def _refused_delivery(refusals: list[Any]) -> Delivery:
 
 
 def _connection_status(exc: BaseException) -> str:
+    """``timeout``, ``connection refused``, ``TLS error`` or ``connection error``."""
     if isinstance(exc, TimeoutError | aiosmtplib.SMTPTimeoutError):
         return "timeout"
     if is_refused(exc):
         return "connection refused"
-    if isinstance(exc, ssl.SSLError):
-        return "TLS error"
+    cause: BaseException | None = exc
+    for _ in range(5):  # aiosmtplib wraps the ssl error; look a few causes down
+        if cause is None:
+            break
+        if isinstance(cause, ssl.SSLError):
+            return "TLS error"
+        cause = cause.__cause__ or cause.__context__
     return "connection error"
