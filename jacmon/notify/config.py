@@ -4,6 +4,8 @@
 [notify]
 dashboard_url = "https://monitor.example.com/"   # linked from messages (optional)
 max_age = "24h"                                   # retry a notification this long, then fail it
+retry_backoff = "2s"                              # first retry within this, doubling up to
+max_retry_backoff = "10m"                         # ... this
 
 [[notify.receivers]]
 name = "tutors"
@@ -39,7 +41,15 @@ SENDABLE_CHANGES = ("fired", "resolved", "acknowledged")
 GROUP_LABELS = ("rule", "path", "learner", "severity")
 RECEIVER_TYPES = ("webhook", "slack", "email", "alertmanager")
 
-_TOP_KEYS = {"dashboard_url", "max_age", "receivers", "routes", "poll_interval"}
+_TOP_KEYS = {
+    "dashboard_url",
+    "max_age",
+    "receivers",
+    "routes",
+    "poll_interval",
+    "retry_backoff",
+    "max_retry_backoff",
+}
 _ROUTE_KEYS = {
     "name",
     "receivers",
@@ -111,6 +121,10 @@ class NotifySettings:
     max_age_s: float = 86400.0
     #: How often the router looks for new alert changes and due groups, in seconds.
     poll_interval_s: float = 1.0
+    #: The first retry waits up to this long (full jitter), doubling per attempt, in seconds.
+    retry_backoff_s: float = 2.0
+    #: The longest wait between two attempts, in seconds.
+    max_retry_backoff_s: float = 600.0
 
     @property
     def enabled(self) -> bool:
@@ -140,6 +154,8 @@ def parse_notify(raw: dict[str, Any] | None) -> NotifySettings:
         )
     max_age_s = _duration(raw.get("max_age", "24h"), "notify.max_age")
     poll_s = _duration(raw.get("poll_interval", 1.0), "notify.poll_interval")
+    backoff_s = _duration(raw.get("retry_backoff", "2s"), "notify.retry_backoff")
+    max_backoff_s = _duration(raw.get("max_retry_backoff", "10m"), "notify.max_retry_backoff")
     receivers = tuple(_receiver(i, r) for i, r in enumerate(_tables(raw, "receivers")))
     names = [r.name for r in receivers]
     for name in names:
@@ -154,6 +170,8 @@ def parse_notify(raw: dict[str, Any] | None) -> NotifySettings:
         dashboard_url=dashboard_url,
         max_age_s=max_age_s,
         poll_interval_s=poll_s,
+        retry_backoff_s=backoff_s,
+        max_retry_backoff_s=max(backoff_s, max_backoff_s),
     )
 
 

@@ -134,7 +134,13 @@ class Notifier:
         now = self.clock()
         async with self.db.transaction() as conn:
             state = await finish_batch(
-                conn, notification, delivery, now=now, max_age_s=self.settings.max_age_s
+                conn,
+                notification,
+                delivery,
+                now=now,
+                max_age_s=self.settings.max_age_s,
+                backoff_base_s=self.settings.retry_backoff_s,
+                backoff_cap_s=self.settings.max_retry_backoff_s,
             )
         self.metrics.record(notification, delivery, state, now=now)
         if state == "failed":

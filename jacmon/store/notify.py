@@ -29,7 +29,7 @@ from jacmon.notify.model import AlertChange, Delivery, Notification
 STATES = ("pending", "sending", "sent", "failed", "silenced")
 #: Changes the router looks at (``updated`` is the task re-measuring a firing alert).
 ROUTED_CHANGES = frozenset({"fired", "resolved", "acknowledged", "unacknowledged"})
-#: Retry backoff: the first wait and the cap, in seconds (full jitter in between).
+#: Retry backoff defaults: the first wait and the cap, in seconds (full jitter below them).
 BACKOFF_BASE_S = 2.0
 BACKOFF_CAP_S = 600.0
 #: Longest text kept from a receiver's answer.
@@ -240,10 +240,17 @@ async def _notification(
     )
 
 
-def backoff_s(attempts: int, rng: random.Random | None = None) -> float:
+def backoff_s(
+    attempts: int,
+    *,
+    base_s: float = BACKOFF_BASE_S,
+    cap_s: float = BACKOFF_CAP_S,
+    rng: random.Random | None = None,
+) -> float:
     """Seconds to wait before retry number ``attempts`` (1-based): full jitter over an
-    exponential ceiling, so retries of many notifications spread out."""
-    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** max(0, attempts - 1))
+    exponential ceiling (``base_s`` doubling up to ``cap_s``), so retries of many
+    notifications spread out."""
+    ceiling = min(cap_s, base_s * 2 ** min(max(0, attempts - 1), 60))
     return (rng or random).uniform(0, ceiling)
 
 
@@ -254,6 +261,8 @@ async def finish_batch(
     *,
     now: float,
     max_age_s: float,
+    backoff_base_s: float = BACKOFF_BASE_S,
+    backoff_cap_s: float = BACKOFF_CAP_S,
 ) -> str:
     """Inside the caller's transaction: record the receiver's answer; returns the new state.
 
@@ -273,9 +282,9 @@ async def finish_batch(
     elif not delivery.retry or now - notification.created_at >= max_age_s:
         state, next_at = "failed", None
     else:
-        wait = backoff_s(attempts)
+        wait = backoff_s(attempts, base_s=backoff_base_s, cap_s=backoff_cap_s)
         if delivery.retry_after_s is not None:
-            wait = max(wait, min(delivery.retry_after_s, BACKOFF_CAP_S))
+            wait = max(wait, min(delivery.retry_after_s, backoff_cap_s))
         state, next_at = "sending", now + wait
     await conn.execute(
         "UPDATE notifications SET state = ?, attempts = ?, next_attempt_at = ?,"
