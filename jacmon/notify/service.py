@@ -38,6 +38,8 @@ from jacmon.store.silences import lapse_silences
 
 log = logging.getLogger("jacmon.notify")
 
+#: Alert changes routed per write transaction.
+ROUTE_CHUNK = 500
 #: How often silences are checked for their end (or start), in seconds.
 SILENCE_CHECK_S = 5.0
 #: Longest a send may take before it counts as a timeout (receivers have their own,
@@ -79,6 +81,14 @@ class Notifier:
                 loops[f"notify-resync:{name}"] = lambda name=name: self.resync(name)
         return loops
 
+    async def prime(self) -> None:
+        """Before the server serves: with notifications on and no watermark yet, start
+        routing at the newest alert change (the history is not sent; what fires from
+        now on is, even before the router's first pass)."""
+        if self.settings.enabled:
+            async with self.db.transaction() as conn:
+                await route_new_changes(conn, (), now=self.clock(), limit=0)
+
     # -- router ----------------------------------------------------------------
 
     async def route(self) -> None:
@@ -88,20 +98,33 @@ class Notifier:
             await asyncio.sleep(self.settings.poll_interval_s)
 
     async def route_once(self) -> int:
-        """One pass of the router; returns the alert changes read."""
+        """One pass of the router; returns the alert changes read.
+
+        Changes are routed in chunks of :data:`ROUTE_CHUNK`, each its own short
+        transaction, so 5,000 alerts fired at once never hold the writer for long.
+        """
         now = self.clock()
         read = 0
+        if now - self._last_silence_check >= SILENCE_CHECK_S:
+            async with self.db.transaction() as conn:
+                await lapse_silences(conn, now=now, since=self._last_silence_check)
+            self._last_silence_check = now
+        if not self.settings.enabled:
+            return 0
+        while True:
+            async with self.db.transaction() as conn:
+                chunk = await route_new_changes(
+                    conn, self.settings.routes, now=now, limit=ROUTE_CHUNK
+                )
+            read += chunk
+            if chunk < ROUTE_CHUNK:
+                break
+            await asyncio.sleep(0)  # let ingest and the streams in between chunks
         async with self.db.transaction() as conn:
-            if now - self._last_silence_check >= SILENCE_CHECK_S:
-                self._last_silence_check = now
-                await lapse_silences(conn, now=now)
-            if self.settings.enabled:
-                read = await route_new_changes(conn, self.settings.routes, now=now)
-                await plan_repeats(conn, self.routes, now=now)
-        if self.settings.enabled:
-            self.metrics.set_pending(await state_counts(self.db.reader))
-            for event in self._wake.values():
-                event.set()
+            await plan_repeats(conn, self.routes, now=now)
+        self.metrics.set_pending(await state_counts(self.db.reader))
+        for event in self._wake.values():
+            event.set()
         return read
 
     # -- delivery --------------------------------------------------------------
@@ -127,9 +150,11 @@ class Notifier:
 
     async def _send_group(self, group: DueGroup) -> None:
         async with self.db.transaction() as conn:
-            notification = await claim_batch(conn, group, dashboard_url=self.settings.dashboard_url)
-        if notification is None:
+            claimed = await claim_batch(conn, group)
+        if claimed is None:
             return
+        # Decoded after the commit: a big group must not hold the writer (and ingest).
+        notification = claimed.notification(self.settings.dashboard_url)
         delivery = await self.send(notification)
         now = self.clock()
         async with self.db.transaction() as conn:

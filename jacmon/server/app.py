@@ -277,9 +277,11 @@ class JacmonServer:
             self.hub.seq[Stream.ACTIVITY] = self.store.last_seq
             self._alert_seq = await alert_store.last_alert_change_seq(self.store.db.reader)
             self.hub.seq[Stream.ALERTS] = self._alert_seq
+            # Primed before the scheduler starts: what its first runs fire is notified.
+            self.notifier = Notifier(self.store.db, notify_settings, receivers)
+            await self.notifier.prime()
             if self.run_scheduler:
                 await self._start_scheduler()
-            self.notifier = Notifier(self.store.db, notify_settings, receivers)
             self._start_loops(lrs_settings is not None)
             self._ws_server = await serve(
                 self._handle,

@@ -24,6 +24,7 @@ import aiosqlite
 
 from jacmon.notify.config import Route
 from jacmon.notify.model import AlertChange, Delivery, Notification
+from jacmon.store.database import chunks
 
 #: Notification states; pending and sending are the open ones.
 STATES = ("pending", "sending", "sent", "failed", "silenced")
@@ -59,7 +60,7 @@ async def _set_meta(conn: aiosqlite.Connection, key: str, value: str) -> None:
 
 
 async def route_new_changes(
-    conn: aiosqlite.Connection, routes: Iterable[Route], *, now: float, limit: int = 5000
+    conn: aiosqlite.Connection, routes: Iterable[Route], *, now: float, limit: int = 500
 ) -> int:
     """Inside the caller's transaction: route up to ``limit`` alert changes after the
     watermark into outbox rows, and move the watermark past them. Returns how many
@@ -74,6 +75,8 @@ async def route_new_changes(
         async with conn.execute("SELECT coalesce(max(seq), 0) FROM alert_changes") as cursor:
             (head,) = await cursor.fetchone()
         await _set_meta(conn, "notify_seq", str(head))
+        return 0
+    if limit <= 0:
         return 0
     async with conn.execute(
         "SELECT seq, change, body FROM alert_changes WHERE seq > ? ORDER BY seq LIMIT ?",
@@ -96,7 +99,7 @@ async def route_new_changes(
         for receiver, route in _receivers_for(routes, alert, change):
             group_key, labels = route.group_of(alert)
             groups[(receiver, group_key)] = (route.name, json.dumps(labels))
-            rows.append((receiver, route.name, group_key, alert.get("id"), seq, change, body, now))
+            rows.append((receiver, route.name, group_key, alert.get("id"), seq, change, None, now))
     if rows:
         await conn.executemany(
             "INSERT INTO notifications (receiver, route, group_key, alert_id, change_seq,"
@@ -171,17 +174,37 @@ def batch_key(receiver: str, group_key: str, ids: list[int]) -> str:
     return "jm-" + hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-async def claim_batch(
-    conn: aiosqlite.Connection,
-    group: DueGroup,
-    *,
-    dashboard_url: str | None = None,
-) -> Notification | None:
-    """Inside the caller's transaction: the message to send for ``group``.
+@dataclass(frozen=True, slots=True)
+class ClaimedBatch:
+    """A batch as claimed: its key, group labels and raw rows (change, seq, alert JSON,
+    routed at). :meth:`notification` decodes it, after the write transaction."""
+
+    receiver: str
+    key: str
+    labels: dict[str, str]
+    rows: list[tuple[str, int, str, float]]
+
+    def notification(self, dashboard_url: str | None = None) -> Notification:
+        changes = tuple(
+            AlertChange(change, seq, json.loads(body)) for change, seq, body, _ in self.rows
+        )
+        return Notification(
+            receiver=self.receiver,
+            key=self.key,
+            group=self.labels,
+            changes=changes,
+            created_at=min(row[3] for row in self.rows),
+            dashboard_url=dashboard_url,
+        )
+
+
+async def claim_batch(conn: aiosqlite.Connection, group: DueGroup) -> ClaimedBatch | None:
+    """Inside the caller's transaction: the batch to send for ``group``.
 
     A batch already in flight is returned as it was (same rows, same key).
     Otherwise every pending row of the group joins a new batch, except the rows
     of alerts now under a silence, which become ``silenced``. None: nothing left.
+    Only raw rows are read here; decoding waits until the transaction is over.
     """
     async with conn.execute(
         "SELECT batch FROM notifications WHERE receiver = ? AND group_key = ?"
@@ -206,38 +229,29 @@ async def claim_batch(
         if not ids:
             return None
         key = batch_key(group.receiver, group.group_key, ids)
-        await conn.execute(
-            f"UPDATE notifications SET state = 'sending', batch = ?"
-            f" WHERE id IN ({','.join('?' * len(ids))})",
-            (key, *ids),
-        )
-    return await _notification(conn, group, key, dashboard_url)
-
-
-async def _notification(
-    conn: aiosqlite.Connection, group: DueGroup, key: str, dashboard_url: str | None
-) -> Notification:
+        for chunk in chunks(ids):
+            await conn.execute(
+                f"UPDATE notifications SET state = 'sending', batch = ?"
+                f" WHERE id IN ({','.join('?' * len(chunk))})",
+                (key, *chunk),
+            )
     async with conn.execute(
-        "SELECT change, change_seq, body, created_at FROM notifications"
-        " WHERE batch = ? ORDER BY id",
+        "SELECT n.change, n.change_seq, coalesce(n.body, c.body), n.created_at"
+        " FROM notifications n LEFT JOIN alert_changes c ON c.seq = n.change_seq"
+        " WHERE n.batch = ? ORDER BY n.id",
         (key,),
     ) as cursor:
-        rows = await cursor.fetchall()
+        # A change retired with its alert (cleanup, long after max_age) has no body left.
+        rows = [tuple(r) for r in await cursor.fetchall() if r[2] is not None]
     async with conn.execute(
         "SELECT labels FROM notify_groups WHERE receiver = ? AND group_key = ?",
         (group.receiver, group.group_key),
     ) as cursor:
         labels_row = await cursor.fetchone()
+    if not rows:
+        return None
     labels = json.loads(labels_row[0]) if labels_row else {}
-    changes = tuple(AlertChange(change, seq, json.loads(body)) for change, seq, body, _ in rows)
-    return Notification(
-        receiver=group.receiver,
-        key=key,
-        group=labels,
-        changes=changes,
-        created_at=min(r[3] for r in rows),
-        dashboard_url=dashboard_url,
-    )
+    return ClaimedBatch(group.receiver, key, labels, rows)
 
 
 def backoff_s(
@@ -375,11 +389,12 @@ async def notification_log(
         where.append("state = ?")
         params.append(state)
     sql = (
-        "SELECT id, receiver, route, group_key, alert_id, change, state, batch, attempts,"
-        " created_at, next_attempt_at, sent_at, last_status, last_detail, body"
-        " FROM notifications"
-        + (" WHERE " + " AND ".join(where) if where else "")
-        + " ORDER BY id DESC LIMIT ?"
+        "SELECT n.id, n.receiver, n.route, n.group_key, n.alert_id, n.change, n.state, n.batch,"
+        " n.attempts, n.created_at, n.next_attempt_at, n.sent_at, n.last_status, n.last_detail,"
+        " coalesce(n.body, c.body)"
+        " FROM notifications n LEFT JOIN alert_changes c ON c.seq = n.change_seq"
+        + (" WHERE " + " AND ".join(f"n.{w}" for w in where) if where else "")
+        + " ORDER BY n.id DESC LIMIT ?"
     )
     async with conn.execute(sql, (*params, limit)) as cursor:
         rows = await cursor.fetchall()
@@ -390,7 +405,7 @@ async def notification_log(
     log = []
     for row in rows:
         entry = dict(zip(keys, row[:-1], strict=True))
-        alert = json.loads(row[-1])
+        alert = json.loads(row[-1]) if row[-1] else {}
         entry["rule"], entry["learner"], entry["path"] = (
             alert.get("rule"),
             alert.get("learner"),

@@ -274,7 +274,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         -- The outbox: one row per (receiver, alert change) a route matched.
         -- state: pending | sending | sent | failed | silenced. batch: the idempotency key
         -- of the message it went out in (kept across retries and restarts).
-        -- Times in epoch seconds; change_seq 0 marks a repeat.
+        -- Times in epoch seconds. body: the alert for a repeat (change_seq 0); a routed
+        -- change's alert is read from alert_changes by change_seq, not copied.
         CREATE TABLE notifications (
             id              INTEGER PRIMARY KEY AUTOINCREMENT,
             receiver        TEXT NOT NULL,
@@ -283,7 +284,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             alert_id        INTEGER NOT NULL,
             change_seq      INTEGER NOT NULL,
             change          TEXT NOT NULL,
-            body            TEXT NOT NULL,
+            body            TEXT,
             created_at      REAL NOT NULL,
             state           TEXT NOT NULL,
             batch           TEXT,
@@ -296,6 +297,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX notifications_open ON notifications (receiver, group_key)
             WHERE state IN ('pending', 'sending');
         CREATE INDEX notifications_state ON notifications (state, id);
+        CREATE INDEX notifications_batch ON notifications (batch) WHERE batch IS NOT NULL;
 
         -- One row per (receiver, alert group): labels JSON, when it was last sent.
         CREATE TABLE notify_groups (
