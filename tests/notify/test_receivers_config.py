@@ -75,6 +75,8 @@ def test_secrets_never_appear_in_errors(monkeypatch) -> None:
         ("webhook", {"url": "https://h/x", "secret": "hunter2", "nope": 1}),
         ("email", {**EMAIL, "username": "u", "password": "hunter2", "port": -1}),
         ("slack", {"url": "http//hooks.slack.com/services/T0/B0/hunter2"}),
+        ("slack", {"url": "ftp://hooks.slack.com/services/T0/B0/hunter2"}),
+        ("alertmanager", {"url": "ftp://admin:hunter2@am:9093"}),
     ]
     for type_, settings in cases:
         with pytest.raises(ConfigError) as caught:
