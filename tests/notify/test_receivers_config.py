@@ -75,6 +75,8 @@ def test_secrets_never_appear_in_errors(monkeypatch) -> None:
         ("webhook", {"url": "https://h/x", "secret": "hunter2", "nope": 1}),
         ("email", {**EMAIL, "username": "u", "password": "hunter2", "port": -1}),
         ("slack", {"url": "http//hooks.slack.com/services/T0/B0/hunter2"}),
+        ("slack", {"url": "ftp://hooks.slack.com/services/T0/B0/hunter2"}),
+        ("alertmanager", {"url": "ftp://admin:hunter2@am:9093"}),
     ]
     for type_, settings in cases:
         with pytest.raises(ConfigError) as caught:
@@ -114,3 +116,11 @@ def test_name_and_type_in_settings_are_tolerated() -> None:
 def test_empty_name_is_refused() -> None:
     with pytest.raises(ConfigError, match="'name' has value ''"):
         build_receiver(ReceiverSpec("", "webhook", {"url": "https://h/x"}), where=WHERE)
+
+
+def test_reprs_hide_credentials_in_urls() -> None:
+    hook = build("webhook", {"url": "https://user:hunter2@h.example:8443/x?token=hunter3"})
+    am = build("alertmanager", {"url": "http://admin:hunter2@am.example:9093"})
+    for receiver in (hook, am):
+        assert "hunter" not in repr(receiver), repr(receiver)
+    assert "h.example:8443/x" in repr(hook) and "am.example:9093/api/v2/alerts" in repr(am)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
-from notify_support import SMTP_LOGIN, free_port, make_alert, make_notification
+from notify_support import SMTP_LOGIN, free_port, make_alert, make_notification, silent_port
 
 from jacmon.notify.model import ReceiverSpec
 from jacmon.notify.receivers import build_receiver
@@ -186,3 +186,24 @@ async def test_a_newline_in_a_group_label_still_sends_one_line_subject(smtp_rece
     message = parsed(smtp_receiver.messages[0])
     assert message["Subject"] == "[jacmon] 1 firing: consecutive_low_scores on py Bcc: x@evil"
     assert message["Bcc"] is None
+
+
+async def test_starttls_not_offered_is_a_setting_to_fix_not_retried(smtp_receiver) -> None:
+    receiver = email_receiver(smtp_receiver.port, security="starttls")
+    try:
+        delivery = await receiver.send(make_notification([make_alert(1)]))
+    finally:
+        await receiver.close()
+    assert (delivery.ok, delivery.retry, delivery.status) == (False, False, "SMTP not supported")
+    assert "STARTTLS" in delivery.detail
+    assert smtp_receiver.messages == []
+
+
+async def test_a_server_that_never_answers_times_out_and_is_retried() -> None:
+    with silent_port() as port:
+        receiver = email_receiver(port, timeout_s=0.5)
+        try:
+            delivery = await receiver.send(make_notification([make_alert(1)]))
+        finally:
+            await receiver.close()
+    assert (delivery.ok, delivery.retry, delivery.status) == (False, True, "timeout")

@@ -9,7 +9,7 @@ import time
 from email.utils import formatdate
 
 import pytest
-from notify_support import free_port, make_alert, make_notification
+from notify_support import free_port, make_alert, make_notification, silent_port
 
 from jacmon.notify.model import ReceiverSpec
 from jacmon.notify.receivers import build_receiver
@@ -196,6 +196,16 @@ async def test_connection_refused_is_retried() -> None:
         await receiver.close()
     assert (delivery.ok, delivery.retry, delivery.status) == (False, True, "connection refused")
     assert SECRET not in delivery.detail
+
+
+async def test_a_receiver_that_never_answers_times_out_and_is_retried() -> None:
+    with silent_port() as port:
+        receiver = webhook(f"http://127.0.0.1:{port}/hook", timeout_s=0.5)
+        try:
+            delivery = await receiver.send(make_notification([make_alert(1)]))
+        finally:
+            await receiver.close()
+    assert (delivery.ok, delivery.retry, delivery.status) == (False, True, "timeout")
 
 
 async def test_one_client_per_receiver_reused_and_closed(http_receiver) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 from jacmon.analytics.alert_explain import evidence_lines
 from jacmon.notify.model import Delivery, Notification
-from jacmon.notify.receivers.http import HttpPoster
+from jacmon.notify.receivers.http import HttpPoster, shown_url
 
 
 def rfc3339(ts: Any) -> str | None:
@@ -123,4 +123,4 @@ class AlertmanagerReceiver:
         await self._http.close()
 
     def __repr__(self) -> str:
-        return f"AlertmanagerReceiver(name={self.name!r}, url={self.url!r})"
+        return f"AlertmanagerReceiver(name={self.name!r}, url={shown_url(self.url)!r})"

@@ -186,15 +186,15 @@ class EmailReceiver:
             return _refused_delivery(exc.recipients)
         except aiosmtplib.SMTPResponseException as exc:
             return smtp_reply_delivery(exc.code, exc.message)
-        except aiosmtplib.SMTPNotSupported as exc:
-            # E.g. STARTTLS required but not offered: a setting to fix, not a blip.
-            return Delivery(
-                ok=False, status="SMTP not supported", detail=excerpt(str(exc)), retry=False
-            )
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            # Connection refused, timeouts, dropped connections, TLS failures.
+        except (OSError, aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected) as exc:
+            # Connection refused, timeouts, dropped connections, TLS failures: try again later.
             return Delivery(
                 ok=False, status=_connection_status(exc), detail=excerpt(str(exc)), retry=True
+            )
+        except aiosmtplib.SMTPException as exc:
+            # The server lacks what the settings ask for (STARTTLS, AUTH): fix the settings.
+            return Delivery(
+                ok=False, status="SMTP not supported", detail=excerpt(str(exc)), retry=False
             )
         detail = excerpt(reply)
         if errors:

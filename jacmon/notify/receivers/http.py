@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -132,6 +133,15 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if when.tzinfo is None:  # RFC 9110 dates are GMT
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def shown_url(url: str) -> str:
+    """``url`` fit for logs and reprs: no ``user:password@``, no query (either may hold a token)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}"
 
 
 def excerpt(text: str, limit: int = DETAIL_CHARS) -> str:

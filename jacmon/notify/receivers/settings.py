@@ -81,6 +81,8 @@ class ReceiverSettings:
         parts = urlsplit(value) if isinstance(value, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             shown = value
+            if parts is not None and parts.password:
+                shown = value.replace(parts.password, "***")  # a password never goes in an error
             if hide_path and isinstance(value, str) and parts is not None:
                 shown = f"{parts.scheme}://{parts.netloc}/…" if parts.netloc else "(hidden)"
             raise self.fail(

@@ -37,7 +37,7 @@ import time
 from typing import Any
 
 from jacmon.notify.model import Delivery, Notification
-from jacmon.notify.receivers.http import HttpPoster
+from jacmon.notify.receivers.http import HttpPoster, shown_url
 
 #: Bump when the body changes incompatibly; receivers may check it.
 PAYLOAD_VERSION = 1
@@ -100,4 +100,5 @@ class WebhookReceiver:
 
     def __repr__(self) -> str:
         # The secret stays out of reprs, and so out of logs and tracebacks.
-        return f"WebhookReceiver(name={self.name!r}, url={self.url!r}, signed={bool(self._secret)})"
+        url = shown_url(self.url)
+        return f"WebhookReceiver(name={self.name!r}, url={url!r}, signed={bool(self._secret)})"
