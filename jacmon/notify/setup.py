@@ -14,6 +14,11 @@ def build_receivers(settings: NotifySettings) -> dict[str, Receiver]:
     from jacmon.notify.receivers import build_receiver
 
     return {
-        spec.name: build_receiver(spec, where=f"notify.receivers[{index}] (name {spec.name!r})")
+        spec.name: build_receiver(
+            spec,
+            where=f"notify.receivers[{index}] (name {spec.name!r})",
+            # Alertmanager's resyncs carry the link too, so its annotation does not flip.
+            dashboard_url=settings.dashboard_url,
+        )
         for index, spec in enumerate(settings.receivers)
     }
