@@ -59,3 +59,33 @@ def test_notify_log_and_test_explain_what_is_missing(tmp_path):
     assert unknown.exit_code != 0
     assert "receiver 'ops' is not configured" in unknown.text
     assert "[[notify.receivers]]" in unknown.text
+
+
+def test_serve_check_validates_notify_and_says_what_would_match(tmp_path):
+    db = str(make_db(tmp_path / "jacmon.db"))
+    assert invoke("run-task", "performance", "--db", db, *AT).exit_code == 0
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "[notify]\n"
+        '[[notify.receivers]]\nname = "hook"\ntype = "webhook"\nurl = "http://127.0.0.1:9/x"\n'
+        '[[notify.receivers]]\nname = "idle"\ntype = "webhook"\nurl = "http://127.0.0.1:9/y"\n'
+        '[[notify.routes]]\nreceivers = ["hook"]\nseverity = "warning"\ngroup_wait = "10s"\n'
+    )
+    result = invoke("serve", "--check", "--json", "--config", str(config), "--db", db,
+                    "--port", "0")  # fmt: skip
+    body = json.loads(result.output)
+    notify = body["plan"]["notify"]
+    assert notify["enabled"] is True
+    (route,) = notify["routes"]
+    assert route["receivers"] == ["hook"]
+    assert route["firing_alerts_matched"] >= 1
+    assert route["timing"]["group_wait"] == "10s"
+    assert any("'idle'" in p and "no [[notify.routes]]" in p for p in body["problems"])
+    config.write_text(
+        "[notify]\n"
+        '[[notify.receivers]]\nname = "hook"\ntype = "webhook"\nurl = "ftp://example.com"\n'
+        '[[notify.routes]]\nreceivers = ["hook"]\n'
+    )
+    bad = invoke("serve", "--check", "--config", str(config), "--db", db, "--port", "0")
+    assert bad.exit_code == 1
+    assert "ftp://example.com" in bad.text and "url" in bad.text

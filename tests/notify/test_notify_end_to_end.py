@@ -15,6 +15,7 @@ import time
 from email import message_from_bytes
 from typing import Any
 
+import httpx
 import pytest
 from support import recv_until
 from test_tasks_fixtures import ago, ingest, run_task, score
@@ -151,6 +152,11 @@ async def test_a_receiver_down_gets_everything_once_it_is_back(start, http_recei
         delivered = json.loads(requests[-1].body)
         assert sorted(a["learner"] for a in delivered["alerts"]) == ["ann", "bob"]
         assert running.server.notifier.metrics.sent["flaky"] == 1
+        async with httpx.AsyncClient() as http:
+            page = (await http.get(f"http://127.0.0.1:{running.port}/metrics")).text
+        assert 'jacmon_notifications_sent_total{receiver="flaky"} 1' in page
+        assert 'jacmon_notifications_retries_total{receiver="flaky"} 3' in page
+        assert 'jacmon_notification_delivery_seconds_count{receiver="flaky"} 1' in page
     finally:
         await running.stop()
 
