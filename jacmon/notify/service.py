@@ -38,6 +38,8 @@ from jacmon.store.silences import lapse_silences
 
 log = logging.getLogger("jacmon.notify")
 
+#: Decoded alerts kept for the next receiver's send of the same changes.
+DECODED_CACHE = 20_000
 #: Alert changes routed per write transaction.
 ROUTE_CHUNK = 500
 #: How often silences are checked for their end (or start), in seconds.
@@ -71,6 +73,8 @@ class Notifier:
         self.metrics = metrics or NotifyMetrics()
         self._wake = {name: asyncio.Event() for name in self.receivers}
         self._last_silence_check = 0.0
+        #: Alerts decoded from the change log, by seq, shared by the receivers' senders.
+        self._decoded: dict[int, Any] = {}
 
     def loops(self) -> dict[str, Callable[[], Coroutine[Any, Any, Any]]]:
         """Name -> loop factory, for the server's supervisor (each restarts on failure)."""
@@ -154,7 +158,9 @@ class Notifier:
         if claimed is None:
             return
         # Decoded after the commit: a big group must not hold the writer (and ingest).
-        notification = claimed.notification(self.settings.dashboard_url)
+        if len(self._decoded) > DECODED_CACHE:
+            self._decoded.clear()
+        notification = claimed.notification(self.settings.dashboard_url, self._decoded)
         delivery = await self.send(notification)
         now = self.clock()
         async with self.db.transaction() as conn:

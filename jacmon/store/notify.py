@@ -78,8 +78,13 @@ async def route_new_changes(
         return 0
     if limit <= 0:
         return 0
+    # The alert's labels come from its row, not from decoding each change's JSON: a burst
+    # of thousands of changes is routed without parsing them (rule, learner and path
+    # never change for an alert; severity is the current one).
     async with conn.execute(
-        "SELECT seq, change, body FROM alert_changes WHERE seq > ? ORDER BY seq LIMIT ?",
+        "SELECT c.seq, c.change, a.id, a.rule, a.severity, a.learner, a.path"
+        " FROM alert_changes c JOIN alerts a ON a.id = c.alert_id"
+        " WHERE c.seq > ? ORDER BY c.seq LIMIT ?",
         (int(mark), limit),
     ) as cursor:
         changes = await cursor.fetchall()
@@ -87,19 +92,17 @@ async def route_new_changes(
         return 0
     rows: list[tuple[Any, ...]] = []
     groups: dict[tuple[str, str], tuple[str, str]] = {}
-    for seq, change, body in changes:
+    labels_json: dict[str, str] = {}
+    for seq, change, alert_id, rule, severity, learner, path in changes:
         if change not in ROUTED_CHANGES:
             continue
-        try:
-            alert = json.loads(body)
-        except ValueError:
-            continue  # an unreadable stored change is skipped here as by the streams
-        if not isinstance(alert, dict):
-            continue
+        alert = {"rule": rule, "severity": severity, "learner": learner, "path": path}
         for receiver, route in _receivers_for(routes, alert, change):
             group_key, labels = route.group_of(alert)
-            groups[(receiver, group_key)] = (route.name, json.dumps(labels))
-            rows.append((receiver, route.name, group_key, alert.get("id"), seq, change, None, now))
+            if group_key not in labels_json:
+                labels_json[group_key] = json.dumps(labels)
+            groups[(receiver, group_key)] = (route.name, labels_json[group_key])
+            rows.append((receiver, route.name, group_key, alert_id, seq, change, None, now))
     if rows:
         await conn.executemany(
             "INSERT INTO notifications (receiver, route, group_key, alert_id, change_seq,"
@@ -184,15 +187,25 @@ class ClaimedBatch:
     labels: dict[str, str]
     rows: list[tuple[str, int, str, float]]
 
-    def notification(self, dashboard_url: str | None = None) -> Notification:
-        changes = tuple(
-            AlertChange(change, seq, json.loads(body)) for change, seq, body, _ in self.rows
-        )
+    def notification(
+        self, dashboard_url: str | None = None, decoded: dict[int, Any] | None = None
+    ) -> Notification:
+        """The message to send. ``decoded`` caches alerts by change seq across receivers:
+        the same burst goes to each of them, and is decoded once."""
+        cache = {} if decoded is None else decoded
+        changes = []
+        for change, seq, body, _ in self.rows:
+            alert = cache.get(seq) if seq else None
+            if alert is None:
+                alert = json.loads(body)
+                if seq:
+                    cache[seq] = alert
+            changes.append(AlertChange(change, seq, alert))
         return Notification(
             receiver=self.receiver,
             key=self.key,
             group=self.labels,
-            changes=changes,
+            changes=tuple(changes),
             created_at=min(row[3] for row in self.rows),
             dashboard_url=dashboard_url,
         )

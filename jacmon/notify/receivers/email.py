@@ -16,6 +16,7 @@ Answers: SMTP 250 is done; a 4xx reply or a connection failure is retried; a
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import html
 import re
@@ -167,7 +168,8 @@ class EmailReceiver:
         )
 
     async def send(self, notification: Notification) -> Delivery:
-        message = self.message(notification)
+        # A digest of thousands of alerts takes a while to render: off the event loop.
+        message = await asyncio.to_thread(self.message, notification)
         try:
             errors, reply = await aiosmtplib.send(
                 message,
