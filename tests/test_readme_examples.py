@@ -345,6 +345,8 @@ class Outcome:
     status: int
     stdout: str
     stderr: str
+    #: What ``/healthz`` answered, for a ``jacmon serve`` line.
+    health: dict[str, Any] | None = None
 
     @property
     def output(self) -> str:
@@ -381,11 +383,10 @@ def run_server(text: str, tmp_path: Path) -> Outcome:
     process = shell(text, env, tmp_path / "work")
     try:
         health = wait_healthy(port, process)
-        assert health["status"] == "ok", health
     finally:
         status = stop(process)
     stdout, stderr = process.communicate()
-    return Outcome(status, stdout, stderr)
+    return Outcome(status, stdout, stderr, health)
 
 
 def run_follow(text: str, reader: Reader, lrs: RalphLrs) -> Outcome:
@@ -411,7 +412,7 @@ def require_tmux() -> str:
     return tmux
 
 
-def run_dashboard(text: str, reader: Reader, tmp_path: Path, expect: str) -> Outcome:
+def run_dashboard(text: str, reader: Reader, tmp_path: Path, expect: tuple[str, ...]) -> Outcome:
     """A dashboard line in a real terminal (tmux): it must paint ``expect``, and quit on q."""
     tmux = Tmux(require_tmux(), tmp_path)
     try:
@@ -420,7 +421,9 @@ def run_dashboard(text: str, reader: Reader, tmp_path: Path, expect: str) -> Out
         )
 
         async def drive() -> str:
-            screen = await wait_for_screen(tmux, lambda s: expect in s, repr(expect))
+            screen = await wait_for_screen(
+                tmux, lambda s: all(part in s for part in expect), f"all of {expect}"
+            )
             await quit_and_check_exit(tmux, pane_pid, set())
             return screen
 
@@ -475,6 +478,13 @@ def acknowledged_42(outcome: Outcome, reader: Reader) -> None:
     assert alert["acknowledged"]["note"] == "spoke to the learner", alert
 
 
+def served_default_db(outcome: Outcome, reader: Reader) -> None:
+    # As the README says: 127.0.0.1, the database in the user data dir ($XDG_DATA_HOME).
+    assert outcome.health is not None and outcome.health["status"] == "ok", outcome.health
+    assert outcome.health["db"]["path"].endswith("/data/jacmon/jacmon.db"), outcome.health
+    assert "serving on ws://127.0.0.1:" in outcome.output, outcome.output
+
+
 def check_passed(outcome: Outcome, reader: Reader) -> None:
     assert "problem" not in outcome.output, outcome.output
 
@@ -488,9 +498,14 @@ def catalog_loaded(outcome: Outcome, reader: Reader) -> None:
     assert "loaded 1 paths with 3 modules" in outcome.output, outcome.output
 
 
+#: What only a Python repr prints: a list or dict of strings, a bare None as a value.
+PYTHON_REPR = re.compile(r"\[\'|\{\'|: None$", re.M)
+
+
 #: README text -> the check after it ran (beyond exit 0, no traceback, valid --json).
 EXPECTATIONS: dict[str, Callable[[Outcome, Reader], None]] = {
     "jacmon serve --check": check_passed,
+    "jacmon serve": served_default_db,
     "jacmon ingest events.jsonl": all_accepted,
     "some-exporter | jacmon ingest -": all_accepted,
     "jacmon ingest --format xapi statements.json": all_accepted,
@@ -504,10 +519,10 @@ EXPECTATIONS: dict[str, Callable[[Outcome, Reader], None]] = {
     "jacmon catalog load catalog.toml": catalog_loaded,
 }
 
-#: Dashboard lines -> what must be painted (the header's title, or the learner).
-DASHBOARD_SHOWS: dict[str, str] = {
-    "jacmon dashboard": "jacmon",
-    "jacmon dashboard --learner u123": "u123",
+#: Dashboard lines -> what must be painted ({server}: the URL it connected to).
+DASHBOARD_SHOWS: dict[str, tuple[str, ...]] = {
+    "jacmon dashboard": ("{server}", "Progress", "python-101"),
+    "jacmon dashboard --learner u123": ("{server}", "u123", "python-101/m3"),
 }
 
 
@@ -527,7 +542,7 @@ def test_every_substitution_and_check_names_a_readme_line() -> None:
     texts = [command.text for command in COMMANDS]
     for old in SUBSTITUTIONS:
         assert any(re.search(re.escape(old) + r"(?!\S)", text) for text in texts), old
-    for text in [*EXPECTATIONS, *DASHBOARD_SHOWS]:
+    for text in [*EXPECTATIONS, *DASHBOARD_SHOWS, *KNOWN_FAILURES]:
         assert text in texts, f"{text!r} is no longer in the README's Examples"
 
 
@@ -548,7 +563,30 @@ def test_comments_are_stripped_but_quoted_hashes_kept() -> None:
     assert strip_comment("jacmon tasks --json") == "jacmon tasks --json"
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=[command.text for command in COMMANDS])
+#: README lines that fail for a reason being fixed elsewhere in issue 11; strict, so each
+#: case turns into a failure (remove it here) as soon as the fix lands.
+KNOWN_FAILURES: dict[str, str] = {
+    "jacmon serve --check": (
+        "issue 11, 'Human output shows no Python reprs': the plan prints "
+        "streams: ['/ws/dashboard', ...] and config_file: None"
+    ),
+}
+
+
+def command_params() -> list[Any]:
+    return [
+        pytest.param(
+            command,
+            id=command.text,
+            marks=[pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES[command.text])]
+            if command.text in KNOWN_FAILURES
+            else [],
+        )
+        for command in COMMANDS
+    ]
+
+
+@pytest.mark.parametrize("command", command_params())
 def test_readme_command_runs_as_written(
     command: ReadmeCommand, reader: Reader, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -563,9 +601,9 @@ def test_readme_command_runs_as_written(
         env = reader_env(tmp_path, lrs_free_port())
         outcome = run_to_end(substitute(command.text), env, tmp_path / "work")
     elif argv[:2] == ["jacmon", "dashboard"]:
-        outcome = run_dashboard(
-            substitute(command.text), reader, tmp_path, DASHBOARD_SHOWS.get(command.text, "jacmon")
-        )
+        shows = DASHBOARD_SHOWS.get(command.text, ("{server}",))
+        expect = tuple(part.format(server=reader.env["JACMON_SERVER"]) for part in shows)
+        outcome = run_dashboard(substitute(command.text), reader, tmp_path, expect)
     elif "--follow" in argv:
         lrs = request.getfixturevalue("readme_lrs")
         outcome = run_follow(substitute(command.text, lrs.url), reader, lrs)
@@ -576,6 +614,8 @@ def test_readme_command_runs_as_written(
     assert outcome.status == 0, f"exit {outcome.status}:\n{outcome.output}"
     if "--json" in argv:
         json.loads(outcome.stdout)
+    else:
+        assert not PYTHON_REPR.search(outcome.output), f"a Python repr:\n{outcome.output}"
     if check := EXPECTATIONS.get(command.text):
         check(outcome, reader)
 
