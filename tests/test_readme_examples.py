@@ -151,8 +151,6 @@ class Reader:
     root: Path
     cwd: Path
     env: dict[str, str]
-    port: int
-    server: subprocess.Popen[bytes]
 
     @property
     def db_path(self) -> Path:
@@ -303,17 +301,18 @@ def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reader]:
     data_db = root / "data" / "jacmon" / "jacmon.db"
     data_db.parent.mkdir(parents=True)
     asyncio.run(seed_alerts(data_db, 42))
-    server = subprocess.Popen(
-        ["jacmon", "serve"],
-        env=env,
-        cwd=root / "work",
-        stdout=subprocess.DEVNULL,
-        stderr=(root / "serve.log").open("wb"),
-        start_new_session=True,
-    )
+    with (root / "serve.log").open("wb") as log_file:
+        server = subprocess.Popen(
+            ["jacmon", "serve"],
+            env=env,
+            cwd=root / "work",
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+            start_new_session=True,
+        )
     try:
         wait_healthy(port, server)
-        reading = Reader(root=root, cwd=root / "work", env=env, port=port, server=server)
+        reading = Reader(root=root, cwd=root / "work", env=env)
         write_reader_files(reading)
         yield reading
     finally:
@@ -520,6 +519,7 @@ EXPECTATIONS: dict[str, Callable[[Outcome, Reader], None]] = {
     "jacmon ingest events.jsonl": all_accepted,
     "some-exporter | jacmon ingest -": all_accepted,
     "jacmon ingest --format xapi statements.json": all_accepted,
+    "jacmon ingest --lrs https://lrs.example.com/xAPI --lrs-user jacmon --follow": all_accepted,
     "jacmon sim --learners 500 --rate 300 --speed 600 --duration 120": streamed_in_step,
     "jacmon sim --out week.jsonl --learners 100 --days 7 --seed 4": week_written,
     "jacmon run-task velocity --dry-run --json": velocity_dry_run,
