@@ -512,6 +512,31 @@ def catalog_loaded(outcome: Outcome, reader: Reader) -> None:
 PYTHON_REPR = re.compile(r"\[\'|\{\'|: None$", re.M)
 
 
+#: JSON keys that hold a moment (not a duration): ``started``, ``next_run``, ``first_seen``...
+TIMESTAMP_KEY = re.compile(
+    r"^(started|ended|scheduled|since|ts|time|last_run|next_run)$|_(at|seen)$"
+)
+ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)")
+
+
+def non_iso_timestamps(value: Any, where: str = "") -> list[str]:
+    """Where ``value`` (parsed JSON) has a moment not written as ISO 8601 UTC (issue 11)."""
+    if isinstance(value, list):
+        return [
+            p for i, item in enumerate(value) for p in non_iso_timestamps(item, f"{where}[{i}]")
+        ]
+    if not isinstance(value, dict):
+        return []
+    problems = []
+    for key, item in value.items():
+        if TIMESTAMP_KEY.search(key) and item is not None:
+            if not (isinstance(item, str) and ISO_UTC.fullmatch(item)):
+                problems.append(f"{where}.{key}={item!r}")
+        else:
+            problems.extend(non_iso_timestamps(item, f"{where}.{key}"))
+    return problems
+
+
 #: README text -> the check after it ran (beyond exit 0, no traceback, valid --json).
 EXPECTATIONS: dict[str, Callable[[Outcome, Reader], None]] = {
     "jacmon serve --check": check_passed,
@@ -581,6 +606,10 @@ KNOWN_FAILURES: dict[str, str] = {
         "issue 11, 'Human output shows no Python reprs': the plan prints "
         "streams: ['/ws/dashboard', ...] and config_file: None"
     ),
+    "jacmon alerts --state firing --json": (
+        "issue 11, 'one timestamp format in every --json (ISO 8601 UTC)': alerts print "
+        "first_seen and last_seen as seconds since the epoch"
+    ),
 }
 
 
@@ -595,6 +624,16 @@ def command_params() -> list[Any]:
         )
         for command in COMMANDS
     ]
+
+
+def test_timestamp_check_tells_iso_utc_from_epoch_seconds() -> None:
+    good = {
+        "started": "2026-12-05T07:21:18.19+00:00",
+        "alerts": [{"fired_at": "2026-12-05T07:21:18Z"}],
+    }
+    assert non_iso_timestamps(good) == []
+    bad = {"dry_run": True, "alerts": [{"first_seen": 1796455800.0, "resolved_at": None}]}
+    assert non_iso_timestamps(bad) == [".alerts[0].first_seen=1796455800.0"]
 
 
 @pytest.mark.parametrize("command", command_params())
@@ -624,7 +663,8 @@ def test_readme_command_runs_as_written(
     assert "Traceback" not in outcome.output, outcome.output
     assert outcome.status == 0, f"exit {outcome.status}:\n{outcome.output}"
     if "--json" in argv:
-        json.loads(outcome.stdout)
+        problems = non_iso_timestamps(json.loads(outcome.stdout))
+        assert not problems, f"timestamps not in ISO 8601 UTC: {problems[:5]}"
     else:
         assert not PYTHON_REPR.search(outcome.output), f"a Python repr:\n{outcome.output}"
     if check := EXPECTATIONS.get(command.text):
