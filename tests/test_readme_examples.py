@@ -56,7 +56,7 @@ TIMEOUT_S = 60.0
 
 #: The fewest commands the Examples section has today: a restructured README
 #: that the parser no longer understands must fail here, not test nothing.
-MIN_COMMANDS = 15
+MIN_COMMANDS = 16
 
 #: The LRS user the README's ``--lrs-user`` names, added to Ralph's users.
 README_LRS_USER = "jacmon"
@@ -490,6 +490,16 @@ def acknowledged_42(outcome: Outcome, reader: Reader) -> None:
     assert alert["acknowledged"]["note"] == "spoke to the learner", alert
 
 
+def unacknowledged_42(outcome: Outcome, reader: Reader) -> None:
+    alerts = json.loads(reader.jacmon("alerts", "--state", "all", "--json").stdout)
+    (alert,) = [a for a in alerts if a["id"] == 42]
+    assert alert["acknowledged"] is None, alert
+    # Nothing an instructor did is lost: the acknowledgement and its withdrawal.
+    notes = [(entry.get("action"), entry["note"]) for entry in alert["acknowledgements"]]
+    assert notes[-1] == ("unacknowledged", "not resolved yet"), notes
+    assert any(note == "spoke to the learner" for _, note in notes[:-1]), notes
+
+
 def served_default_db(outcome: Outcome, reader: Reader) -> None:
     # As the README says: 127.0.0.1, the database in the user data dir ($XDG_DATA_HOME).
     assert outcome.health is not None and outcome.health["status"] == "ok", outcome.health
@@ -516,7 +526,7 @@ PYTHON_REPR = re.compile(r"\[\'|\{\'|: None$", re.M)
 
 #: JSON keys that hold a moment (not a duration): ``started``, ``next_run``, ``first_seen``...
 TIMESTAMP_KEY = re.compile(
-    r"^(started|ended|scheduled|since|ts|time|last_run|next_run)$|_(at|seen)$"
+    r"^(at|started|ended|scheduled|since|ts|time|last_run|next_run)$|_(at|seen)$"
 )
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)")
 
@@ -553,6 +563,7 @@ EXPECTATIONS: dict[str, Callable[[Outcome, Reader], None]] = {
     "jacmon tasks --json": five_tasks,
     "jacmon alerts --state firing --json": firing_alerts,
     'jacmon alerts ack 42 --note "spoke to the learner"': acknowledged_42,
+    'jacmon alerts unack 42 --note "not resolved yet"': unacknowledged_42,
     "jacmon demo --headless --duration 30": demo_summary,
     "jacmon catalog load catalog.toml": catalog_loaded,
 }
