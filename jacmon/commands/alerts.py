@@ -110,7 +110,9 @@ def _ack_text(current: dict | None, history: list[dict]) -> str:
 def ack_command(
     alert_id: int = typer.Argument(..., help="The alert's id (see jacmon alerts)."),
     note: str | None = typer.Option(None, "--note", help="Why, or what is being done."),
-    by: str | None = typer.Option(None, "--by", help="Who acknowledges (default: your login)."),
+    by: str | None = typer.Option(
+        None, "--by", help="Who acknowledges.", show_default="your login name"
+    ),
     expires_in: str | None = typer.Option(
         None, "--expires-in", help="The acknowledgement lapses after this long (30m, 2h, 1d)."
     ),

@@ -31,10 +31,20 @@ def out_console() -> Console:
     return Console(soft_wrap=True, highlight=False)
 
 
+#: A default that comes from the config or the environment is given as ``show_default``
+#: text, so help shows it as ``[default: X]`` like every other default (see help.py).
 ConfigOption = typer.Option(
-    None, "--config", help="TOML config file (default: JACMON_CONFIG or the user config dir)."
+    None,
+    "--config",
+    help="TOML config file.",
+    show_default="$JACMON_CONFIG, else config.toml in the user config dir",
 )
-DbOption = typer.Option(None, "--db", help="SQLite database file (default: the user data dir).")
+DbOption = typer.Option(
+    None,
+    "--db",
+    help="SQLite database file.",
+    show_default="[server] db in the config, else the user data dir",
+)
 
 
 def handle_errors(func: Callable[P, T]) -> Callable[P, T]:

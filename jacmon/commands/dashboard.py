@@ -12,13 +12,21 @@ from jacmon.commands.common import ConfigOption, check_server_url, handle_errors
 @handle_errors
 def dashboard(
     server: str | None = typer.Option(
-        None, "--server", help="Server URL, e.g. ws://127.0.0.1:8765 [config, JACMON_SERVER]."
+        None,
+        "--server",
+        help="Server URL (ws:// or wss://); also JACMON_SERVER or [client] server in the config.",
+        show_default="ws://127.0.0.1:8765",
     ),
     token: str | None = typer.Option(
-        None, "--token", help="Access token [config, JACMON_TOKEN]; none on loopback."
+        None,
+        "--token",
+        help="Access token; also JACMON_TOKEN or [client] token in the config. "
+        "Not needed on loopback unless the server requires tokens.",
     ),
     learner: str | None = typer.Option(
-        None, "--learner", help="Show only this learner [config, JACMON_LEARNER]."
+        None,
+        "--learner",
+        help="Show only this learner; also JACMON_LEARNER or [client] learner in the config.",
     ),
     config: Path | None = ConfigOption,
 ) -> None:

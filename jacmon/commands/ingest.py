@@ -419,7 +419,8 @@ def register(app: typer.Typer) -> None:
         lrs_password: str | None = typer.Option(
             None,
             "--lrs-password",
-            help="LRS basic-auth password (or JACMON_LRS__PASSWORD / [lrs] password).",
+            help="LRS basic-auth password; also JACMON_LRS__PASSWORD or password in the "
+            "config's [lrs] table.",
         ),
         follow: bool = typer.Option(
             False, "--follow", help="Keep polling the LRS until interrupted."
@@ -428,10 +429,20 @@ def register(app: typer.Typer) -> None:
             None, "--since", help="Read statements stored after this ISO 8601 time."
         ),
         poll_interval: float | None = typer.Option(
-            None, "--poll-interval", help="Seconds between LRS polls with --follow (default 5)."
+            None,
+            "--poll-interval",
+            help="Seconds between LRS polls with --follow.",
+            show_default="5",
         ),
-        server: str | None = typer.Option(None, "--server", help="jacmon server ws:// URL."),
-        token: str | None = typer.Option(None, "--token", help="Ingest token."),
+        server: str | None = typer.Option(
+            None,
+            "--server",
+            help="jacmon server URL (ws:// or wss://).",
+            show_default="[client] server in the config, else ws://127.0.0.1:8765",
+        ),
+        token: str | None = typer.Option(
+            None, "--token", help="Ingest token.", show_default="[client] token in the config"
+        ),
         batch_size: int = typer.Option(
             500, "--batch-size", min=1, max=5000, help="Events per frame (and LRS page size)."
         ),

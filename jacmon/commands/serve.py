@@ -15,7 +15,7 @@ from pathlib import Path
 
 import typer
 
-from jacmon.commands.common import ConfigOption, handle_errors, print_json
+from jacmon.commands.common import ConfigOption, DbOption, handle_errors, print_json
 from jacmon.config import Settings, load_settings
 from jacmon.errors import JacmonError, UsageError
 from jacmon.logs import setup_logging
@@ -171,9 +171,13 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
 
 @handle_errors
 def serve(
-    host: str | None = typer.Option(None, "--host", help="Address to listen on [127.0.0.1]."),
-    port: int | None = typer.Option(None, "--port", help="TCP port [8765]; 0 picks a free one."),
-    db: Path | None = typer.Option(None, "--db", help="SQLite database file."),
+    host: str | None = typer.Option(
+        None, "--host", help="Address to listen on.", show_default="127.0.0.1"
+    ),
+    port: int | None = typer.Option(
+        None, "--port", help="TCP port; 0 picks a free one.", show_default="8765"
+    ),
+    db: Path | None = DbOption,
     config: Path | None = ConfigOption,
     insecure: bool | None = typer.Option(
         None, "--insecure", help="Serve off loopback without tokens (not recommended)."
@@ -188,10 +192,15 @@ def serve(
         "--allowed-origin",
         metavar="ORIGIN",
         help="A browser origin (https://host[:port]) whose pages may connect, with a token; "
-        "repeat for more [server.allowed_origins].",
+        "repeat for more.",
+        show_default="server.allowed_origins in the config",
     ),
-    log_level: str | None = typer.Option(None, "--log-level", help="debug|info|warning|error."),
-    log_format: str | None = typer.Option(None, "--log-format", help="text or json."),
+    log_level: str | None = typer.Option(
+        None, "--log-level", help="debug, info, warning or error.", show_default="info"
+    ),
+    log_format: str | None = typer.Option(
+        None, "--log-format", help="text or json.", show_default="text"
+    ),
     check: bool = typer.Option(
         False, "--check", help="Validate config, database and tokens; print the plan and exit."
     ),

@@ -54,7 +54,10 @@ def _parse_start(value: str | None) -> datetime | None:
 def sim(
     server: Annotated[
         str | None,
-        typer.Option(help="Server to stream into, e.g. ws://127.0.0.1:8765 (default: config)."),
+        typer.Option(
+            help="Server to stream into (ws:// or wss://).",
+            show_default="[client] server in the config, else ws://127.0.0.1:8765",
+        ),
     ] = None,
     out: Annotated[
         Path | None,
@@ -73,11 +76,12 @@ def sim(
     ] = 600.0,
     duration: Annotated[
         float | None,
-        typer.Option(min=0.001, help="Stop streaming after this many seconds (default 60)."),
+        typer.Option(min=0.001, help="Stop streaming after this many seconds.", show_default="60"),
     ] = None,
     events: Annotated[int | None, typer.Option(min=1, help="Stop after this many events.")] = None,
     days: Annotated[
-        float | None, typer.Option(min=0.001, help="--out: simulated days to cover (default 7).")
+        float | None,
+        typer.Option(min=0.001, help="With --out: simulated days to cover.", show_default="7"),
     ] = None,
     history_days: Annotated[
         float,
@@ -86,16 +90,18 @@ def sim(
     start: Annotated[
         str | None,
         typer.Option(
-            help="Simulated start, ISO 8601 with zone (default: so that streaming ends now; "
-            "for --out, now minus --days)."
+            help="Simulated start, ISO 8601 with a zone.",
+            show_default="so that streaming ends now; with --out, now minus --days",
         ),
     ] = None,
     catalog: Annotated[
         Path | None,
-        typer.Option(help="Catalog TOML of the simulated paths (default: the demo catalog)."),
+        typer.Option(help="Catalog TOML of the simulated paths.", show_default="the demo catalog"),
     ] = None,
     batch: Annotated[int, typer.Option(min=1, help="Most events per batch sent.")] = 200,
-    token: Annotated[str | None, typer.Option(help="Ingest token (default: config).")] = None,
+    token: Annotated[
+        str | None, typer.Option(help="Ingest token.", show_default="[client] token in the config")
+    ] = None,
     config: Path | None = ConfigOption,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:

@@ -115,7 +115,7 @@ def run_task_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     at: str | None = typer.Option(
-        None, "--at", help="Run as if now were this time (ISO 8601); default: now."
+        None, "--at", help="Run as if now were this time (ISO 8601).", show_default="now"
     ),
     db: Path | None = DbOption,
     config: Path | None = ConfigOption,
