@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -70,9 +71,100 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise typer.Exit(130) from None
 
 
+#: Keys whose values are moments, besides any key ending in ``_at``. The store keeps them
+#: as epoch seconds and some records as ISO strings with an offset; ``--json`` shows
+#: every one the same way (:func:`utc_iso`).
+TIME_KEYS = frozenset(
+    {
+        "at",
+        "created",
+        "revoked",
+        "first_seen",
+        "last_seen",
+        "last_activity",
+        "started",
+        "scheduled",
+        "next_run",
+        "sim_from",
+        "sim_to",
+    }
+)
+
+#: Decimal places of every duration (a key ending in ``_s``) in ``--json``: milliseconds.
+DURATION_DIGITS = 3
+
+
+def utc_iso(moment: float | datetime) -> str:
+    """``moment`` (epoch seconds or an aware datetime) as ``2026-12-05T07:00:00Z``.
+
+    Whole seconds, UTC, ``Z``: the one timestamp format of every ``--json``.
+    """
+    if isinstance(moment, datetime):
+        moment = moment.timestamp()
+    return datetime.fromtimestamp(int(moment // 1), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _is_time_key(key: str | None) -> bool:
+    return key is not None and (key in TIME_KEYS or key.endswith("_at"))
+
+
+def json_ready(value: Any, key: str | None = None) -> Any:
+    """``value`` with its moments as :func:`utc_iso` text and its durations rounded alike.
+
+    ``key`` is the name ``value`` is stored under. Strings under a time key are
+    converted only if they are ISO 8601 with a zone; anything else is left as is.
+    """
+    if isinstance(value, dict):
+        return {k: json_ready(v, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, datetime):
+        return utc_iso(value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if _is_time_key(key):
+        if isinstance(value, (int, float)):
+            return utc_iso(value)
+        if isinstance(value, str):
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                return value
+            return utc_iso(moment) if moment.tzinfo is not None else value
+    if isinstance(value, float) and key is not None and key.endswith("_s"):
+        return round(value, DURATION_DIGITS)
+    return value
+
+
+def plain(value: Any) -> str:
+    """``value`` as a person reads it in human output: never a Python repr.
+
+    None is ``-``, a bool ``yes``/``no``, a list ``a, b``, a dict ``k: v; k: v``,
+    a moment ``2026-12-05 07:00:00 UTC``.
+    """
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(plain(v) for v in value) if value else "-"
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {plain(v)}" for k, v in value.items()) if value else "-"
+    return str(value)
+
+
 def print_json(value: Any) -> None:
-    """Write ``value`` as JSON on stdout, for scripts."""
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+    """Write ``value`` as JSON on stdout, for scripts: the one emitter of every ``--json``.
+
+    Times are ISO 8601 UTC and durations rounded to milliseconds (:func:`json_ready`).
+    """
+    sys.stdout.write(json.dumps(json_ready(value), indent=2, default=str) + "\n")
 
 
 async def with_store(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import typer
 
-from jacmon.commands.common import ConfigOption, DbOption, handle_errors, print_json
+from jacmon.commands.common import ConfigOption, DbOption, handle_errors, plain, print_json
 from jacmon.config import Settings, load_settings
 from jacmon.errors import JacmonError, UsageError
 from jacmon.logs import setup_logging
@@ -160,13 +160,28 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
         tasks = load_tasks_config(settings.tasks)
         upcoming = next_runs(tasks, datetime.now(UTC))
         plan["tasks"] = [
-            f"{name}: {task.cron} ({tasks.timezone.key})"
-            + (f", next {upcoming[name].isoformat()}" if upcoming[name] else ", disabled")
+            {
+                "task": name,
+                "cron": task.cron,
+                "timezone": tasks.timezone.key,
+                "enabled": task.enabled,
+                "next_run": upcoming[name],
+            }
             for name, task in tasks.tasks.items()
         ]
     except JacmonError as exc:
         problems.append(str(exc))
     return plan, problems
+
+
+def _print_plan(plan: dict) -> None:
+    for key, value in plan.items():
+        if key != "tasks":
+            typer.echo(f"{key}: {plain(value)}")
+    typer.echo("tasks:")
+    for task in plan.get("tasks", []):
+        when = f"next {plain(task['next_run'])}" if task["next_run"] else "disabled"
+        typer.echo(f"  {task['task']}: {task['cron']} ({task['timezone']}), {when}")
 
 
 @handle_errors
@@ -230,13 +245,7 @@ def serve(
         if json_output:
             print_json({"ok": not problems, "plan": plan, "problems": problems})
         else:
-            for key, value in plan.items():
-                if key == "tasks":
-                    typer.echo("tasks:")
-                    for task in value:
-                        typer.echo(f"  {task}")
-                else:
-                    typer.echo(f"{key}: {value}")
+            _print_plan(plan)
             for problem in problems:
                 typer.echo(f"problem: {problem}", err=True)
             typer.echo("ok" if not problems else f"{len(problems)} problem(s)", err=True)

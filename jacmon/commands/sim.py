@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from jacmon.commands.common import (
     ConfigOption,
@@ -20,6 +21,9 @@ from jacmon.commands.common import (
 from jacmon.errors import UsageError
 
 console = Console(stderr=True, highlight=False)
+
+#: How many rejections the human summary lists one by one (--json lists all).
+SHOWN_REJECTIONS = 5
 
 
 def _default_stream_start(
@@ -175,7 +179,7 @@ def sim(
         console.print(
             f"sent {summary.sent} events in {summary.batches} batches over {summary.wall_s:.1f} s "
             f"({report['rate_ev_per_s']} ev/s): {summary.accepted} accepted, "
-            f"{summary.duplicates} duplicates, {summary.rejected} rejected"
+            f"{summary.duplicates} duplicates, {len(summary.rejected)} rejected"
         )
         if summary.sim_from is not None:
             span = f"{summary.sim_from:%Y-%m-%d %H:%M} .. {summary.sim_to:%Y-%m-%d %H:%M}"
@@ -185,8 +189,12 @@ def sim(
                 f"[yellow]the --rate cap kept the stream {summary.lag_s / 60:.0f} simulated "
                 "minutes behind the clock; raise --rate or lower --speed[/]"
             )
-        for error in summary.errors:
-            console.print(f"[red]rejected[/] {error}")
+        for rejection in summary.rejected[:SHOWN_REJECTIONS]:
+            console.print(
+                f"[red]rejected[/] event {escape(rejection['id'])}: {escape(rejection['error'])}"
+            )
+        if len(summary.rejected) > SHOWN_REJECTIONS:
+            console.print(f"... and {len(summary.rejected) - SHOWN_REJECTIONS} more (use --json)")
     if summary.rejected:
         raise typer.Exit(1)
 

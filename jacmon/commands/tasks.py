@@ -14,6 +14,7 @@ from jacmon.commands.common import (
     DbOption,
     handle_errors,
     out_console,
+    plain,
     print_json,
     run,
     with_store,
@@ -61,13 +62,13 @@ def _print_result(result: RunResult) -> None:
     head = f"[bold]{result.task}[/]: {result.outcome}"
     if result.dry_run:
         head += " (dry run: nothing written)"
-    console.print(f"{head} in {result.duration_s:.3f}s at {result.started.isoformat()}")
+    console.print(f"{head} in {result.duration_s:.3f}s at {plain(result.started)}")
     if result.error:
         console.print(f"[red]error:[/] {result.error}")
     detail = result.outcome_detail
     for key, value in detail.summary.items():
         if key != "alerts":
-            console.print(f"  {key}: {value}")
+            console.print(f"  {key}: {plain(value)}", markup=False)
     counts = detail.summary.get("alerts")
     if counts:
         console.print(
