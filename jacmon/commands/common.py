@@ -159,12 +159,15 @@ def plain(value: Any) -> str:
     return str(value)
 
 
-def print_json(value: Any) -> None:
-    """Write ``value`` as JSON on stdout, for scripts: the one emitter of every ``--json``.
+def print_json(value: Any, *, stderr: bool = False) -> None:
+    """Write ``value`` as JSON for scripts: the one emitter of every ``--json``.
 
     Times are ISO 8601 UTC and durations rounded to milliseconds (:func:`json_ready`).
+    On stdout, unless ``stderr`` (when stdout carries the command's data, as
+    ``sim --out -`` does).
     """
-    sys.stdout.write(json.dumps(json_ready(value), indent=2, default=str) + "\n")
+    out = sys.stderr if stderr else sys.stdout
+    out.write(json.dumps(json_ready(value), indent=2, default=str) + "\n")
 
 
 async def with_store(

@@ -107,7 +107,9 @@ def sim(
         str | None, typer.Option(help="Ingest token.", show_default="[client] token in the config")
     ] = None,
     config: Path | None = ConfigOption,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON (on stderr with --out -).")
+    ] = False,
 ) -> None:
     """Simulate learners: stream their events into a server, or write them as JSONL (--out)."""
     from jacmon.sim import Simulator, generate_history
@@ -137,7 +139,8 @@ def sim(
                     "Expected a writable file path."
                 ) from None
         if json_output:
-            print_json({"written": count, "file": str(out)})
+            # stdout carries the events with --out -: the summary must not join them.
+            print_json({"written": count, "file": str(out)}, stderr=str(out) == "-")
         else:
             console.print(f"wrote {count} events to {out}")
         return
