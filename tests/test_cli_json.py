@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,18 @@ from typer.testing import CliRunner
 from jacmon.cli import app
 from jacmon.commands.common import TIME_KEYS
 
-pytestmark = pytest.mark.usefixtures("isolated_env")
+pytestmark = pytest.mark.usefixtures("isolated_env", "restore_logging")
+
+
+@pytest.fixture
+def restore_logging():
+    """``serve --check`` in this process points the root logger at CliRunner's stderr,
+    closed once the command returns: put the handlers back for the tests after."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 #: The one timestamp format of every --json.
 UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")

@@ -85,9 +85,10 @@ def test_off_loopback_without_tokens_is_a_problem(tmp_path):
     assert result.exit_code == 1, result.output
     assert "listen: ws://0.0.0.0:8765" in result.stdout
     assert "tokens_required: yes" in result.stdout
+    # The hint names the database that was used, so running it as shown works.
     assert (
         "problem: serving on 0.0.0.0 needs tokens and none exist: create one with "
-        "'jacmon token create --role admin', or pass --insecure"
+        f"'jacmon token create --role admin --db {tmp_path / 'j.db'}', or pass --insecure"
     ) in result.stderr
     assert "1 problem(s)" in result.stderr
 

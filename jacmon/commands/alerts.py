@@ -14,6 +14,7 @@ from rich.table import Table
 from jacmon.commands.common import (
     ConfigOption,
     DbOption,
+    existing_db,
     handle_errors,
     out_console,
     print_json,
@@ -66,7 +67,7 @@ def alerts_command(
         raise UsageError(f"--state has value {state!r}. Expected firing, resolved or all.")
     alerts = run(
         with_store(
-            resolve_db(db, config),
+            existing_db(db, config),
             lambda store: list_alerts(store.db.reader, state=state, learner=learner),
             readonly=True,
         )

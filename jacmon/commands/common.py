@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from jacmon.errors import JacmonError, UsageError
+from jacmon.hints import suggest_command
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -189,6 +190,32 @@ def resolve_db(db: Path | None, config: Path | None) -> Path:
 
     settings = load_settings(config, overrides={"server": {"db": db}})
     return settings.server.db
+
+
+def require_database(path: Path, db: Path | None, config: Path | None) -> None:
+    """Raise a UsageError naming ``path`` unless the database exists.
+
+    For commands that read a database and must not create one: a mistyped path
+    would otherwise report on an empty database. ``db`` and ``config`` are the
+    options given (None: not given); the hint repeats them, so the suggested
+    command works on the same file.
+    """
+    if path.exists():
+        return
+    if db is None and config is None:
+        db = path  # from the environment: say which file
+    serve = suggest_command("serve", db=db, config=config)
+    raise UsageError(
+        f"database {path} does not exist; check --db/--config, "
+        f"or create it by starting {serve} once"
+    )
+
+
+def existing_db(db: Path | None, config: Path | None) -> Path:
+    """:func:`resolve_db`, checked by :func:`require_database`."""
+    path = resolve_db(db, config)
+    require_database(path, db, config)
+    return path
 
 
 #: What a client's --server URL may start with, and what each wrong scheme should be.

@@ -18,6 +18,7 @@ import typer
 from jacmon.commands.common import ConfigOption, DbOption, handle_errors, plain, print_json
 from jacmon.config import Settings, load_settings
 from jacmon.errors import JacmonError, UsageError
+from jacmon.hints import suggest_command
 from jacmon.logs import setup_logging
 from jacmon.protocol import Stream
 
@@ -26,16 +27,25 @@ log = logging.getLogger("jacmon.serve")
 
 async def _serve(settings: Settings) -> None:
     from jacmon.server.app import JacmonServer
+    from jacmon.store.database import ServeLock
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    host, port = settings.server.host, settings.server.port
+    # The server opens (creates, migrates) the database before it binds: a busy port
+    # found only then would leave a new empty database behind. Say why first.
+    held = ServeLock(settings.server.db).problem()
+    if held is not None:
+        raise UsageError(held)
+    if port != 0 and (busy := check_port(host, port)) is not None:
+        raise UsageError(busy)
     server = JacmonServer(settings)
     try:
         await server.start()
     except OSError as exc:
-        raise UsageError(listen_problem(settings.server.host, settings.server.port, exc)) from None
+        raise UsageError(listen_problem(host, port, exc)) from None
     try:
         print(f"jacmon serving on {server.url}  (db {settings.server.db})", file=sys.stderr)
         await stop.wait()
@@ -152,9 +162,10 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
     needs_tokens = tokens_required(server)
     plan["tokens_required"] = needs_tokens
     if needs_tokens and tokens == 0:
+        create = suggest_command("token create --role admin", db=server.db, config=settings.source)
         problems.append(
             f"serving on {server.host} needs tokens and none exist: create one with "
-            "'jacmon token create --role admin', or pass --insecure"
+            f"{create}, or pass --insecure"
         )
     try:
         tasks = load_tasks_config(settings.tasks)

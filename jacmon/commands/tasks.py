@@ -16,6 +16,7 @@ from jacmon.commands.common import (
     out_console,
     plain,
     print_json,
+    require_database,
     run,
     with_store,
 )
@@ -39,21 +40,6 @@ def parse_at(value: str | None) -> datetime | None:
             f"--at has value {value!r}. Expected an ISO 8601 time such as 2026-01-05T02:00:00Z."
         ) from None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def require_database(path: Path, db: Path | None, config: Path | None) -> None:
-    """Raise a UsageError naming ``path`` unless the database exists.
-
-    ``db`` and ``config`` are the options given (None: not given); the hint repeats
-    them so the suggested command works on the same file.
-    """
-    if path.exists():
-        return
-    where = f"--db {path}" if db is not None or config is None else f"--config {config}"
-    raise UsageError(
-        f"database {path} does not exist; check --db/--config, "
-        f"or create it by starting 'jacmon serve {where}' once"
-    )
 
 
 def _print_result(result: RunResult) -> None:
