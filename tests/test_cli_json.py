@@ -30,6 +30,7 @@ def restore_logging():
     root.handlers[:] = handlers
     root.setLevel(level)
 
+
 #: The one timestamp format of every --json.
 UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 #: Anything else that looks like a moment: an offset, or epoch seconds of this century.
