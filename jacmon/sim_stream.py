@@ -77,6 +77,11 @@ class StreamSummary:
     sim_to: datetime | None = None
     #: Simulated seconds the stream was behind the simulated clock at the end (rate cap).
     lag_s: float = 0.0
+    #: Whether that lag means the --rate cap could not keep up (see :func:`is_behind`).
+    behind: bool = False
+    #: Why streaming stopped: ``duration``, ``events``, ``finished`` (every learner
+    #: done) or ``present`` (the next event is dated after the ``present`` limit).
+    stopped: str = "duration"
 
     def as_dict(self) -> dict[str, Any]:
         """The summary for ``--json``; times stay datetimes and durations unrounded
@@ -92,7 +97,28 @@ class StreamSummary:
             "sim_from": self.sim_from,
             "sim_to": self.sim_to,
             "lag_s": self.lag_s,
+            "behind": self.behind,
+            "stopped": self.stopped,
         }
+
+
+#: A stream is behind the clock when its lag is more than this many batch intervals
+#: (batch size / rate) of wall time: up to one interval is the pacing itself.
+BEHIND_BATCHES = 4
+#: ... and more than this many wall seconds (ack round trips on a busy server).
+BEHIND_MIN_WALL_S = 1.0
+
+
+def is_behind(lag_s: float, *, speed: float, rate: float, batch_size: int) -> bool:
+    """Whether a stream ``lag_s`` simulated seconds behind its clock is held back by ``rate``.
+
+    Paced in batches of ``batch_size`` at ``rate`` events/s, a stream that keeps up
+    is still behind by up to one batch interval whenever a burst is due: at 600x
+    and 4 batches/s that is 150 simulated seconds. Judged in wall time, that is
+    pacing; a rate that cannot keep up falls further behind all the time.
+    """
+    threshold_s = max(BEHIND_MIN_WALL_S, BEHIND_BATCHES * batch_size / rate)
+    return lag_s / speed > threshold_s
 
 
 async def stream_to_server(
@@ -105,6 +131,8 @@ async def stream_to_server(
     max_events: int | None = None,
     batch_size: int = 200,
     idle_poll_s: float = 0.5,
+    on_batch: Callable[[StreamSummary], None] | None = None,
+    present: Callable[[], datetime] | None = None,
 ) -> StreamSummary:
     """Send ``sim``'s events to ``server`` as they come due on its clock, at most ``rate``/s.
 
@@ -113,6 +141,11 @@ async def stream_to_server(
     ``duration_s`` wall seconds or ``max_events`` events (at least one bound
     is required), or when every simulated learner has finished.
     ``idle_poll_s`` caps a wait for the next event, in wall seconds.
+    ``on_batch`` is called with the running summary after each acknowledged batch
+    (``wall_s`` up to date), for progress displays.
+    ``present`` (None: no limit) is the real time now: events dated after it are
+    never sent, and streaming stops when the next one is (a live server takes
+    no events from the future; faster than real time, the simulation gets there).
     """
     if duration_s is None and max_events is None:
         raise UsageError(
@@ -131,12 +164,18 @@ async def stream_to_server(
         while time.monotonic() < deadline:
             want = size if max_events is None else min(size, max_events - summary.sent)
             if want <= 0:
+                summary.stopped = "events"
                 break
-            batch = list(islice(sim.due_events(), want))
+            until = sim.clock.now() if present is None else min(sim.clock.now(), present())
+            batch = list(islice(sim.events_until(until), want))
             if not batch:
                 upcoming = sim.next_event_time()
                 if upcoming is None:
-                    break  # every learner finished or dropped out
+                    summary.stopped = "finished"  # every learner finished or dropped out
+                    break
+                if present is not None and upcoming > present():
+                    summary.stopped = "present"
+                    break
                 wait = sim.clock.wall_seconds_until(upcoming)
                 await asyncio.sleep(min(max(wait, 0.001), idle_poll_s, deadline - time.monotonic()))
                 continue
@@ -157,15 +196,35 @@ async def stream_to_server(
             if summary.sim_from is None:
                 summary.sim_from = datetime.fromisoformat(batch[0]["ts"])
             summary.sim_to = datetime.fromisoformat(batch[-1]["ts"])
+            if on_batch is not None:
+                summary.wall_s = time.monotonic() - started
+                on_batch(summary)
     summary.wall_s = time.monotonic() - started
     upcoming = sim.next_event_time()
-    if upcoming is not None:
+    if upcoming is not None and summary.stopped != "present":
         summary.lag_s = max(0.0, (sim.clock.now() - upcoming).total_seconds())
+        # Stopped by --events, what is left was not waiting on the rate.
+        summary.behind = summary.stopped == "duration" and is_behind(
+            summary.lag_s, speed=sim.clock.speed, rate=rate, batch_size=size
+        )
     return summary
 
 
-def write_jsonl(events: Iterable[dict[str, Any]], out: IO[str]) -> int:
-    """Write ``events`` one JSON object per line to ``out``; returns how many."""
+#: Events between two ``on_count`` calls of :func:`write_jsonl`.
+COUNT_EVERY = 1000
+
+
+def write_jsonl(
+    events: Iterable[dict[str, Any]],
+    out: IO[str],
+    *,
+    on_count: Callable[[int], None] | None = None,
+) -> int:
+    """Write ``events`` one JSON object per line to ``out``; returns how many.
+
+    ``on_count`` is called with the number written so far every :data:`COUNT_EVERY`
+    events, for progress displays.
+    """
     count = 0
     dumps = json.JSONEncoder(separators=(",", ":")).encode
     write = out.write
@@ -173,4 +232,6 @@ def write_jsonl(events: Iterable[dict[str, Any]], out: IO[str]) -> int:
         write(dumps(event))
         write("\n")
         count += 1
+        if on_count is not None and count % COUNT_EVERY == 0:
+            on_count(count)
     return count

@@ -131,7 +131,9 @@ async def cli(*args: str):
     return await asyncio.to_thread(invoke, *args)
 
 
-async def test_rejections_have_one_shape_in_ingest_sim_and_the_ack(running_server, tmp_path):
+async def test_rejections_have_one_shape_in_ingest_sim_and_the_ack(
+    running_server, server_factory, tmp_path
+):
     lines = [json.dumps(event(1)), "{not json", json.dumps(event(2, type="nope"))]
     source = tmp_path / "events.jsonl"
     source.write_text("\n".join(lines) + "\n")
@@ -145,21 +147,23 @@ async def test_rejections_have_one_shape_in_ingest_sim_and_the_ack(running_serve
     ]
     assert all(set(r) == {"index", "where", "error"} for r in rejected)
 
-    # Events dated in 2100 are rejected by the server (clock skew): the same shape.
-    sim = await cli(
-        "sim",
-        "--server",
-        running_server.url,
-        "--start",
-        "2100-01-01T00:00:00Z",
-        "--events",
-        "5",
-        "--history-days",
-        "0",
-        "--speed",
-        "100000",
-        "--json",
-    )
+    # Events dated before the server's earliest_event_ts are rejected: the same shape.
+    strict = {"server_earliest_event_ts": "2026-01-01T00:00:00Z"}
+    async with server_factory(tmp_path / "strict.db", **strict) as server:
+        sim = await cli(
+            "sim",
+            "--server",
+            server.url,
+            "--start",
+            "2020-01-01T00:00:00Z",
+            "--events",
+            "5",
+            "--history-days",
+            "0",
+            "--speed",
+            "100000",
+            "--json",
+        )
     assert sim.exit_code == 1, sim.output
     summary = json.loads(sim.stdout)
     assert [r["index"] for r in summary["rejected"]] == list(range(summary["sent"]))
