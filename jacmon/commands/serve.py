@@ -17,7 +17,7 @@ import typer
 
 from jacmon.commands.common import ConfigOption, DbOption, handle_errors, plain, print_json
 from jacmon.config import Settings, load_settings
-from jacmon.errors import JacmonError, UsageError
+from jacmon.errors import JacmonError, StoreError, UsageError
 from jacmon.hints import suggest_command
 from jacmon.logs import setup_logging
 from jacmon.protocol import Stream
@@ -38,7 +38,7 @@ async def _serve(settings: Settings) -> None:
     # found only then would leave a new empty database behind. Say why first.
     held = ServeLock(settings.server.db).problem()
     if held is not None:
-        raise UsageError(held)
+        raise StoreError(held)  # as the server's own lock refusal: exit 1
     if port != 0 and (busy := check_port(host, port)) is not None:
         raise UsageError(busy)
     server = JacmonServer(settings)
