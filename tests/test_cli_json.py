@@ -94,11 +94,15 @@ def test_store_commands_share_one_time_format(tmp_path: Path):
         "token list": json_of("token", "list", "--db", db),
         "serve --check": json_of("serve", "--check", "--db", db),
         "catalog show": json_of("catalog", "show", "--db", db),
+        "silence add": json_of("silence", "add", "--learner", "a", "--for", "1h", "--db", db),
+        "silence list": json_of("silence", "list", "--db", db),
+        "notify log": json_of("notify", "log", "--db", db),
     }
     counts = {name: assert_agrees(value) for name, value in outputs.items()}
     # Each of these has times to check: started, first_seen/last_seen, ack at and
     # expires_at, next_run, created, next_run in the plan.
-    for name in ("run-task", "alerts", "alerts ack", "tasks", "token create", "serve --check"):
+    timed = ("run-task", "alerts", "alerts ack", "tasks", "token create", "serve --check")
+    for name in (*timed, "silence add", "silence list"):
         assert counts[name] > 0, name
     acked = ack["alert"]["acknowledged"]
     assert UTC_TIME.fullmatch(acked["at"]) and UTC_TIME.fullmatch(acked["expires_at"])

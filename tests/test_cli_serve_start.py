@@ -66,7 +66,7 @@ def test_hints_repeat_the_config_file_that_named_the_database(tmp_path):
     config.write_text(f'[server]\ndb = "{db}"\nhost = "0.0.0.0"\n')
     check = jacmon("serve", "--check", "--config", str(config))
     assert f"'jacmon token create --role admin --config {config} --db {db}'" in flat(check.stderr)
-    for command in (("alerts",), ("catalog", "show"), ("tasks",)):
+    for command in (("alerts",), ("catalog", "show"), ("tasks",), ("silence", "list")):
         missing = jacmon(*command, "--config", str(config))
         assert missing.returncode == 2, (command, missing.stderr)
         assert f"'jacmon serve --config {config}'" in flat(missing.stderr), command

@@ -171,7 +171,9 @@ def ack_command(
 def unack_command(
     alert_id: int = typer.Argument(..., help="The alert's id (see jacmon alerts)."),
     note: str | None = typer.Option(None, "--note", help="Why the acknowledgement is withdrawn."),
-    by: str | None = typer.Option(None, "--by", help="Who withdraws it (default: your login)."),
+    by: str | None = typer.Option(
+        None, "--by", help="Who withdraws it.", show_default="your login name"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the change as JSON."),
     db: Path | None = DbOption,
     config: Path | None = ConfigOption,
