@@ -6,6 +6,7 @@ import typer
 
 from jacmon import __version__
 from jacmon.commands import register_all
+from jacmon.commands.help import CONTEXT_SETTINGS, JacmonGroup
 
 app = typer.Typer(
     name="jacmon",
@@ -13,6 +14,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: brackets in help text ([[paths]], [lrs]) are text, not Rich markup.
+    rich_markup_mode=None,
+    cls=JacmonGroup,
+    context_settings=CONTEXT_SETTINGS,
 )
 
 

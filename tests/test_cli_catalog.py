@@ -108,11 +108,13 @@ def test_show_table(tmp_path, db):
         assert text in result.stdout
 
 
-def test_show_on_a_missing_database_exits_1(tmp_path):
+def test_show_on_a_missing_database_exits_2(tmp_path):
     missing = tmp_path / "none.db"
     result = catalog("show", "--db", str(missing), "--json")
-    assert result.exit_code == 1, result.output
+    # The same refusal as tasks, run-task and alerts: a usage error with the fix.
+    assert result.exit_code == 2, result.output
     assert f"error: database {missing} does not exist; check --db" in flat(result.stderr)
+    assert f"'jacmon serve --db {missing}'" in flat(result.stderr)
     assert not missing.exists()
 
 

@@ -103,7 +103,7 @@ async def test_jsonl_file_ingests_good_lines_and_names_bad_ones(
     )
     again = await invoke(app, [str(source), "--server", running_server.url, "--json"])
     summary = json.loads(again.stdout)
-    assert (summary["accepted"], summary["duplicates"], summary["rejected"]) == (0, 25, 2)
+    assert (summary["accepted"], summary["duplicates"], len(summary["rejected"])) == (0, 25, 2)
 
 
 async def test_stdin_and_clean_exit(app, running_server) -> None:
@@ -130,8 +130,8 @@ async def test_xapi_file_maps_statements_and_reports_unmappable(
     )
     assert result.exit_code == 1, result.output
     summary = json.loads(result.stdout)
-    assert (summary["read"], summary["accepted"], summary["rejected"]) == (43, 40, 3)
-    reasons = " ".join(r["error"] for r in summary["rejections"])
+    assert (summary["read"], summary["accepted"], len(summary["rejected"])) == (43, 40, 3)
+    reasons = " ".join(r["error"] for r in summary["rejected"])
     assert bad[0]["id"] in reasons and "has no account, mbox" in reasons
     stored = read_events(running_server.db_path)
     assert sorted(e["id"] for e in stored) == sorted(s["id"] for s in statements)
@@ -175,7 +175,7 @@ async def test_lrs_once_then_follow_then_restart_from_watermark(
     once = await invoke(app, [*lrs_args, "--lrs-password", PASSWORD, "--json"])
     assert once.exit_code == 1, once.output  # 3 unmappable: reported, the rest went in
     summary = json.loads(once.stdout)
-    assert (summary["accepted"], summary["unmappable"], summary["rejected"]) == (30, 3, 0)
+    assert (summary["accepted"], summary["unmappable"], summary["rejected"]) == (30, 3, [])
     assert {s["statement"] for s in summary["skipped"]} == set(first[30:])
 
     # --follow in its own process, password from the environment, stopped by SIGINT.
@@ -286,9 +286,9 @@ async def test_poison_lines_are_reported_by_line_and_the_rest_is_sent(
     assert result.exit_code == 1, result.output
     summary = json.loads(result.stdout)
     assert summary["accepted"] == len(poison) + 1
-    wheres = [r["where"] for r in summary["rejections"]]
+    wheres = [r["where"] for r in summary["rejected"]]
     assert wheres == [f"{source}:{2 * (i + 1)}" for i in range(len(poison))]
-    errors = [r["error"] for r in summary["rejections"]]
+    errors = [r["error"] for r in summary["rejected"]]
     assert "field 'type'" in errors[0] and "field 'type'" in errors[1]
     assert "field 'learner'" in errors[2] and "field 'n'" in errors[3]
     assert "field 'duration_s'" in errors[4] and "nested too deeply" in errors[5]
@@ -313,11 +313,11 @@ async def test_xapi_statements_without_format_xapi_get_the_hint(
     assert result.exit_code == 1, result.output
     summary = json.loads(result.stdout)
     assert summary["accepted"] == 0
-    reasons = [r["error"] for r in summary["rejections"]]
+    reasons = [r["error"] for r in summary["rejected"]]
     expected = "array; add --format xapi" if layout == "array" else "statement; add --format xapi"
     assert reasons and all(expected in reason for reason in reasons), reasons
     # A pretty-printed array is one rejection, not one per line.
-    assert summary["rejected"] == (1 if layout == "array" else 3)
+    assert len(summary["rejected"]) == (1 if layout == "array" else 3)
     assert read_events(running_server.db_path) == []
 
 
@@ -331,6 +331,6 @@ async def test_native_events_given_with_format_xapi_get_the_hint(
     )
     assert result.exit_code == 1, result.output
     summary = json.loads(result.stdout)
-    assert summary["rejected"] == 3
-    for rejection in summary["rejections"]:
+    assert len(summary["rejected"]) == 3
+    for rejection in summary["rejected"]:
         assert "looks like a native jacmon event; leave out --format xapi" in rejection["error"]

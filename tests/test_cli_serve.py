@@ -46,7 +46,7 @@ def test_check_on_a_fresh_database(tmp_path):
     assert "listen: ws://127.0.0.1:8765" in out
     assert f"db: {db}" in out
     assert "events_stored: 0" in out
-    assert "tokens_required: False" in out
+    assert "tokens_required: no" in out
     assert "tasks:" in out
     lines = out.splitlines()
     task_lines = [line.strip() for line in lines[lines.index("tasks:") + 1 :]]
@@ -77,17 +77,18 @@ def test_check_json(tmp_path):
         "/ws/activity",
         "/ws/ingest",
     ]
-    assert [t.split(":")[0] for t in plan["tasks"]] == list(TASKS)
+    assert [t["task"] for t in plan["tasks"]] == list(TASKS)
 
 
 def test_off_loopback_without_tokens_is_a_problem(tmp_path):
     result = check("--db", str(tmp_path / "j.db"), "--host", "0.0.0.0")
     assert result.exit_code == 1, result.output
     assert "listen: ws://0.0.0.0:8765" in result.stdout
-    assert "tokens_required: True" in result.stdout
+    assert "tokens_required: yes" in result.stdout
+    # The hint names the database that was used, so running it as shown works.
     assert (
         "problem: serving on 0.0.0.0 needs tokens and none exist: create one with "
-        "'jacmon token create --role admin', or pass --insecure"
+        f"'jacmon token create --role admin --db {tmp_path / 'j.db'}', or pass --insecure"
     ) in result.stderr
     assert "1 problem(s)" in result.stderr
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 
 import pytest
@@ -48,7 +49,7 @@ def test_create_json_returns_the_token_once_and_stores_only_its_hash(db):
     assert record["learner"] is None
     assert record["can_ack"] is False
     assert record["revoked"] is None
-    assert isinstance(record["created"], float)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", record["created"])
     token_id = record["id"]
     assert len(token_id) == 8
     int(token_id, 16)

@@ -23,4 +23,4 @@ async def test_fast_simulation_into_a_wall_clock_server_is_not_rejected(running_
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output[result.output.index("{") :])
     assert summary["sent"] > 0
-    assert (summary["accepted"], summary["rejected"]) == (summary["sent"], 0), summary["errors"]
+    assert (summary["accepted"], summary["rejected"]) == (summary["sent"], [])

@@ -14,6 +14,7 @@ from rich.table import Table
 from jacmon.commands.common import (
     ConfigOption,
     DbOption,
+    existing_db,
     handle_errors,
     out_console,
     print_json,
@@ -71,7 +72,7 @@ def alerts_command(
         raise UsageError(f"--state has value {state!r}. Expected firing, resolved or all.")
     alerts = run(
         with_store(
-            resolve_db(db, config),
+            existing_db(db, config),
             lambda store: list_alerts(store.db.reader, state=state, learner=learner),
             readonly=True,
         )
@@ -134,7 +135,9 @@ def _existing_db(db: Path | None, config: Path | None) -> Path:
 def ack_command(
     alert_id: int = typer.Argument(..., help="The alert's id (see jacmon alerts)."),
     note: str | None = typer.Option(None, "--note", help="Why, or what is being done."),
-    by: str | None = typer.Option(None, "--by", help="Who acknowledges (default: your login)."),
+    by: str | None = typer.Option(
+        None, "--by", help="Who acknowledges.", show_default="your login name"
+    ),
     expires_in: str | None = typer.Option(
         None, "--expires-in", help="The acknowledgement lapses after this long (30m, 2h, 1d)."
     ),
@@ -168,7 +171,9 @@ def ack_command(
 def unack_command(
     alert_id: int = typer.Argument(..., help="The alert's id (see jacmon alerts)."),
     note: str | None = typer.Option(None, "--note", help="Why the acknowledgement is withdrawn."),
-    by: str | None = typer.Option(None, "--by", help="Who withdraws it (default: your login)."),
+    by: str | None = typer.Option(
+        None, "--by", help="Who withdraws it.", show_default="your login name"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the change as JSON."),
     db: Path | None = DbOption,
     config: Path | None = ConfigOption,

@@ -12,6 +12,7 @@ from rich.table import Table
 from jacmon.commands.common import (
     ConfigOption,
     DbOption,
+    existing_db,
     handle_errors,
     print_json,
     resolve_db,
@@ -79,7 +80,7 @@ def show(
         ) as cursor:
             return [dict(r) for r in await cursor.fetchall()]
 
-    rows = run(with_store(resolve_db(db, config), catalog_rows, readonly=True))
+    rows = run(with_store(existing_db(db, config), catalog_rows, readonly=True))
     if json_output:
         print_json(rows)
         return

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -17,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from jacmon.errors import JacmonError, UsageError
+from jacmon.hints import suggest_command
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -41,10 +43,20 @@ def out_console() -> Console:
     return console
 
 
+#: A default that comes from the config or the environment is given as ``show_default``
+#: text, so help shows it as ``[default: X]`` like every other default (see help.py).
 ConfigOption = typer.Option(
-    None, "--config", help="TOML config file (default: JACMON_CONFIG or the user config dir)."
+    None,
+    "--config",
+    help="TOML config file.",
+    show_default="$JACMON_CONFIG, else config.toml in the user config dir",
 )
-DbOption = typer.Option(None, "--db", help="SQLite database file (default: the user data dir).")
+DbOption = typer.Option(
+    None,
+    "--db",
+    help="SQLite database file.",
+    show_default="[server] db in the config, else the user data dir",
+)
 
 
 def handle_errors(func: Callable[P, T]) -> Callable[P, T]:
@@ -70,9 +82,103 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise typer.Exit(130) from None
 
 
-def print_json(value: Any) -> None:
-    """Write ``value`` as JSON on stdout, for scripts."""
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+#: Keys whose values are moments, besides any key ending in ``_at``. The store keeps them
+#: as epoch seconds and some records as ISO strings with an offset; ``--json`` shows
+#: every one the same way (:func:`utc_iso`).
+TIME_KEYS = frozenset(
+    {
+        "at",
+        "created",
+        "revoked",
+        "first_seen",
+        "last_seen",
+        "last_activity",
+        "started",
+        "scheduled",
+        "next_run",
+        "sim_from",
+        "sim_to",
+    }
+)
+
+#: Decimal places of every duration (a key ending in ``_s``) in ``--json``: milliseconds.
+DURATION_DIGITS = 3
+
+
+def utc_iso(moment: float | datetime) -> str:
+    """``moment`` (epoch seconds or an aware datetime) as ``2026-12-05T07:00:00Z``.
+
+    Whole seconds, UTC, ``Z``: the one timestamp format of every ``--json``.
+    """
+    if isinstance(moment, datetime):
+        moment = moment.timestamp()
+    return datetime.fromtimestamp(int(moment // 1), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _is_time_key(key: str | None) -> bool:
+    return key is not None and (key in TIME_KEYS or key.endswith("_at"))
+
+
+def json_ready(value: Any, key: str | None = None) -> Any:
+    """``value`` with its moments as :func:`utc_iso` text and its durations rounded alike.
+
+    ``key`` is the name ``value`` is stored under. Strings under a time key are
+    converted only if they are ISO 8601 with a zone; anything else is left as is.
+    """
+    if isinstance(value, dict):
+        return {k: json_ready(v, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, datetime):
+        return utc_iso(value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if _is_time_key(key):
+        if isinstance(value, (int, float)):
+            return utc_iso(value)
+        if isinstance(value, str):
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                return value
+            return utc_iso(moment) if moment.tzinfo is not None else value
+    if isinstance(value, float) and key is not None and key.endswith("_s"):
+        return round(value, DURATION_DIGITS)
+    return value
+
+
+def plain(value: Any) -> str:
+    """``value`` as a person reads it in human output: never a Python repr.
+
+    None is ``-``, a bool ``yes``/``no``, a list ``a, b``, a dict ``k: v; k: v``,
+    a moment ``2026-12-05 07:00:00 UTC``.
+    """
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(plain(v) for v in value) if value else "-"
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {plain(v)}" for k, v in value.items()) if value else "-"
+    return str(value)
+
+
+def print_json(value: Any, *, stderr: bool = False) -> None:
+    """Write ``value`` as JSON for scripts: the one emitter of every ``--json``.
+
+    Times are ISO 8601 UTC and durations rounded to milliseconds (:func:`json_ready`).
+    On stdout, unless ``stderr`` (when stdout carries the command's data, as
+    ``sim --out -`` does).
+    """
+    out = sys.stderr if stderr else sys.stdout
+    out.write(json.dumps(json_ready(value), indent=2, default=str) + "\n")
 
 
 async def with_store(
@@ -94,6 +200,32 @@ def resolve_db(db: Path | None, config: Path | None) -> Path:
 
     settings = load_settings(config, overrides={"server": {"db": db}})
     return settings.server.db
+
+
+def require_database(path: Path, db: Path | None, config: Path | None) -> None:
+    """Raise a UsageError naming ``path`` unless the database exists.
+
+    For commands that read a database and must not create one: a mistyped path
+    would otherwise report on an empty database. ``db`` and ``config`` are the
+    options given (None: not given); the hint repeats them, so the suggested
+    command works on the same file.
+    """
+    if path.exists():
+        return
+    if db is None and config is None:
+        db = path  # from the environment: say which file
+    serve = suggest_command("serve", db=db, config=config)
+    raise UsageError(
+        f"database {path} does not exist; check --db/--config, "
+        f"or create it by starting {serve} once"
+    )
+
+
+def existing_db(db: Path | None, config: Path | None) -> Path:
+    """:func:`resolve_db`, checked by :func:`require_database`."""
+    path = resolve_db(db, config)
+    require_database(path, db, config)
+    return path
 
 
 #: What a client's --server URL may start with, and what each wrong scheme should be.

@@ -60,12 +60,15 @@ def demo(
         3.0, "--history-days", help="Simulated days of history fed in first."
     ),
     db: Path | None = typer.Option(
-        None, "--db", help="Keep the demo database here (default: a temporary one, removed)."
+        None,
+        "--db",
+        help="Keep the demo database here.",
+        show_default="a temporary one, removed at exit",
     ),
-    port: int = typer.Option(0, "--port", help="Port for the embedded server (0: any free one)."),
+    port: int = typer.Option(0, "--port", help="Port for the embedded server; 0 picks a free one."),
     headless: bool = typer.Option(False, "--headless", help="No dashboard: print a summary."),
     duration: float | None = typer.Option(
-        None, "--duration", help="Stop after this many seconds (required with --headless)."
+        None, "--duration", help="Stop after this many seconds; required with --headless."
     ),
     json_output: bool = typer.Option(False, "--json", help="With --headless: print JSON."),
 ) -> None:

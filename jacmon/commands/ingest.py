@@ -48,21 +48,34 @@ class Record:
 
 
 @dataclass(slots=True)
+class Rejection:
+    """One record that was not stored: its 0-based ``index`` in the input, where it was
+    (``file:line`` or ``file[i]``) and why."""
+
+    index: int
+    where: str
+    error: str
+
+    def as_dict(self) -> dict[str, Any]:
+        # The shape of the ingest ack's rejections ({index, error}), plus where.
+        return {"index": self.index, "where": self.where, "error": self.error}
+
+
+@dataclass(slots=True)
 class FileSummary:
-    """What one file ingest did; ``rejected`` holds ``(where, reason)`` pairs."""
+    """What one file ingest did."""
 
     read: int = 0
     accepted: int = 0
     duplicates: int = 0
-    rejected: list[tuple[str, str]] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "read": self.read,
             "accepted": self.accepted,
             "duplicates": self.duplicates,
-            "rejected": len(self.rejected),
-            "rejections": [{"where": w, "error": e} for w, e in self.rejected],
+            "rejected": [r.as_dict() for r in self.rejected],
         }
 
 
@@ -228,7 +241,8 @@ async def ingest_file(
         with progress:
             task = progress.add_task("ingest", total=total_bytes, counts="")
             batch: list[dict[str, Any]] = []
-            wheres: list[str] = []
+            #: (input index, where) of each event in ``batch``.
+            wheres: list[tuple[int, str]] = []
 
             async def flush() -> None:
                 if not batch:
@@ -237,7 +251,8 @@ async def ingest_file(
                 summary.accepted += ack.accepted
                 summary.duplicates += ack.duplicates
                 for rejection in ack.rejected:
-                    summary.rejected.append((wheres[rejection.index], rejection.error))
+                    index, where = wheres[rejection.index]
+                    summary.rejected.append(Rejection(index, where, rejection.error))
                 batch.clear()
                 wheres.clear()
                 progress.update(
@@ -247,15 +262,15 @@ async def ingest_file(
                     f"{len(summary.rejected)} rejected",
                 )
 
-            for record in records:
+            for index, record in enumerate(records):
                 summary.read += 1
                 try:
                     event = _to_event(record, fmt)
                 except EventValidationError as exc:
-                    summary.rejected.append((record.where, str(exc)))
+                    summary.rejected.append(Rejection(index, record.where, str(exc)))
                     continue
                 batch.append(event)
-                wheres.append(record.where)
+                wheres.append((index, record.where))
                 if len(batch) >= batch_size:
                     await flush()
             await flush()
@@ -269,9 +284,12 @@ def _print_file_summary(summary: FileSummary, name: str, console: Console) -> No
         f"[{'red' if summary.rejected else 'green'}]rejected {len(summary.rejected)}[/]",
         highlight=False,
     )
-    for where, reason in summary.rejected[:SHOWN_REJECTIONS]:
+    for rejection in summary.rejected[:SHOWN_REJECTIONS]:
         # escape: reasons quote the bad values, which may look like markup.
-        console.print(f"  [red]rejected[/] {escape(where)}: {escape(reason)}", highlight=False)
+        console.print(
+            f"  [red]rejected[/] {escape(rejection.where)}: {escape(rejection.error)}",
+            highlight=False,
+        )
     if len(summary.rejected) > SHOWN_REJECTIONS:
         console.print(f"  ... and {len(summary.rejected) - SHOWN_REJECTIONS} more (use --json)")
 
@@ -374,12 +392,12 @@ def _tail_summary(stats: TailStats) -> dict[str, Any]:
         "accepted": stats.accepted,
         "duplicates": stats.duplicates,
         "unmappable": stats.unmappable,
-        "rejected": len(stats.rejected),
+        # The shape of every rejection list ({error}); the tailer keeps no input index.
+        "rejected": [{"error": reason} for reason in stats.rejected],
         "polls": stats.polls,
         "outages": stats.outages,
         "watermark": stats.watermark,
         "skipped": [{"statement": s.statement_id, "reason": s.reason} for s in stats.skipped],
-        "rejections": stats.rejected,
     }
 
 
@@ -419,7 +437,8 @@ def register(app: typer.Typer) -> None:
         lrs_password: str | None = typer.Option(
             None,
             "--lrs-password",
-            help="LRS basic-auth password (or JACMON_LRS__PASSWORD / [lrs] password).",
+            help="LRS basic-auth password; also JACMON_LRS__PASSWORD or password in the "
+            "config's [lrs] table.",
         ),
         follow: bool = typer.Option(
             False, "--follow", help="Keep polling the LRS until interrupted."
@@ -428,10 +447,20 @@ def register(app: typer.Typer) -> None:
             None, "--since", help="Read statements stored after this ISO 8601 time."
         ),
         poll_interval: float | None = typer.Option(
-            None, "--poll-interval", help="Seconds between LRS polls with --follow (default 5)."
+            None,
+            "--poll-interval",
+            help="Seconds between LRS polls with --follow.",
+            show_default="5",
         ),
-        server: str | None = typer.Option(None, "--server", help="jacmon server ws:// URL."),
-        token: str | None = typer.Option(None, "--token", help="Ingest token."),
+        server: str | None = typer.Option(
+            None,
+            "--server",
+            help="jacmon server URL (ws:// or wss://).",
+            show_default="[client] server in the config, else ws://127.0.0.1:8765",
+        ),
+        token: str | None = typer.Option(
+            None, "--token", help="Ingest token.", show_default="[client] token in the config"
+        ),
         batch_size: int = typer.Option(
             500, "--batch-size", min=1, max=5000, help="Events per frame (and LRS page size)."
         ),

@@ -13,10 +13,10 @@ from rich.table import Table
 from jacmon.commands.common import (
     ConfigOption,
     DbOption,
+    existing_db,
     handle_errors,
     out_console,
     print_json,
-    resolve_db,
     run,
     with_store,
 )
@@ -51,9 +51,7 @@ def log_command(
     """The notification outbox, newest first: each alert change per receiver and its fate."""
     if state is not None and state not in STATES:
         raise UsageError(f"--state has value {state!r}. Expected one of " + ", ".join(STATES))
-    path = resolve_db(db, config)
-    if not path.exists():
-        raise UsageError(f"database {path} does not exist; check --db or --config")
+    path = existing_db(db, config)
     rows = run(
         with_store(
             path,

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import typer
 
-from jacmon.commands.common import ConfigOption, handle_errors, print_json
+from jacmon.commands.common import ConfigOption, DbOption, handle_errors, plain, print_json
 from jacmon.config import Settings, load_settings
-from jacmon.errors import JacmonError, UsageError
+from jacmon.errors import JacmonError, StoreError, UsageError
+from jacmon.hints import suggest_command
 from jacmon.logs import setup_logging
 from jacmon.protocol import Stream
 
@@ -26,16 +27,25 @@ log = logging.getLogger("jacmon.serve")
 
 async def _serve(settings: Settings) -> None:
     from jacmon.server.app import JacmonServer
+    from jacmon.store.database import ServeLock
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    host, port = settings.server.host, settings.server.port
+    # The server opens (creates, migrates) the database before it binds: a busy port
+    # found only then would leave a new empty database behind. Say why first.
+    held = ServeLock(settings.server.db).problem()
+    if held is not None:
+        raise StoreError(held)  # as the server's own lock refusal: exit 1
+    if port != 0 and (busy := check_port(host, port)) is not None:
+        raise UsageError(busy)
     server = JacmonServer(settings)
     try:
         await server.start()
     except OSError as exc:
-        raise UsageError(listen_problem(settings.server.host, settings.server.port, exc)) from None
+        raise UsageError(listen_problem(host, port, exc)) from None
     try:
         print(f"jacmon serving on {server.url}  (db {settings.server.db})", file=sys.stderr)
         await stop.wait()
@@ -156,16 +166,22 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
     needs_tokens = tokens_required(server)
     plan["tokens_required"] = needs_tokens
     if needs_tokens and tokens == 0:
+        create = suggest_command("token create --role admin", db=server.db, config=settings.source)
         problems.append(
             f"serving on {server.host} needs tokens and none exist: create one with "
-            "'jacmon token create --role admin', or pass --insecure"
+            f"{create}, or pass --insecure"
         )
     try:
         tasks = load_tasks_config(settings.tasks)
         upcoming = next_runs(tasks, datetime.now(UTC))
         plan["tasks"] = [
-            f"{name}: {task.cron} ({tasks.timezone.key})"
-            + (f", next {upcoming[name].isoformat()}" if upcoming[name] else ", disabled")
+            {
+                "task": name,
+                "cron": task.cron,
+                "timezone": tasks.timezone.key,
+                "enabled": task.enabled,
+                "next_run": upcoming[name],
+            }
             for name, task in tasks.tasks.items()
         ]
     except JacmonError as exc:
@@ -175,11 +191,25 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
     return plan, problems
 
 
+def _print_plan(plan: dict) -> None:
+    for key, value in plan.items():
+        if key != "tasks":
+            typer.echo(f"{key}: {plain(value)}")
+    typer.echo("tasks:")
+    for task in plan.get("tasks", []):
+        when = f"next {plain(task['next_run'])}" if task["next_run"] else "disabled"
+        typer.echo(f"  {task['task']}: {task['cron']} ({task['timezone']}), {when}")
+
+
 @handle_errors
 def serve(
-    host: str | None = typer.Option(None, "--host", help="Address to listen on [127.0.0.1]."),
-    port: int | None = typer.Option(None, "--port", help="TCP port [8765]; 0 picks a free one."),
-    db: Path | None = typer.Option(None, "--db", help="SQLite database file."),
+    host: str | None = typer.Option(
+        None, "--host", help="Address to listen on.", show_default="127.0.0.1"
+    ),
+    port: int | None = typer.Option(
+        None, "--port", help="TCP port; 0 picks a free one.", show_default="8765"
+    ),
+    db: Path | None = DbOption,
     config: Path | None = ConfigOption,
     insecure: bool | None = typer.Option(
         None, "--insecure", help="Serve off loopback without tokens (not recommended)."
@@ -194,10 +224,15 @@ def serve(
         "--allowed-origin",
         metavar="ORIGIN",
         help="A browser origin (https://host[:port]) whose pages may connect, with a token; "
-        "repeat for more [server.allowed_origins].",
+        "repeat for more.",
+        show_default="server.allowed_origins in the config",
     ),
-    log_level: str | None = typer.Option(None, "--log-level", help="debug|info|warning|error."),
-    log_format: str | None = typer.Option(None, "--log-format", help="text or json."),
+    log_level: str | None = typer.Option(
+        None, "--log-level", help="debug, info, warning or error.", show_default="info"
+    ),
+    log_format: str | None = typer.Option(
+        None, "--log-format", help="text or json.", show_default="text"
+    ),
     check: bool = typer.Option(
         False, "--check", help="Validate config, database and tokens; print the plan and exit."
     ),
@@ -227,13 +262,7 @@ def serve(
         if json_output:
             print_json({"ok": not problems, "plan": plan, "problems": problems})
         else:
-            for key, value in plan.items():
-                if key == "tasks":
-                    typer.echo("tasks:")
-                    for task in value:
-                        typer.echo(f"  {task}")
-                else:
-                    typer.echo(f"{key}: {value}")
+            _print_plan(plan)
             for problem in problems:
                 typer.echo(f"problem: {problem}", err=True)
             typer.echo("ok" if not problems else f"{len(problems)} problem(s)", err=True)

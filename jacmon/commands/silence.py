@@ -12,10 +12,10 @@ from rich.table import Table
 from jacmon.commands.common import (
     ConfigOption,
     DbOption,
+    existing_db,
     handle_errors,
     out_console,
     print_json,
-    resolve_db,
     run,
     with_store,
 )
@@ -39,13 +39,6 @@ def _login() -> str:
         return "unknown user"  # no passwd entry (containers); --by names someone
 
 
-def _existing_db(db: Path | None, config: Path | None) -> Path:
-    path = resolve_db(db, config)
-    if not path.exists():
-        raise UsageError(f"database {path} does not exist; check --db or --config")
-    return path
-
-
 def _when(ts: float | None) -> str:
     if ts is None:
         return "-"
@@ -62,7 +55,9 @@ def add_command(
         ..., "--for", metavar="DURATION", help="How long: 30m, 8h, 7d or seconds."
     ),
     note: str | None = typer.Option(None, "--note", help="Why (shown with the silence)."),
-    by: str | None = typer.Option(None, "--by", help="Who silences (default: your login)."),
+    by: str | None = typer.Option(
+        None, "--by", help="Who silences.", show_default="your login name"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the silence as JSON."),
     db: Path | None = DbOption,
     config: Path | None = ConfigOption,
@@ -74,7 +69,7 @@ def add_command(
         raise UsageError(str(exc)) from None
     silence, changes = run(
         with_store(
-            _existing_db(db, config),
+            existing_db(db, config),
             lambda store: add_silence(
                 store.db,
                 by=by or _login(),
@@ -106,7 +101,7 @@ def list_command(
     """List silences (active and starting later; --all for expired ones too)."""
     silences = run(
         with_store(
-            _existing_db(db, config),
+            existing_db(db, config),
             lambda store: list_silences(store.db.reader, include_expired=include_expired),
             readonly=True,
         )
@@ -136,7 +131,9 @@ def list_command(
 @handle_errors
 def expire_command(
     silence_id: int = typer.Argument(..., help="The silence's id (see jacmon silence list)."),
-    by: str | None = typer.Option(None, "--by", help="Who ends it (default: your login)."),
+    by: str | None = typer.Option(
+        None, "--by", help="Who ends it.", show_default="your login name"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the silence as JSON."),
     db: Path | None = DbOption,
     config: Path | None = ConfigOption,
@@ -144,7 +141,7 @@ def expire_command(
     """End a silence now: its alerts are notified again from their next repeat."""
     silence, changes = run(
         with_store(
-            _existing_db(db, config),
+            existing_db(db, config),
             lambda store: expire_silence(store.db, silence_id, by=by or _login()),
         )
     )

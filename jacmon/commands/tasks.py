@@ -14,7 +14,9 @@ from jacmon.commands.common import (
     DbOption,
     handle_errors,
     out_console,
+    plain,
     print_json,
+    require_database,
     run,
     with_store,
 )
@@ -40,34 +42,19 @@ def parse_at(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def require_database(path: Path, db: Path | None, config: Path | None) -> None:
-    """Raise a UsageError naming ``path`` unless the database exists.
-
-    ``db`` and ``config`` are the options given (None: not given); the hint repeats
-    them so the suggested command works on the same file.
-    """
-    if path.exists():
-        return
-    where = f"--db {path}" if db is not None or config is None else f"--config {config}"
-    raise UsageError(
-        f"database {path} does not exist; check --db/--config, "
-        f"or create it by starting 'jacmon serve {where}' once"
-    )
-
-
 def _print_result(result: RunResult) -> None:
     console = out_console()
     verb = "would" if result.dry_run else "did"
     head = f"[bold]{result.task}[/]: {result.outcome}"
     if result.dry_run:
         head += " (dry run: nothing written)"
-    console.print(f"{head} in {result.duration_s:.3f}s at {result.started.isoformat()}")
+    console.print(f"{head} in {result.duration_s:.3f}s at {plain(result.started)}")
     if result.error:
         console.print(f"[red]error:[/] {result.error}")
     detail = result.outcome_detail
     for key, value in detail.summary.items():
         if key != "alerts":
-            console.print(f"  {key}: {value}")
+            console.print(f"  {key}: {plain(value)}", markup=False)
     counts = detail.summary.get("alerts")
     if counts:
         console.print(
@@ -115,7 +102,7 @@ def run_task_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     at: str | None = typer.Option(
-        None, "--at", help="Run as if now were this time (ISO 8601); default: now."
+        None, "--at", help="Run as if now were this time (ISO 8601).", show_default="now"
     ),
     db: Path | None = DbOption,
     config: Path | None = ConfigOption,

@@ -32,6 +32,7 @@ from jacmon import __version__
 from jacmon.config import ServerSettings, Settings
 from jacmon.errors import AuthError, ConfigError, JacmonError, ProtocolError
 from jacmon.events import describe, is_valid_unicode
+from jacmon.hints import suggest_command
 from jacmon.logs import redact
 from jacmon.notify.config import parse_notify
 from jacmon.notify.service import Notifier
@@ -261,9 +262,12 @@ class JacmonServer:
         try:
             required = tokens_required(settings)
             if required and await active_token_count(self.store.db) == 0:
+                create = suggest_command(
+                    "token create --role admin", db=settings.db, config=self.full_settings.source
+                )
                 raise JacmonError(
                     f"refusing to serve on {settings.host} without tokens: create one with "
-                    "'jacmon token create --role admin', or pass --insecure to serve openly"
+                    f"{create}, or pass --insecure to serve openly"
                 )
             self._auth = Authenticator(self.store.db, required=required)
             self.sampler = MetricsSampler(

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from jacmon.errors import StoreError
+from jacmon.hints import suggest_command
 from jacmon.store.progress_sql import MATH_FALLBACKS
 from jacmon.store.schema import MIGRATIONS, latest_version
 
@@ -231,7 +232,10 @@ class Database:
         try:
             if readonly:
                 if not path.exists():
-                    raise StoreError(f"database {path} does not exist; check --db")
+                    raise StoreError(
+                        f"database {path} does not exist; check --db, or create it by "
+                        f"starting {suggest_command('serve', db=path)} once"
+                    )
                 reader = await _connect(path, readonly=True)
                 opened.append(reader)
                 async with reader.execute("PRAGMA user_version") as cursor:
@@ -239,7 +243,8 @@ class Database:
                 if version != latest_version():
                     raise StoreError(
                         f"database {path} has schema version {version}, expected "
-                        f"{latest_version()}; start 'jacmon serve --db {path}' once to migrate it"
+                        f"{latest_version()}; start {suggest_command('serve', db=path)} once to "
+                        "migrate it"
                     )
                 return cls(path, None, reader)
             problem = location_problem(path)

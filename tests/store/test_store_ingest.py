@@ -133,7 +133,10 @@ async def test_readonly_open_of_missing_file_errors_clearly_and_creates_nothing(
     path = tmp_path / "absent.db"
     with pytest.raises(StoreError) as caught:
         await Store.open(path, readonly=True)
-    assert str(caught.value) == f"database {path} does not exist; check --db"
+    assert str(caught.value) == (
+        f"database {path} does not exist; check --db, or create it by starting "
+        f"'jacmon serve --db {path}' once"
+    )
     assert not path.exists()
 
 
