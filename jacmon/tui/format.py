@@ -143,6 +143,20 @@ def middle_ellipsis(text: str, width: int) -> str:
     return f"{text[:head]}…{text[-tail:]}"
 
 
+def fit_parts(parts: list[tuple[int, str]], width: int, sep: str = " · ") -> list[int]:
+    """Which of ``parts`` (priority, text) fit in ``width`` cells joined by ``sep``: their indexes.
+
+    Priority 0 is the most important; the least important parts are dropped
+    first, and the shown ones keep their order. What is left may still be
+    wider than ``width`` (the caller cuts the end).
+    """
+    # Most important first; ties keep their order.
+    keep = sorted(range(len(parts)), key=lambda i: (parts[i][0], i))
+    while len(keep) > 1 and len(sep.join(parts[i][1] for i in sorted(keep))) > width:
+        keep.pop()
+    return sorted(keep)
+
+
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 

@@ -30,7 +30,7 @@ def state_text(status: ConnectionStatus, now: float) -> Text:
     return Text(status.state, style)
 
 
-class ConnectionPanel(Static):
+class ConnectionPanel(Static, can_focus=True):
     """One row per stream; the last failure's reason underneath, so "why" is always visible."""
 
     def __init__(self, *, now: Callable[[], float] = time.time, id: str | None = None) -> None:
