@@ -186,7 +186,7 @@ class JacmonDashboard(App[None]):
         # Full width: the alerts' messages are what an instructor reads and acts on.
         yield self.alerts_panel
         # Ctrl+P is in the help: the footer's room goes to the keys.
-        yield Footer(show_command_palette=False)
+        yield Footer(show_command_palette=False, compact=True)
 
     def on_mount(self) -> None:
         scope = f" · learner {self.learner}" if self.learner else ""

@@ -32,6 +32,10 @@ DATED_LABEL_OFFSET = 20
 #: Width of the score column in a feed line ("100%"): scores are never the part that is cut.
 SCORE_WIDTH = 4
 
+#: Learner and path ids longer than this are cut in the middle in a feed line (an xAPI
+#: IRI or a 40-character learner would leave no room for where the event happened).
+FEED_ID_WIDTH = 20
+
 SEVERITY_STYLES = {"critical": "bold white on red", "warning": "black on yellow", "info": "cyan"}
 
 
@@ -214,11 +218,16 @@ def short_item(item: str, prefix: str) -> str:
 
 
 def where(event: dict[str, Any]) -> str:
-    """``path/module/item`` with what the event names (the item shortened, see short_item)."""
+    """``path/module/item`` with what the event names (the item shortened, see short_item).
+
+    A long path id (an xAPI IRI) is cut in the middle to FEED_ID_WIDTH cells.
+    """
     parts = [str(event[k]) for k in ("path", "module") if event.get(k)]
     prefix = "/".join(parts)
     if event.get("item"):
         parts.append(short_item(str(event["item"]), prefix))
+    if event.get("path"):
+        parts[0] = middle_ellipsis(parts[0], FEED_ID_WIDTH)
     return "/".join(parts)
 
 
@@ -235,7 +244,7 @@ def event_line(event: dict[str, Any], today: str | None = None) -> str:
         _clock(event.get("ts"), today),
         label.ljust(LABEL_WIDTH),
         _score(event).rjust(SCORE_WIDTH),
-        str(event.get("learner", "?")),
+        middle_ellipsis(str(event.get("learner", "?")), FEED_ID_WIDTH),
     ]
     place = where(event)
     if place:
