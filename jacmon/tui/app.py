@@ -49,8 +49,9 @@ FLUSH_HZ = 15.0
 PROGRESS_MIN_INTERVAL_S = 0.2
 
 #: Below this many columns the dashboard shows one panel at a time (Tab and 1-6 switch),
-#: as btop shows fewer boxes: two columns of 40 cut every id and message.
-NARROW_WIDTH = 100
+#: as btop shows fewer boxes: the progress tables need 56 columns and Trends and
+#: Connection 50 beside them, or ids and numbers are cut.
+NARROW_WIDTH = 110
 
 #: While paused, the header's count of waiting events is redrawn at most this often, in seconds.
 PAUSED_COUNT_INTERVAL_S = 0.25
@@ -134,6 +135,7 @@ class JacmonDashboard(App[None]):
         self.sim_speed = sim_speed
         #: One panel at a time (fewer than NARROW_WIDTH columns).
         self.narrow = False
+        self._sized = False
         self.state = DashboardState()
         self.paused = False
         self._paused_at_events = 0
@@ -578,16 +580,18 @@ class JacmonDashboard(App[None]):
         ]
 
     def on_resize(self, event: events.Resize) -> None:
-        self._set_narrow(event.size.width < NARROW_WIDTH)
+        first, self._sized = not self._sized, True
+        self._set_narrow(event.size.width < NARROW_WIDTH, first=first)
 
-    def _set_narrow(self, narrow: bool) -> None:
-        """Narrow: one panel at a time (the focused one; Alerts first). Wide again: all."""
+    def _set_narrow(self, narrow: bool, *, first: bool = False) -> None:
+        """Narrow: one panel at a time (Alerts at start, then the focused one). Wide: all."""
         if narrow == self.narrow:
             return
         self.narrow = narrow
         self.refresh_bindings()
         if narrow:
-            panel = self._panel_of(self.focused) or self.alerts_panel
+            # What an instructor acts on comes first; later, the panel being looked at stays.
+            panel = (None if first else self._panel_of(self.focused)) or self.alerts_panel
             self._show_panels(panel)
             if self.focused is None or self._panel_of(self.focused) is not panel:
                 self.screen.set_focus(self.alerts_panel.table)

@@ -32,8 +32,8 @@ SEV_WIDTH = 4
 AGE_WIDTH = 4
 
 #: A message wraps onto at most this many lines in the list; the detail view (Enter)
-#: shows the rest. Three hold the longest rule messages from 60 columns up.
-MESSAGE_LINES = 3
+#: shows the rest. Four hold the longest rule messages (a path id, six scores) at 80x24.
+MESSAGE_LINES = 4
 
 #: The message column's width before the panel has a size, in cells.
 DEFAULT_MESSAGE_WIDTH = 60
