@@ -390,7 +390,8 @@ class JacmonDashboard(App[None]):
         if "activity" in dirty:
             feed = self.activity_feed
             events = state.take_new_events()
-            if events is None:
+            # Past midnight, earlier lines must show their date: draw every line anew.
+            if events is None or feed.day_changed():
                 feed.replace_events(state.activity)
             else:
                 feed.add_events(events)
@@ -409,6 +410,9 @@ class JacmonDashboard(App[None]):
         # "last frame 3s ago" and "data 5s old" age even when nothing arrives.
         self.connection_panel.redraw()
         self._update_header()
+        if self.activity_feed.day_changed():
+            # Midnight with no new event: the next flush dates yesterday's lines.
+            self.state.dirty.add("activity")
 
     def _update_header(self) -> None:
         """The header's parts by importance: offline, clock, pause, alerts, freshness, URL."""

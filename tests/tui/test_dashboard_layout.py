@@ -268,3 +268,27 @@ async def test_drill_down_columns_line_up_when_a_longer_id_arrives():
         # Every row's percent sits in the same column: none cut to the header's width.
         assert len({line.index("%") for line in lines}) == 1, "\n".join(lines)
         assert learners.selected_key == selected
+
+
+async def test_feed_lines_gain_their_date_when_the_clock_passes_midnight():
+    clock = {"now": NOW}  # 2026-01-05 10:00 UTC; the frozen events are of that morning
+    app = JacmonDashboard(
+        "ws://127.0.0.1:8765",
+        connect=False,
+        now=lambda: clock["now"],
+        wall_clock=lambda: NOW,
+        sim_speed=1800,
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.apply_frames(frozen_frames())
+        app.flush()
+        await pilot.pause()
+        assert app.activity_feed.lines[-1].startswith("09:59:30 progress")
+        # A simulated day later, with no new event: yesterday's lines show their date.
+        clock["now"] = NOW + 86400
+        await wait_until(
+            pilot,
+            lambda: app.activity_feed.lines[-1].startswith("2026-01-05 09:59:30 progress"),
+            "the dated line",
+        )
+        assert "2026-01-06" in screen_lines(app)[0]

@@ -38,7 +38,9 @@ class ActivityFeed(Log):
 
     Holds at most :data:`~jacmon.tui.state.FEED_CAPACITY` lines; only the
     visible lines are rendered, so a burst costs little. ``now`` is the data's
-    clock (epoch seconds): events of another day than its today show their date.
+    clock (epoch seconds): events of another day than its today show their date,
+    and when that clock passes midnight the app redraws the lines (see
+    :meth:`day_changed`), so yesterday's lines gain their date.
     """
 
     def __init__(self, *, now: Callable[[], float] = time.time, id: str | None = None) -> None:
@@ -51,10 +53,12 @@ class ActivityFeed(Log):
         self.stale = False
         #: Events that arrived while the user was scrolled up.
         self.unseen = 0
+        #: The day (``YYYY-MM-DD``, local) the lines were drawn against; None: none drawn yet.
+        self.day: str | None = None
 
     def add_events(self, events: Iterable[dict[str, Any]]) -> None:
         """Append events (oldest first)."""
-        today = local_day(self.now())
+        today = self.day = local_day(self.now())
         lines = [
             event_line(e, today) for e in events if not self.terms or event_matches(e, self.terms)
         ]
@@ -64,6 +68,10 @@ class ActivityFeed(Log):
         if not following:
             self.unseen += len(lines)
         self._update_subtitle()
+
+    def day_changed(self) -> bool:
+        """Whether the data's clock passed midnight since the lines were drawn."""
+        return self.day is not None and local_day(self.now()) != self.day
 
     def replace_events(self, events: Iterable[dict[str, Any]]) -> None:
         """Redraw the feed from ``events`` (after a snapshot or a filter change)."""
