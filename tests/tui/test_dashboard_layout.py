@@ -17,6 +17,7 @@ from tui_helpers import fire_alert, flowing, make_event, screen_lines, send, wai
 from jacmon.tui import JacmonDashboard
 from jacmon.tui.client import CONNECTED
 from jacmon.tui.format import middle_ellipsis
+from jacmon.tui.state import FEED_CAPACITY
 from jacmon.tui.widgets.alerts import WHO_WIDTH
 from jacmon.tui.widgets.progress import ID_WIDTH
 
@@ -292,3 +293,85 @@ async def test_feed_lines_gain_their_date_when_the_clock_passes_midnight():
             "the dated line",
         )
         assert "2026-01-06" in screen_lines(app)[0]
+
+
+@pytest.mark.parametrize("size", [(120, 40), (200, 60)])
+async def test_the_feed_keeps_following_after_a_burst_larger_than_it_holds(size):
+    frames = frozen_frames()
+    template = frames[1]["data"]["events"][1]
+
+    def events(first: int, count: int, learner: str = "l") -> list[dict]:
+        return [
+            {**template, "seq": n, "id": f"e{n}", "learner": f"{learner}{n}"}
+            for n in range(first, first + count)
+        ]
+
+    frames[1]["data"]["events"] = events(10, 300)
+    app = JacmonDashboard(
+        "ws://127.0.0.1:8765", connect=False, now=lambda: NOW, wall_clock=lambda: NOW
+    )
+    async with app.run_test(size=size) as pilot:
+        app.apply_frames(frames)
+        app.flush()
+        await pilot.pause()
+        # More events in one flush than the feed holds (a backlog): it is redrawn whole.
+        burst = events(1000, FEED_CAPACITY + 10)
+        for frame_events in (burst, events(5000, 1, learner="the-live-one-")):
+            app.apply_frame(
+                {
+                    "stream": "activity",
+                    "type": "events",
+                    "seq": frame_events[-1]["seq"],
+                    "ts": NOW,
+                    "data": {"events": frame_events},
+                }
+            )
+            app.flush()
+            await pilot.pause()
+        feed = app.activity_feed
+        assert feed.unseen == 0 and "new ↓" not in str(feed.border_subtitle)
+        assert any("the-live-one-5000" in line for line in screen_lines(app))
+
+
+async def test_the_feed_follows_events_that_came_while_it_was_hidden():
+    """At 80x24 the feed is off screen (size 0) while Alerts shows; shown, it still follows."""
+    frames = frozen_frames()
+    template = frames[1]["data"]["events"][1]
+    app = JacmonDashboard(
+        "ws://127.0.0.1:8765", connect=False, now=lambda: NOW, wall_clock=lambda: NOW
+    )
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.apply_frames(frames)
+        app.flush()
+        await pilot.pause()
+        assert not app.activity_feed.display
+        for n in range(10, 110):
+            event = {**template, "seq": n, "id": f"e{n}", "learner": f"l{n}"}
+            app.apply_frame(
+                {
+                    "stream": "activity",
+                    "type": "events",
+                    "seq": n,
+                    "ts": NOW,
+                    "data": {"events": [event]},
+                }
+            )
+            app.flush()
+        await pilot.pause()
+        await pilot.press("2")
+        await pilot.pause()
+        live = {**template, "seq": 500, "id": "live", "learner": "the-live-one"}
+        app.apply_frame(
+            {
+                "stream": "activity",
+                "type": "events",
+                "seq": 500,
+                "ts": NOW,
+                "data": {"events": [live]},
+            }
+        )
+        app.flush()
+        await pilot.pause()
+        lines = screen_lines(app)
+        assert any("the-live-one" in line for line in lines), "\n".join(lines)
+        assert "new ↓" not in "\n".join(lines)

@@ -62,12 +62,22 @@ class ActivityFeed(Log):
         lines = [
             event_line(e, today) for e in events if not self.terms or event_matches(e, self.terms)
         ]
-        following = self.is_vertical_scroll_end
+        following = self.at_end()
         if lines:
-            self.write_lines(lines)
+            self.write_lines(lines, scroll_end=False)
+            if following:
+                self.scroll_end(animate=False, immediate=True, x_axis=False)
         if not following:
             self.unseen += len(lines)
         self._update_subtitle()
+
+    def at_end(self) -> bool:
+        """Whether the newest line is in view: the feed then follows new events.
+
+        Not Log's ``is_vertical_scroll_end`` (offset == end): lines drawn before the
+        feed had its size leave the offset past the end, and it would stop following.
+        """
+        return self.scroll_y >= self.max_scroll_y
 
     def day_changed(self) -> bool:
         """Whether the data's clock passed midnight since the lines were drawn."""
@@ -98,7 +108,7 @@ class ActivityFeed(Log):
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
         # Back at the bottom: the user has seen everything.
-        if self.unseen and self.is_vertical_scroll_end:
+        if self.unseen and self.at_end():
             self.unseen = 0
             self._update_subtitle()
 
