@@ -375,3 +375,40 @@ async def test_the_feed_follows_events_that_came_while_it_was_hidden():
         lines = screen_lines(app)
         assert any("the-live-one" in line for line in lines), "\n".join(lines)
         assert "new ↓" not in "\n".join(lines)
+
+
+async def test_an_unwatched_alerts_list_stays_at_its_top_as_alerts_arrive():
+    """Unfocused, the list shows the most urgent alerts first, whatever was first before."""
+    frames = frozen_frames()
+    template = frames[3]["data"]["alerts"][1]  # warning
+    app = JacmonDashboard(
+        "ws://127.0.0.1:8765", connect=False, now=lambda: NOW, wall_clock=lambda: NOW
+    )
+    async with app.run_test(size=(120, 30)) as pilot:
+        frames[3]["data"]["alerts"] = [
+            {**template, "id": n, "learner": f"w{n}", "first_seen": NOW - 100 + n}
+            for n in range(10, 40)
+        ]
+        app.apply_frames(frames)
+        app.flush()
+        await pilot.pause()
+        assert app.focused is not app.alerts_panel.table
+        # Critical alerts arrive: they sort above every warning, and must be seen.
+        for n in range(100, 108):
+            body = {**template, "id": n, "learner": f"c{n}", "severity": "critical"}
+            app.apply_frame(
+                {
+                    "stream": "alerts",
+                    "type": "alert",
+                    "seq": n,
+                    "ts": NOW,
+                    "data": {"change": "fired", "alert": body},
+                }
+            )
+            app.flush()
+            await pilot.pause()
+        table = app.alerts_panel.table
+        assert table.scroll_y == 0 and table.cursor_row == 0
+        lines = screen_lines(app)
+        first = next(i for i, line in enumerate(lines) if re.search(r"│ \d+\s+(CRIT|WARN)", line))
+        assert "CRIT" in lines[first] and "c100" in lines[first], "\n".join(lines)

@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
+from textual.dom import NoScreen
 from textual.widgets import DataTable
 from textual.widgets._data_table import RowKey
 
@@ -86,8 +87,14 @@ class KeyedTable(DataTable):
         self.refresh()
 
     def sync(self, rows: list[tuple[str, tuple[Any, ...]]]) -> None:
-        """Show exactly ``rows`` (key, cells) in this order; the selected key stays selected."""
-        selected = self.selected_key
+        """Show exactly ``rows`` (key, cells) in this order; the selected key stays selected.
+
+        Only while the table is its screen's focus (the user is on it, maybe with a
+        prompt or detail view over it): otherwise the cursor keeps its row, so an
+        unwatched table stays at its top rows instead of following whichever row
+        happened to be first down the list.
+        """
+        selected = self.selected_key if self._is_focused_on_screen() else None
         wanted = dict(rows)
         readded = False
         for key in [k for k in self._rows if k not in wanted]:
@@ -115,6 +122,12 @@ class KeyedTable(DataTable):
             self._reorder(order)
             self._order = order
         self._keep_selected(selected)
+
+    def _is_focused_on_screen(self) -> bool:
+        try:
+            return self.screen.focused is self
+        except NoScreen:  # not mounted yet: a first redraw may come before the screen
+            return False
 
     def _widens(self, column: str, cell: Any) -> bool:
         """Whether ``cell`` is wider than its auto-width column: then the column must grow.
