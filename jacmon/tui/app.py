@@ -593,6 +593,8 @@ class JacmonDashboard(App[None]):
             return
         self.narrow = narrow
         self.refresh_bindings()
+        # The stylesheet moves toasts over the shown panel's last rows (jacmon.tcss).
+        self.screen_stack[0].set_class(narrow, "-narrow")
         if narrow:
             # What an instructor acts on comes first; later, the panel being looked at stays.
             panel = (None if first else self._panel_of(self.focused)) or self.alerts_panel

@@ -212,6 +212,12 @@ async def test_trends_reaches_every_velocity_row():
         assert re.search(r"↗path-11\s+\S+\s+5 /7d\s+↑25%", text), text
 
 
+def shown_toasts(app: JacmonDashboard, count: int) -> bool:
+    """Whether ``count`` toasts are laid out (a toast has no size until then)."""
+    toasts = list(app.screen.query("Toast"))
+    return len(toasts) == count and all(t.region.area for t in toasts)
+
+
 @pytest.mark.parametrize("size", [(120, 40), (200, 60)])
 async def test_a_toast_covers_neither_alerts_nor_connection(size):
     app = JacmonDashboard(
@@ -222,9 +228,8 @@ async def test_a_toast_covers_neither_alerts_nor_connection(size):
         app.flush()
         app.notify("alert 7 acknowledged", title="alerts")
         app.notify("server going away. Retrying with backoff", title="server unreachable")
-        await pilot.pause(0.1)
+        await wait_until(pilot, lambda: shown_toasts(app, 2), "two toasts on screen")
         toasts = list(app.screen.query("Toast"))
-        assert len(toasts) == 2
         for toast in toasts:
             for panel in (app.alerts_panel, app.connection_panel, app.status_header):
                 assert not toast.region.overlaps(panel.region), (toast.region, panel.id)
@@ -412,3 +417,20 @@ async def test_an_unwatched_alerts_list_stays_at_its_top_as_alerts_arrive():
         lines = screen_lines(app)
         first = next(i for i, line in enumerate(lines) if re.search(r"│ \d+\s+(CRIT|WARN)", line))
         assert "CRIT" in lines[first] and "c100" in lines[first], "\n".join(lines)
+
+
+async def test_at_80x24_a_toast_leaves_the_first_alerts_and_the_footer_visible():
+    app = JacmonDashboard(
+        "ws://127.0.0.1:8765", connect=False, now=lambda: NOW, wall_clock=lambda: NOW
+    )
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        app.apply_frames(frozen_frames())
+        app.flush()
+        app.notify("alert 7 acknowledged", title="alerts")
+        await wait_until(pilot, lambda: shown_toasts(app, 1), "the toast on screen")
+        (toast,) = app.screen.query("Toast")
+        table = app.alerts_panel.table
+        # The header row and the two alerts' rows (the first three lines of the table).
+        first_rows = table.region._replace(height=3)
+        assert not toast.region.overlaps(first_rows), (toast.region, first_rows)
+        assert toast.region.bottom <= app.size.height - 1  # the footer's line stays clear
