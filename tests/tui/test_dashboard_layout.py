@@ -434,3 +434,22 @@ async def test_at_80x24_a_toast_leaves_the_first_alerts_and_the_footer_visible()
         first_rows = table.region._replace(height=3)
         assert not toast.region.overlaps(first_rows), (toast.region, first_rows)
         assert toast.region.bottom <= app.size.height - 1  # the footer's line stays clear
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 60)])
+async def test_a_velocity_row_names_an_iri_path_by_both_ends(size):
+    frames = frozen_frames()
+    for sample in frames[2]["data"]["samples"]:
+        sample["velocity"] = {IRI_PATH: {"this_week": 7, "last_week": 4, "change_pct": 75.0}}
+    app = JacmonDashboard(
+        "ws://127.0.0.1:8765", connect=False, now=lambda: NOW, wall_clock=lambda: NOW
+    )
+    async with app.run_test(size=size) as pilot:
+        app.apply_frames(frames)
+        app.flush()
+        await pilot.press("3")
+        await pilot.pause(0.1)
+        lines = screen_lines(app)
+    row = next(line for line in lines if "↗https://" in line)
+    # The start and the end of the id, and the numbers after it.
+    assert re.search(r"↗https://\S*2026\s+\S+\s+7 /7d\s+↑75%", row), row
