@@ -200,10 +200,14 @@ def server_process(
     cpu: int | None = SERVER_CPU,
     profile: Path | None = None,
     log_file: Path | None = None,
+    config: Path | None = None,
     **settings: Any,
 ) -> Iterator[ServerProcess]:
-    """Run ``bench/serve.py`` on ``db`` pinned to ``cpu``; ``settings`` go to ServerSettings."""
+    """Run ``bench/serve.py`` on ``db`` pinned to ``cpu``; ``settings`` go to ServerSettings,
+    ``config``'s ``[notify]`` table to the notifier."""
     cmd = [sys.executable, str(BENCH_DIR / "serve.py"), "--db", str(db)]
+    if config is not None:
+        cmd += ["--config", str(config)]
     if cpu is not None:
         cmd += ["--cpu", str(cpu)]
     if profile is not None:

@@ -1,6 +1,7 @@
 """Run one jacmon server for a benchmark: pinned, port 0, prints its port as a JSON line.
 
     python bench/serve.py --db /tmp/b.db --cpu 0 [--profile out.prof] [--set key=value ...]
+                          [--config jacmon.toml]   # its [notify] table, for bench_notify.py
 
 Prints ``{"port": P, "pid": PID}`` once listening, serves until SIGTERM/SIGINT,
 shuts down gracefully, then prints ``{"threads": [...], "cpu_s": ...}`` (CPU
@@ -25,12 +26,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import pin_to_cpu, raise_fd_limit
 
 
-async def _serve(db: Path, overrides: dict[str, str]) -> dict[str, object]:
+async def _serve(
+    db: Path, overrides: dict[str, str], config: Path | None = None
+) -> dict[str, object]:
     from jacmon.config import Settings, apply_section
     from jacmon.errors import ConfigError
     from jacmon.server.app import JacmonServer
 
     settings = Settings()
+    if config is not None:
+        import tomllib
+
+        settings.notify = tomllib.loads(config.read_text()).get("notify", {})
     settings.server.db = db
     settings.server.port = 0
     try:
@@ -70,6 +77,7 @@ def main() -> None:
     parser.add_argument("--cpu", type=int, default=None, help="core to pin to")
     parser.add_argument("--profile", type=Path, default=None, help="cProfile stats file")
     parser.add_argument("--set", action="append", default=[], help="ServerSettings key=value")
+    parser.add_argument("--config", type=Path, default=None, help="a TOML file's [notify]")
     args = parser.parse_args()
     pin_to_cpu(args.cpu)
     raise_fd_limit()
@@ -80,7 +88,7 @@ def main() -> None:
     profiler = cProfile.Profile() if args.profile else None
     if profiler:
         profiler.enable()
-    usage = asyncio.run(_serve(args.db, overrides))
+    usage = asyncio.run(_serve(args.db, overrides, args.config))
     if profiler:
         profiler.disable()
         profiler.dump_stats(args.profile)

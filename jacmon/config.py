@@ -117,6 +117,8 @@ class Settings:
     tasks: dict[str, Any] = field(default_factory=dict)
     #: LRS tailer settings, read by :mod:`jacmon.lrs` (free-form table).
     lrs: dict[str, Any] = field(default_factory=dict)
+    #: Notification receivers and routes, read by :mod:`jacmon.notify.config`.
+    notify: dict[str, Any] = field(default_factory=dict)
     #: The file these settings were read from, if any.
     source: Path | None = None
 
@@ -207,8 +209,8 @@ def apply_section(section: Any, name: str, values: Mapping[str, Any]) -> None:
 #: Sections of typed settings (each key coerced to its field's type) ...
 _TYPED_SECTIONS = ("server", "client")
 #: ... and sections kept as raw tables, validated where they are used
-#: (server/tasks/config.py, lrs.py).
-_SECTIONS = (*_TYPED_SECTIONS, "tasks", "lrs")
+#: (server/tasks/config.py, lrs.py, notify/config.py).
+_SECTIONS = (*_TYPED_SECTIONS, "tasks", "lrs", "notify")
 
 
 def _merge(settings: Settings, section: str, values: Mapping[str, Any]) -> None:
@@ -255,7 +257,7 @@ def load_settings(
             if name not in _SECTIONS:
                 raise ConfigError(
                     f"Config file {config_path} has an unknown table [{name}]. "
-                    "Known: [server], [client], [tasks], [lrs]."
+                    "Known: [server], [client], [tasks], [lrs], [notify]."
                 )
             if not isinstance(table, dict):
                 raise ConfigError(f"Config '{name}' must be a table ([{name}]).")
@@ -272,7 +274,7 @@ def load_settings(
         if section not in _SECTIONS:
             raise ConfigError(
                 f"Environment variable {var} names section '{section}', which does not exist. "
-                "Known: SERVER, CLIENT, TASKS, LRS (as JACMON_<SECTION>__<KEY>)."
+                "Known: SERVER, CLIENT, TASKS, LRS, NOTIFY (as JACMON_<SECTION>__<KEY>)."
             )
         _merge(settings, section, {key: value})
     for section, values in (overrides or {}).items():

@@ -71,6 +71,8 @@ class ClientType(StrEnum):
     RESUME = "resume"
     REFRESH = "refresh"
     ACK = "ack"
+    #: alerts: withdraw the current acknowledgement of an alert.
+    UNACK = "unack"
     # ingest only
     BATCH = "batch"
     CURSOR_GET = "cursor.get"
@@ -258,25 +260,25 @@ def parse_since(value: Any, where: str = "since") -> int:
     return number
 
 
-def parse_alert_id(value: Any) -> int:
-    """An alert id from a client message: a whole number 1..:data:`MAX_SEQ` (or its digits)."""
+def parse_alert_id(value: Any, message: str = "ack") -> int:
+    """An alert id from a client ``message``: a whole number 1..:data:`MAX_SEQ` (or its digits)."""
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 20:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SEQ:
         raise ProtocolError(
-            f"ack 'alert_id' is {describe(value)}; expected the alert's numeric id "
+            f"{message} 'alert_id' is {describe(value)}; expected the alert's numeric id "
             f"(a whole number from 1 to {MAX_SEQ})"
         )
     return value
 
 
-def parse_ack_note(value: Any) -> str | None:
-    """An acknowledgement note: null or text of at most :data:`MAX_NOTE_LENGTH` characters."""
+def parse_ack_note(value: Any, message: str = "ack") -> str | None:
+    """An (un)acknowledgement note: null or text of at most :data:`MAX_NOTE_LENGTH` characters."""
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > MAX_NOTE_LENGTH or not is_valid_unicode(value):
         raise ProtocolError(
-            f"ack 'note' is {describe(value)}; expected text of at most {MAX_NOTE_LENGTH} "
+            f"{message} 'note' is {describe(value)}; expected text of at most {MAX_NOTE_LENGTH} "
             "characters, or null"
         )
     return value

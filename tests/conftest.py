@@ -77,13 +77,18 @@ class RunningServer:
 
 @contextlib.asynccontextmanager
 async def start_server(db_path: Path, **options: Any) -> AsyncIterator[RunningServer]:
-    """Start a server on ``db_path``; ``options`` go to JacmonServer, ``server_*`` to settings."""
+    """Start a server on ``db_path``; ``options`` go to JacmonServer, ``server_*`` to settings,
+    ``notify`` (a dict) to the ``[notify]`` table."""
     server_settings = {
         k[len("server_") :]: v for k, v in options.items() if k.startswith("server_")
     }
+    notify = options.pop("notify", None)
     server_options = {k: v for k, v in options.items() if not k.startswith("server_")}
     server_options.setdefault("run_scheduler", False)
-    running = RunningServer(make_settings(db_path, **server_settings), options=server_options)
+    settings = make_settings(db_path, **server_settings)
+    if notify is not None:
+        settings.notify = notify  # the [notify] table, as a config file gives it
+    running = RunningServer(settings, options=server_options)
     await running.start()
     try:
         yield running

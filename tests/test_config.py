@@ -238,7 +238,7 @@ def test_unknown_table_is_rejected(tmp_path):
         load_settings(path, env={})
     assert str(caught.value) == (
         f"Config file {path} has an unknown table [servre]. "
-        "Known: [server], [client], [tasks], [lrs]."
+        "Known: [server], [client], [tasks], [lrs], [notify]."
     )
 
 

@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "sim",
     "tasks",
     "alerts",
+    "silence",
+    "notify",
     "tokens",
     "catalog",
 )

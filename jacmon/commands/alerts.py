@@ -1,4 +1,4 @@
-"""``jacmon alerts`` (list alerts) and ``jacmon alerts ack ID`` (acknowledge one)."""
+"""``jacmon alerts`` (list alerts), ``jacmon alerts ack ID`` and ``jacmon alerts unack ID``."""
 
 from __future__ import annotations
 
@@ -22,10 +22,15 @@ from jacmon.commands.common import (
     with_store,
 )
 from jacmon.errors import UsageError
-from jacmon.store.alerts import ALERT_STATES, acknowledge_alert, list_alerts
+from jacmon.store.alerts import (
+    ALERT_STATES,
+    acknowledge_alert,
+    list_alerts,
+    unacknowledge_alert,
+)
 
 alerts_app = typer.Typer(
-    help="List alerts, or acknowledge one (jacmon alerts ack ID).",
+    help="List alerts, acknowledge one (jacmon alerts ack ID) or withdraw that (unack ID).",
     invoke_without_command=True,
     no_args_is_help=False,
 )
@@ -95,14 +100,33 @@ def alerts_command(
 
 
 def _ack_text(current: dict | None, history: list[dict]) -> str:
-    """The ack column: who acknowledged (and the note), and how many did before."""
-    earlier = len(history) - (1 if current is not None else 0)
-    text = "-"
+    """The ack column: who acknowledged (and the note), how many did before, or why none holds."""
+    acks = [entry for entry in history if entry.get("action", "acknowledged") == "acknowledged"]
+    earlier = len(acks) - (1 if current is not None else 0)
     if current is not None:
         text = current["by"] + (f": {current['note']}" if current["note"] else "")
-    if earlier > 0:
-        text += f" (+{earlier} earlier)" if current is not None else f"lapsed ({earlier})"
-    return text
+        return text + (f" (+{earlier} earlier)" if earlier > 0 else "")
+    if not history:
+        return "-"
+    last = history[-1]
+    if last.get("action") == "unacknowledged":
+        return f"withdrawn by {last.get('by') or 'unknown'} ({earlier} earlier)"
+    return f"lapsed ({earlier})"
+
+
+def _login() -> str:
+    """The OS user, who a CLI acknowledgement is recorded as (unless --by)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown user"  # no passwd entry (containers); --by names someone
+
+
+def _existing_db(db: Path | None, config: Path | None) -> Path:
+    path = resolve_db(db, config)
+    if not path.exists():
+        raise UsageError(f"database {path} does not exist; check --db")
+    return path
 
 
 @alerts_app.command("ack")
@@ -119,15 +143,13 @@ def ack_command(
     config: Path | None = ConfigOption,
 ) -> None:
     """Acknowledge a firing alert: it stays firing, flagged with who, when and the note."""
-    path = resolve_db(db, config)
-    if not path.exists():
-        raise UsageError(f"database {path} does not exist; check --db")
+    path = _existing_db(db, config)
     expires_at = time.time() + parse_duration(expires_in) if expires_in else None
     change = run(
         with_store(
             path,
             lambda store: acknowledge_alert(
-                store.db, alert_id, by=by or getpass.getuser(), note=note, expires_at=expires_at
+                store.db, alert_id, by=by or _login(), note=note, expires_at=expires_at
             ),
         )
     )
@@ -138,6 +160,34 @@ def ack_command(
     out_console().print(
         f"acknowledged alert {alert['id']} ({alert['rule']}, {alert['learner'] or '-'}) "
         f"as {alert['acknowledged']['by']}"
+    )
+
+
+@alerts_app.command("unack")
+@handle_errors
+def unack_command(
+    alert_id: int = typer.Argument(..., help="The alert's id (see jacmon alerts)."),
+    note: str | None = typer.Option(None, "--note", help="Why the acknowledgement is withdrawn."),
+    by: str | None = typer.Option(None, "--by", help="Who withdraws it (default: your login)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the change as JSON."),
+    db: Path | None = DbOption,
+    config: Path | None = ConfigOption,
+) -> None:
+    """Withdraw the acknowledgement of a firing alert (kept in its history, with who undid it)."""
+    path = _existing_db(db, config)
+    change = run(
+        with_store(
+            path,
+            lambda store: unacknowledge_alert(store.db, alert_id, by=by or _login(), note=note),
+        )
+    )
+    if as_json:
+        print_json(change)
+        return
+    alert = change["alert"]
+    out_console().print(
+        f"withdrew the acknowledgement of alert {alert['id']} "
+        f"({alert['rule']}, {alert['learner'] or '-'}); it is unacknowledged again"
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from functools import wraps
@@ -23,12 +24,21 @@ T = TypeVar("T")
 err_console = Console(stderr=True)
 
 
+#: Output width in columns when stdout is not a terminal: wide enough for any row.
+PIPED_WIDTH = 1000
+
+
 def out_console() -> Console:
     """A stdout console for a command's output.
 
     Made per call so the terminal width (COLUMNS) is read when the command runs.
+    Piped into a file or ``grep`` (and no COLUMNS set), tables get whole rows
+    instead of cells cut to an imagined 80 columns.
     """
-    return Console(soft_wrap=True, highlight=False)
+    console = Console(soft_wrap=True, highlight=False)
+    if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
+        console = Console(soft_wrap=True, highlight=False, width=PIPED_WIDTH)
+    return console
 
 
 ConfigOption = typer.Option(

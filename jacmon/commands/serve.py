@@ -91,11 +91,13 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
     """Everything ``serve`` would do, checked without listening (the port is bound for a
     moment). Returns (plan, problems)."""
     from jacmon.lrs import check_lrs_table
+    from jacmon.notify.check import check_notify
     from jacmon.server.app import load_tls
     from jacmon.server.auth import active_token_count, tokens_required
     from jacmon.server.scheduler import next_runs
     from jacmon.server.tasks.config import load_tasks_config
     from jacmon.store import Store
+    from jacmon.store.alerts import open_alerts
     from jacmon.store.database import ServeLock
     from jacmon.store.schema import latest_version
 
@@ -123,6 +125,7 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
         problems.append(busy)
     # Read-only: a check creates and migrates nothing.
     tokens = 0
+    firing: list[dict] = []
     plan["events_stored"] = 0
     version = schema_version(server.db)
     if version is None:
@@ -146,6 +149,7 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
             try:
                 tokens = await active_token_count(store.db)
                 plan["events_stored"] = store.last_seq
+                firing = await open_alerts(store.db.reader)
             finally:
                 await store.close()
     plan["active_tokens"] = tokens
@@ -166,6 +170,8 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
         ]
     except JacmonError as exc:
         problems.append(str(exc))
+    plan["notify"], notify_problems = await check_notify(settings.notify, firing)
+    problems += notify_problems
     return plan, problems
 
 

@@ -33,6 +33,9 @@ from jacmon.config import ServerSettings, Settings
 from jacmon.errors import AuthError, ConfigError, JacmonError, ProtocolError
 from jacmon.events import describe, is_valid_unicode
 from jacmon.logs import redact
+from jacmon.notify.config import parse_notify
+from jacmon.notify.service import Notifier
+from jacmon.notify.setup import build_receivers
 from jacmon.protocol import (
     PROTOCOL_VERSION,
     ClientType,
@@ -207,6 +210,8 @@ class JacmonServer:
         self._alert_nudge = asyncio.Event()
         self._alert_seq = 0
         self._lrs_stop = asyncio.Event()
+        #: Routes and delivers notifications (also lets silences lapse); set in start().
+        self.notifier: Notifier | None = None
 
     # Lifecycle
 
@@ -240,6 +245,8 @@ class JacmonServer:
         settings = self.settings
         ssl_context = load_tls(settings.tls_cert, settings.tls_key)
         lrs_settings = check_lrs_table(self.full_settings.lrs)
+        notify_settings = parse_notify(self.full_settings.notify)
+        receivers = build_receivers(notify_settings)
         self._origins = OriginCheck(
             tls=ssl_context is not None,
             loopback=is_loopback(settings.host),
@@ -270,6 +277,9 @@ class JacmonServer:
             self.hub.seq[Stream.ACTIVITY] = self.store.last_seq
             self._alert_seq = await alert_store.last_alert_change_seq(self.store.db.reader)
             self.hub.seq[Stream.ALERTS] = self._alert_seq
+            # Primed before the scheduler starts: what its first runs fire is notified.
+            self.notifier = Notifier(self.store.db, notify_settings, receivers)
+            await self.notifier.prime()
             if self.run_scheduler:
                 await self._start_scheduler()
             self._start_loops(lrs_settings is not None)
@@ -301,6 +311,8 @@ class JacmonServer:
             "revocation-watch": self._revocation_watch,
             "checkpoints": self._checkpoints,
         }
+        if self.notifier is not None:
+            loops |= self.notifier.loops()
         if run_lrs:
             from jacmon.lrs import run_tailer
 
@@ -409,6 +421,8 @@ class JacmonServer:
         if self._ws_server is not None:
             await self._bounded("closing clients", self._close_clients(), grace + 5)
         await self._stop_background()
+        if self.notifier is not None:
+            await self._bounded("closing notification receivers", self.notifier.close(), 5)
         await self._bounded("closing the database", self.store.close(), grace + 5)
         self._lock.release()
         log.info("stopped")
@@ -800,8 +814,8 @@ class JacmonServer:
                 self._error(sub, "bad_message", str(exc))
                 return
             await self._resync(sub, since)
-        elif message.type == ClientType.ACK:
-            await self._acknowledge(sub, principal, body)
+        elif message.type in (ClientType.ACK, ClientType.UNACK):
+            await self._acknowledge(sub, principal, message.type, body)
         else:
             self._error(
                 sub,
@@ -809,40 +823,61 @@ class JacmonServer:
                 f"message type {message.type.value!r} is not for /ws/{sub.stream.value}",
             )
 
-    async def _acknowledge(self, sub: Subscriber, principal: Principal, body: dict) -> None:
+    async def _acknowledge(
+        self, sub: Subscriber, principal: Principal, kind: ClientType, body: dict
+    ) -> None:
+        """Acknowledge (``ack``) or withdraw the acknowledgement (``unack``) of one alert.
+
+        Both need the same permission and both are scoped: another learner's alert
+        is answered exactly as a missing one. The result reaches every client as an
+        alert change on the stream, not as a reply.
+        """
+        verb = "acknowledge" if kind == ClientType.ACK else "un-acknowledge"
         if sub.stream != Stream.ALERTS:
-            self._error(sub, "bad_message", "acknowledge alerts on /ws/alerts")
+            self._error(sub, "bad_message", f"{verb} alerts on /ws/alerts")
             return
         if not principal.may_ack():
             self._error(
                 sub,
                 "forbidden",
-                f"token {principal.name!r} may not acknowledge alerts; it needs the "
+                f"token {principal.name!r} may not {verb} alerts; it needs the "
                 "admin role or a viewer token created with --can-ack",
             )
             return
         # The server's clock: alert times and expiries are on it (simulated in the demo).
         now = self.now()
         try:
-            alert_id = parse_alert_id(body.get("alert_id", body.get("id")))
-            note = parse_ack_note(body.get("note"))
-            expires_at = parse_ack_expiry(body.get("expires_at"), now)
+            alert_id = parse_alert_id(body.get("alert_id", body.get("id")), kind.value)
+            note = parse_ack_note(body.get("note"), kind.value)
+            if kind == ClientType.ACK:
+                expires_at = parse_ack_expiry(body.get("expires_at"), now)
         except ProtocolError as exc:
             self._error(sub, "bad_message", str(exc))
             return
         try:
-            await alert_store.acknowledge_alert(
-                self.store.db,
-                alert_id,
-                by=principal.name,
-                note=note,
-                expires_at=expires_at,
-                now=now,
-                # Scope applies to actions too: another learner's alert is "does not exist".
-                learner=sub.learner,
-            )
+            if kind == ClientType.ACK:
+                await alert_store.acknowledge_alert(
+                    self.store.db,
+                    alert_id,
+                    by=principal.name,
+                    note=note,
+                    expires_at=expires_at,
+                    now=now,
+                    # Scope applies to actions too: another learner's alert is "does not exist".
+                    learner=sub.learner,
+                )
+            else:
+                await alert_store.unacknowledge_alert(
+                    self.store.db,
+                    alert_id,
+                    by=principal.name,
+                    note=note,
+                    now=now,
+                    learner=sub.learner,
+                )
         except JacmonError as exc:
-            self._error(sub, "ack_failed", str(exc), alert_id=alert_id)
+            code = "ack_failed" if kind == ClientType.ACK else "unack_failed"
+            self._error(sub, code, str(exc), alert_id=alert_id)
             return
         self._alert_nudge.set()
 

@@ -99,4 +99,6 @@ def prometheus_text(server: JacmonServer) -> str:
         "# TYPE jacmon_last_seq gauge",
         f"jacmon_last_seq {server.store.last_seq}",
     ]
+    if server.notifier is not None:
+        lines += server.notifier.metrics.prometheus_lines()
     return redact("\n".join(lines) + "\n")

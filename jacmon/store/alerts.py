@@ -29,7 +29,10 @@ class AlertError(JacmonError):
 
 _COLUMNS = (
     "id, fingerprint, rule, severity, state, learner, path, message, numbers,"
-    " first_seen, last_seen, resolved_at, ack_by, ack_at, ack_note, ack_expires_at, ack_history"
+    " first_seen, last_seen, resolved_at, ack_by, ack_at, ack_note, ack_expires_at, ack_history,"
+    # The silence the alert is under, as the streams show it (NULL: none).
+    " (SELECT json_object('id', s.id, 'until', s.ends_at, 'by', s.created_by, 'note', s.note)"
+    " FROM silences s WHERE s.id = alerts.silence_id)"
 )
 
 log = logging.getLogger("jacmon.alerts")
@@ -81,6 +84,7 @@ def alert_from_row(row: aiosqlite.Row | tuple) -> dict[str, Any]:
         ack_note,
         ack_expires_at,
         ack_history,
+        silence,
     ) = tuple(row)
     acknowledged = None
     if ack_at is not None:
@@ -102,6 +106,7 @@ def alert_from_row(row: aiosqlite.Row | tuple) -> dict[str, Any]:
         "resolved_at": resolved_at,
         "acknowledged": acknowledged,
         "acknowledgements": _load_json(ack_history, []),
+        "silenced": _finite(_load_json(silence, None)),
     }
 
 
@@ -178,15 +183,39 @@ async def last_alert_change_seq(conn: aiosqlite.Connection) -> int:
     return value
 
 
+#: An active silence matching the alert row ``alerts`` (the newest-ending one), on the
+#: wall clock: silences are set by people, in their time, also in a simulated demo.
+ACTIVE_SILENCE_OF_ALERT = """
+    SELECT s.id FROM silences s
+    WHERE s.expired_at IS NULL AND s.starts_at <= :now AND s.ends_at > :now
+      AND (s.rule IS NULL OR s.rule = alerts.rule)
+      AND (s.learner IS NULL OR s.learner = alerts.learner)
+      AND (s.path IS NULL OR s.path = alerts.path)
+    ORDER BY s.ends_at DESC LIMIT 1
+"""
+
+
+async def silence_new_alerts(conn: aiosqlite.Connection, alert_ids: list[int]) -> None:
+    """Put newly fired alerts under the active silence that matches them, if any."""
+    now = time.time()
+    for chunk in chunks(alert_ids):
+        marks = ",".join("?" * len(chunk))
+        await conn.execute(
+            f"UPDATE alerts SET silence_id = ({ACTIVE_SILENCE_OF_ALERT.replace(':now', '?')})"
+            f" WHERE id IN ({marks})",
+            [now, now, *chunk],
+        )
+
+
 async def _record_change(
     conn: aiosqlite.Connection, alert_id: int, change: str, ts: float
 ) -> dict[str, Any]:
     """Log the alert as it now is; returns the change dict."""
-    (logged,) = await _record_changes(conn, [(alert_id, change)], ts)
+    (logged,) = await record_changes(conn, [(alert_id, change)], ts)
     return logged
 
 
-async def _record_changes(
+async def record_changes(
     conn: aiosqlite.Connection, items: list[tuple[int, str]], ts: float
 ) -> list[dict[str, Any]]:
     """Log each (alert id, change) with the alert as it now is, in order; returns the changes.
@@ -194,6 +223,9 @@ async def _record_changes(
     Set-based (a read per chunk of alerts, one insert for all) because a first
     run on a big platform fires thousands of alerts at once.
     """
+    fired = [alert_id for alert_id, change in items if change == "fired"]
+    if fired:
+        await silence_new_alerts(conn, fired)
     current: dict[int, dict[str, Any]] = {}
     ids = sorted({alert_id for alert_id, _ in items})
     for chunk in chunks(ids):
@@ -295,7 +327,7 @@ async def apply_alert_changes(
             items.append((change.alert["id"], "updated"))
         elif change.action == "resolve":
             items.append((change.alert["id"], "resolved"))
-    return await _record_changes(conn, items, now) if items else []
+    return await record_changes(conn, items, now) if items else []
 
 
 async def acknowledge_alert(
@@ -335,7 +367,13 @@ async def acknowledge_alert(
             raise AlertError(
                 f"alert {alert_id} is {alert['state']}; only a firing alert can be acknowledged."
             )
-        entry = {"by": by, "at": at, "note": note, "expires_at": expires_at}
+        entry = {
+            "action": "acknowledged",
+            "by": by,
+            "at": at,
+            "note": note,
+            "expires_at": expires_at,
+        }
         history = json.dumps([*alert["acknowledgements"], entry], allow_nan=False)
         await conn.execute(
             "UPDATE alerts SET ack_by = ?, ack_at = ?, ack_note = ?, ack_expires_at = ?,"
@@ -345,12 +383,55 @@ async def acknowledge_alert(
         return await _record_change(conn, alert_id, "acknowledged", at)
 
 
+async def unacknowledge_alert(
+    db: Database,
+    alert_id: int,
+    *,
+    by: str,
+    note: str | None = None,
+    now: float | None = None,
+    learner: str | None = None,
+) -> dict[str, Any]:
+    """Withdraw the current acknowledgement of a firing alert (an ack made by mistake).
+
+    The alert goes back to unacknowledged; the history keeps the acknowledgement
+    and gains an ``unacknowledged`` entry (who, when, optional note), so nothing an
+    instructor did is lost. Returns the change dict (``"change": "unacknowledged"``).
+    ``now`` is in epoch seconds (None: the wall clock); ``learner`` scopes the
+    action exactly as in :func:`acknowledge_alert`.
+    """
+    if not by:
+        raise AlertError("un-acknowledging needs a name: who acts (--by NAME)")
+    at = time.time() if now is None else now
+    async with db.transaction() as conn:
+        alert = await get_alert(conn, alert_id)
+        if alert is None or (learner is not None and alert["learner"] != learner):
+            raise AlertError(
+                f"alert {alert_id} does not exist. List alerts with 'jacmon alerts --state all'."
+            )
+        if alert["state"] != "firing":
+            raise AlertError(
+                f"alert {alert_id} is {alert['state']}; only a firing alert can be un-acknowledged."
+            )
+        if alert["acknowledged"] is None:
+            raise AlertError(f"alert {alert_id} is not acknowledged; there is nothing to undo.")
+        entry = {"action": "unacknowledged", "by": by, "at": at, "note": note}
+        history = json.dumps([*alert["acknowledgements"], entry], allow_nan=False)
+        await conn.execute(
+            "UPDATE alerts SET ack_by = NULL, ack_at = NULL, ack_note = NULL,"
+            " ack_expires_at = NULL, ack_history = ? WHERE id = ?",
+            (history, alert_id),
+        )
+        return await _record_change(conn, alert_id, "unacknowledged", at)
+
+
 async def expire_acknowledgements(
     conn: aiosqlite.Connection, *, now: float, dry_run: bool = False
 ) -> list[dict[str, Any]]:
     """Clear acknowledgements whose expiry has passed (inside the caller's transaction).
 
-    Each cleared one is logged as ``updated``. With ``dry_run`` nothing is written
+    Each cleared one is logged as ``updated`` and its history gains an ``expired``
+    entry. With ``dry_run`` nothing is written
     and the alerts that would change are returned as ``{"alert": ...}`` dicts.
     """
     expired = await _select(
@@ -362,12 +443,23 @@ async def expire_acknowledgements(
         return [{"change": "updated", "alert": a} for a in expired]
     if not expired:
         return []
+    # The history says the acknowledgement ran out, so the detail view explains why
+    # an alert an instructor acknowledged is back.
     await conn.executemany(
         "UPDATE alerts SET ack_by = NULL, ack_at = NULL, ack_note = NULL,"
-        " ack_expires_at = NULL WHERE id = ?",
-        [(alert["id"],) for alert in expired],
+        " ack_expires_at = NULL, ack_history = ? WHERE id = ?",
+        [
+            (
+                json.dumps(
+                    [*alert["acknowledgements"], {"action": "expired", "by": "jacmon", "at": now}],
+                    allow_nan=False,
+                ),
+                alert["id"],
+            )
+            for alert in expired
+        ],
     )
-    return await _record_changes(conn, [(alert["id"], "updated") for alert in expired], now)
+    return await record_changes(conn, [(alert["id"], "updated") for alert in expired], now)
 
 
 async def retire_resolved(

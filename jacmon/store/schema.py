@@ -248,6 +248,68 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             WHERE ack_at IS NOT NULL;
         """,
     ),
+    (
+        4,
+        "notifications and silences",
+        """
+        -- A silence stops notifications of the alerts it matches (NULL matcher: any)
+        -- from starts_at until ends_at (epoch seconds), or until expired by hand.
+        CREATE TABLE silences (
+            id         INTEGER PRIMARY KEY AUTOINCREMENT,
+            rule       TEXT,
+            learner    TEXT,
+            path       TEXT,
+            starts_at  REAL NOT NULL,
+            ends_at    REAL NOT NULL,
+            created_by TEXT NOT NULL,
+            note       TEXT,
+            expired_by TEXT,
+            expired_at REAL
+        );
+        CREATE INDEX silences_active ON silences (ends_at) WHERE expired_at IS NULL;
+        -- The active silence an alert is under (NULL: none); kept current by the
+        -- silence commands and the notifier's expiry pass, so every client sees it.
+        ALTER TABLE alerts ADD COLUMN silence_id INTEGER;
+
+        -- The outbox: one row per (receiver, alert change) a route matched.
+        -- state: pending | sending | sent | failed | silenced. batch: the idempotency key
+        -- of the message it went out in (kept across retries and restarts).
+        -- Times in epoch seconds. body: the alert for a repeat (change_seq 0); a routed
+        -- change's alert is read from alert_changes by change_seq, not copied.
+        CREATE TABLE notifications (
+            id              INTEGER PRIMARY KEY AUTOINCREMENT,
+            receiver        TEXT NOT NULL,
+            route           TEXT NOT NULL,
+            group_key       TEXT NOT NULL,
+            alert_id        INTEGER NOT NULL,
+            change_seq      INTEGER NOT NULL,
+            change          TEXT NOT NULL,
+            body            TEXT,
+            created_at      REAL NOT NULL,
+            state           TEXT NOT NULL,
+            batch           TEXT,
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL,
+            last_status     TEXT,
+            last_detail     TEXT,
+            sent_at         REAL
+        );
+        CREATE INDEX notifications_open ON notifications (receiver, group_key)
+            WHERE state IN ('pending', 'sending');
+        CREATE INDEX notifications_state ON notifications (state, id);
+        CREATE INDEX notifications_batch ON notifications (batch) WHERE batch IS NOT NULL;
+
+        -- One row per (receiver, alert group): labels JSON, when it was last sent.
+        CREATE TABLE notify_groups (
+            receiver     TEXT NOT NULL,
+            group_key    TEXT NOT NULL,
+            route        TEXT NOT NULL,
+            labels       TEXT NOT NULL,
+            last_sent_at REAL,
+            PRIMARY KEY (receiver, group_key)
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]
 
 

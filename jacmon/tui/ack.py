@@ -1,4 +1,4 @@
-"""The acknowledge prompt: y/n, with an optional note and expiry."""
+"""The acknowledge and un-acknowledge prompts: y/n, with an optional note (and expiry)."""
 
 from __future__ import annotations
 
@@ -69,6 +69,50 @@ class AckScreen(ModalScreen[AckAnswer | None]):
             self.query_one("#ack-error", Static).update(Text(str(exc), "red"))
             return
         self.dismiss(AckAnswer(note, expires_in_s))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class UnackScreen(ModalScreen[str | None]):
+    """Asks "withdraw the acknowledgement of alert N?"; returns the note ("" for none),
+    or None when declined. ``y`` (or Enter in the note) confirms, ``n`` or Esc declines."""
+
+    AUTO_FOCUS = ""
+    BINDINGS = [
+        Binding("y", "confirm", "Yes", tooltip="Withdraw the acknowledgement"),
+        Binding("n,escape", "cancel", "No", tooltip="Leave the alert acknowledged"),
+    ]
+
+    def __init__(self, alert: dict[str, Any]) -> None:
+        super().__init__()
+        self.alert = alert
+
+    def compose(self) -> ComposeResult:
+        alert = self.alert
+        who = middle_ellipsis(str(alert.get("learner") or alert.get("path") or "-"), 40)
+        current = alert.get("acknowledged") or {}
+        with Vertical(id="ack-box"):
+            yield Static(
+                Text(
+                    f"Withdraw the acknowledgement of alert {alert['id']} "
+                    f"({alert.get('rule', '?')}, {who})?"
+                ),
+                id="ack-title",
+            )
+            yield Static(
+                Text(f"acknowledged by {current.get('by', '?')}: {current.get('note') or '-'}"),
+                id="ack-message",
+            )
+            yield Input(placeholder="note (optional): why", id="ack-note")
+            yield Static("y: withdraw · n / Esc: cancel · Tab: note", id="ack-keys")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_confirm()
+
+    def action_confirm(self) -> None:
+        self.dismiss(self.query_one("#ack-note", Input).value.strip())
 
     def action_cancel(self) -> None:
         self.dismiss(None)

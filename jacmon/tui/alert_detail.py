@@ -15,7 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from jacmon.tui.format import SEVERITY_STYLES, age_since, date_time, number, score_percent
-from jacmon.tui.messages import AlertAckRequested
+from jacmon.tui.messages import AlertAckRequested, AlertUnackRequested
 
 #: Rule name -> what makes it fire, in words (the thresholds are in the server's config).
 RULE_TEXTS: dict[str, str] = {
@@ -192,11 +192,13 @@ def detail_renderable(
 
 
 class AlertDetailScreen(ModalScreen[None]):
-    """One alert in full. ``a`` acknowledges it (asks first), Esc or q closes."""
+    """One alert in full. ``a`` acknowledges it, ``u`` withdraws that (both ask first);
+    Esc or q closes."""
 
     BINDINGS = [
         Binding("escape,q", "dismiss", "Close", tooltip="Back to the dashboard"),
         Binding("a", "ack", "Ack", tooltip="Acknowledge this alert (asks first)"),
+        Binding("u", "unack", "Unack", tooltip="Withdraw this alert's ack (asks first)"),
     ]
 
     def __init__(
@@ -214,7 +216,10 @@ class AlertDetailScreen(ModalScreen[None]):
         with Vertical(id="alert-detail-box"):
             with VerticalScroll():
                 yield self.body
-            yield Static("a: acknowledge · Esc: close · ↑↓: scroll", id="alert-detail-keys")
+            yield Static(
+                "a: acknowledge · u: withdraw ack · Esc: close · ↑↓: scroll",
+                id="alert-detail-keys",
+            )
 
     def update_alert(
         self,
@@ -229,3 +234,6 @@ class AlertDetailScreen(ModalScreen[None]):
 
     def action_ack(self) -> None:
         self.post_message(AlertAckRequested(int(self.alert["id"])))
+
+    def action_unack(self) -> None:
+        self.post_message(AlertUnackRequested(int(self.alert["id"])))

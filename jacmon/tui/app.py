@@ -20,7 +20,7 @@ from textual.widgets import Footer
 from textual.worker import Worker
 
 from jacmon.protocol import LIVE_STREAMS, ServerType
-from jacmon.tui.ack import AckAnswer, AckScreen
+from jacmon.tui.ack import AckAnswer, AckScreen, UnackScreen
 from jacmon.tui.alert_detail import AlertDetailScreen
 from jacmon.tui.client import CONNECTED, RECONNECTING, REJECTED, ConnectionStatus, StreamClient
 from jacmon.tui.filter import FilterScreen
@@ -29,6 +29,7 @@ from jacmon.tui.help import HelpScreen
 from jacmon.tui.messages import (
     AlertAckRequested,
     AlertDetailRequested,
+    AlertUnackRequested,
     ConnectionChanged,
     ProgressViewChanged,
 )
@@ -216,12 +217,10 @@ class JacmonDashboard(App[None]):
             return
         if kind == ServerType.SNAPSHOT:
             self._snapshots.add(envelope["stream"])
-        if (
-            kind == ServerType.ALERT
-            and (envelope.get("data") or {}).get("change") == "acknowledged"
-        ):
+        change = (envelope.get("data") or {}).get("change") if kind == ServerType.ALERT else None
+        if change in ("acknowledged", "unacknowledged"):
             alert = envelope["data"]["alert"]
-            self.notify(f"alert {alert['id']} acknowledged", title="alerts")
+            self.notify(f"alert {alert['id']} {change}", title="alerts")
         self.state.apply(envelope)
 
     def _server_refused(self, stream: str, data: dict[str, Any]) -> None:
@@ -233,6 +232,8 @@ class JacmonDashboard(App[None]):
             self.notify(f"{stream}: {message}", title="not allowed", severity="error")
         elif code == "ack_failed":
             self.notify(f"{stream}: {message}", title="acknowledge failed", severity="error")
+        elif code == "unack_failed":
+            self.notify(f"{stream}: {message}", title="un-acknowledge failed", severity="error")
         else:
             self.notify(f"{stream}: {message}", title="server error", severity="error")
 
@@ -674,6 +675,37 @@ class JacmonDashboard(App[None]):
                 await self.send_ack(message.alert_id, answer)
 
         self.push_screen(AckScreen(alert), answered)
+
+    def on_alert_unack_requested(self, message: AlertUnackRequested) -> None:
+        alert = self.state.alerts.get(message.alert_id)
+        if alert is None:
+            self.notify(f"alert {message.alert_id} is no longer open", severity="warning")
+            return
+        if not alert.get("acknowledged"):
+            self.notify(f"alert {message.alert_id} is not acknowledged", severity="warning")
+            return
+
+        async def answered(note: str | None) -> None:
+            if note is not None:
+                await self.send_unack(message.alert_id, note)
+
+        self.push_screen(UnackScreen(alert), answered)
+
+    async def send_unack(self, alert_id: int, note: str) -> None:
+        """Send the ``unack`` message, with the note (or where it came from)."""
+        message = {
+            "type": "unack",
+            "alert_id": alert_id,
+            "note": note or f"withdrawn from the dashboard by {_user()}",
+        }
+        client = self.clients.get("alerts")
+        if client is None or not await client.send(message):
+            self.notify(
+                f"cannot withdraw the ack of alert {alert_id}: the alerts stream is not connected",
+                severity="error",
+            )
+            return
+        self.notify(f"withdrawing the ack of alert {alert_id}…", title="alerts")
 
     async def send_ack(self, alert_id: int, answer: AckAnswer) -> None:
         """Send the ``ack`` message: the note (or where it came from) and the expiry time."""

@@ -29,6 +29,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("s", "sort by the next column (progress learners, alerts); the column is marked ▲"),
     ("i", "invert the sort (the mark turns ▼)"),
     ("a", "alerts panel or detail view: acknowledge the selected alert (asks y/n, note, expiry)"),
+    ("u", "alerts panel or detail view: withdraw the selected alert's acknowledgement (asks y/n)"),
     ("r", "refresh: fresh snapshots of every stream (reconnect now if offline or rejected)"),
     ("p", "pause / resume drawing; events keep arriving and are counted in the header"),
     ("Ctrl+P", "command palette: every action by name"),

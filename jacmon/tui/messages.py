@@ -32,6 +32,13 @@ class AlertAckRequested(Message):
 
 
 @dataclass
+class AlertUnackRequested(Message):
+    """The user asked to withdraw an alert's acknowledgement (the app asks first)."""
+
+    alert_id: int
+
+
+@dataclass
 class AlertDetailRequested(Message):
     """The user asked for an alert's detail view (Enter on its row)."""
 

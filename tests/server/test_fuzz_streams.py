@@ -53,7 +53,16 @@ REPLIES = {
 
 TYPES = st.one_of(
     st.sampled_from(
-        ["ping", "resume", "refresh", "ack", "request_update", "acknowledge_alert", "batch"]
+        [
+            "ping",
+            "resume",
+            "refresh",
+            "ack",
+            "unack",
+            "request_update",
+            "acknowledge_alert",
+            "batch",
+        ]
     ),
     VALUES,
 )

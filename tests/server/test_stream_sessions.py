@@ -146,6 +146,9 @@ async def test_a_scoped_token_cannot_ack_another_learners_alert_nor_learn_it_exi
         {"type": "ack", "alert_id": 2**63},
         {"type": "ack", "alert_id": -1},
         {"type": "ack", "alert_id": True},
+        {"type": "unack", "alert_id": 2**63},
+        {"type": "unack", "alert_id": "one"},
+        {"type": "unack", "alert_id": 1, "note": {"a": 1}},
         {"type": "ping", "id": {"a": [1]}},
         {"type": "resume", "since": 2**64},
     ],
@@ -180,6 +183,60 @@ async def test_since_accepts_ascii_digits_only(running_server, since):
         await snapshot_of(ws)
         await ws.send(json.dumps({"type": "resume", "since": since}))
         assert (await recv_until(ws, is_type("error")))["data"]["code"] == "bad_message"
+
+
+async def test_a_scoped_token_cannot_unack_another_learners_alert_nor_learn_it_exists(
+    tmp_path, server_factory
+):
+    db, ids, token = await alerts_db(tmp_path)
+    store = await Store.open(db)
+    try:
+        for learner in ("a", "b"):
+            await acknowledge_alert(store.db, ids[learner], by="teacher", note="seen")
+    finally:
+        await store.close()
+    async with server_factory(db) as running:
+        async with connect(running.url + f"/ws/alerts?token={token}") as ws:
+            await snapshot_of(ws)
+            await ws.send(json.dumps({"type": "unack", "alert_id": ids["b"]}))
+            other = (await recv_until(ws, is_type("error")))["data"]
+            missing_id = max(ids.values()) + 1000
+            await ws.send(json.dumps({"type": "unack", "alert_id": missing_id}))
+            missing = (await recv_until(ws, is_type("error")))["data"]
+            assert other["code"] == missing["code"] == "unack_failed"
+            assert other["message"].replace(str(ids["b"]), "N") == missing["message"].replace(
+                str(missing_id), "N"
+            )
+            await ws.send(json.dumps({"type": "unack", "alert_id": ids["a"], "note": "mistake"}))
+            mine = await recv_until(ws, is_type("alert"))
+            assert mine["data"]["change"] == "unacknowledged"
+            assert mine["data"]["alert"]["acknowledged"] is None
+            history = mine["data"]["alert"]["acknowledgements"]
+            assert [(e["action"], e["note"]) for e in history] == [
+                ("acknowledged", "seen"),
+                ("unacknowledged", "mistake"),
+            ]
+        stored = await get_alert(running.server.store.db.reader, ids["b"])
+        assert stored["acknowledged"]["note"] == "seen"
+
+
+async def test_a_viewer_without_can_ack_may_not_unack(tmp_path, server_factory):
+    db, ids, _ = await alerts_db(tmp_path)
+    store = await Store.open(db)
+    try:
+        await acknowledge_alert(store.db, ids["a"], by="teacher")
+        viewer, _ = await create_token(store.db, role="viewer", name="wall screen")
+    finally:
+        await store.close()
+    async with server_factory(db) as running:
+        async with connect(running.url + f"/ws/alerts?token={viewer}") as ws:
+            await snapshot_of(ws)
+            await ws.send(json.dumps({"type": "unack", "alert_id": ids["a"]}))
+            error = (await recv_until(ws, is_type("error")))["data"]
+            assert error["code"] == "forbidden"
+            assert "may not un-acknowledge" in error["message"]
+        stored = await get_alert(running.server.store.db.reader, ids["a"])
+        assert stored["acknowledged"]["by"] == "teacher"
 
 
 async def test_reacknowledging_keeps_every_note(tmp_path, server_factory):

@@ -14,7 +14,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable
 
 from jacmon.tui.format import SEVERITY_STYLES, age_since, middle_ellipsis, to_epoch
-from jacmon.tui.messages import AlertAckRequested, AlertDetailRequested
+from jacmon.tui.messages import AlertAckRequested, AlertDetailRequested, AlertUnackRequested
 from jacmon.tui.widgets.table import KeyedTable
 
 SEVERITY_SHORT = {"critical": "CRIT", "warning": "WARN", "info": "info"}
@@ -86,7 +86,8 @@ def sort_labels(columns: list[tuple[str, int | None]], marked: str, reverse: boo
 
 
 class AlertsPanel(Vertical):
-    """Firing alerts. ``a`` asks to acknowledge the selected one, Enter opens its detail.
+    """Firing alerts. ``a`` asks to acknowledge the selected one, ``u`` to withdraw that,
+    Enter opens its detail.
 
     The selection follows the alert (by id) while alerts update and re-sort.
     ``can_ack`` False (the server refused an ack) hides the ack hint.
@@ -94,6 +95,7 @@ class AlertsPanel(Vertical):
 
     BINDINGS = [
         Binding("a", "ack", "Ack", tooltip="Acknowledge the selected alert (asks first)"),
+        Binding("u", "unack", "Unack", tooltip="Withdraw the selected alert's ack (asks first)"),
         Binding("s", "cycle_sort", "Sort", tooltip="Sort by the next column"),
         Binding("i", "invert_sort", "Invert", tooltip="Reverse the sort order"),
     ]
@@ -201,7 +203,7 @@ class AlertsPanel(Vertical):
         filtered = f" [filter: {self.filter_text}] {len(shown)} of" if self.filter_text else ""
         stale = " · STALE" if self.stale else ""
         self.border_title = f"Alerts{filtered} ({len(alerts)}){stale}"
-        hints = "Enter: detail · a: ack" if self.can_ack else "Enter: detail"
+        hints = "Enter: detail · a: ack · u: unack" if self.can_ack else "Enter: detail"
         self.border_subtitle = (
             f"{counts['critical']} crit · {counts['warning']} warn · {hints}"
             if alerts
@@ -244,6 +246,13 @@ class AlertsPanel(Vertical):
             self.app.notify("no alert selected: there are no open alerts", severity="warning")
             return
         self.post_message(AlertAckRequested(alert_id))
+
+    def action_unack(self) -> None:
+        alert_id = self.selected_alert_id
+        if alert_id is None:
+            self.app.notify("no alert selected: there are no open alerts", severity="warning")
+            return
+        self.post_message(AlertUnackRequested(alert_id))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
