@@ -128,13 +128,14 @@ class AlertsPanel(Vertical):
 
     def _column_widths(self, shown: list[dict[str, Any]]) -> list[tuple[str, int | None]]:
         """Fixed widths: ids and learners as wide as the widest shown, the message the rest."""
-        id_width = max([len("id"), *(len(str(a["id"])) for a in shown)])
-        who_width = max([len("learner"), *(min(WHO_WIDTH, len(str(self._who(a)))) for a in shown)])
+        # A header holds a sort mark (``learner▲``): one cell more than its name.
         widths = {
-            "id": id_width + 1,  # the sort mark
-            "sev": SEV_WIDTH + 1,
+            "id": max([len("id") + 1, *(len(str(a["id"])) for a in shown)]),
+            "sev": SEV_WIDTH,
             "age": AGE_WIDTH,
-            "learner": who_width,
+            "learner": max(
+                [len("learner") + 1, *(min(WHO_WIDTH, len(self._who(a))) for a in shown)]
+            ),
         }
         # Every column has one cell of padding each side; the scrollbar takes one.
         room = self.table.size.width - 1 - 2 * len(COLUMN_KEYS) - sum(widths.values())
@@ -164,7 +165,10 @@ class AlertsPanel(Vertical):
         # No-op while the widths stay; a new width re-adds the rows at it.
         self._set_columns(columns)
         width = columns[-1][1] or DEFAULT_MESSAGE_WIDTH
-        if self._wrapped and next(iter(self._wrapped))[1] != width:
+        # A new width, or messages of alerts long gone: wrap afresh (bounded memory).
+        if self._wrapped and (
+            next(iter(self._wrapped))[1] != width or len(self._wrapped) > 2 * len(shown) + 100
+        ):
             self._wrapped.clear()
         self.table.sync([(str(a["id"]), self._cells(a, now, width)) for a in shown])
         self._titles(alerts, shown)
