@@ -181,14 +181,19 @@ class AlertsPanel(Vertical):
             Text(SEVERITY_SHORT.get(severity, severity), SEVERITY_STYLES.get(severity, "")),
             age_since(alert.get("first_seen"), now),
             middle_ellipsis(self._who(alert), WHO_WIDTH),
-            self._message(str(alert.get("message", "")), acknowledged, width),
+            self._message(
+                str(alert.get("message", "")), acknowledged, bool(alert.get("silenced")), width
+            ),
         )
 
-    def _message(self, text: str, acknowledged: bool, width: int) -> Text:
-        """The message wrapped to ``width`` cells, at most MESSAGE_LINES lines (then "…").
+    def _message(self, text: str, acknowledged: bool, silenced: bool, width: int) -> Text:
+        """The message wrapped to ``width`` cells, at most MESSAGE_LINES lines (then "…"),
+        after ``✓`` when acknowledged and ``(silenced)`` when its notifications are stopped.
 
         The rule's numbers are in the message already (the detail view lists them).
         """
+        if silenced:
+            text = f"(silenced) {text}"
         key = (f"✓ {text}" if acknowledged else text, width)
         wrapped = self._wrapped.get(key)
         if wrapped is None:
