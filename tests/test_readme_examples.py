@@ -614,16 +614,7 @@ def test_comments_are_stripped_but_quoted_hashes_kept() -> None:
 
 #: README lines that fail for a reason being fixed elsewhere in issue 11; strict, so each
 #: case turns into a failure (remove it here) as soon as the fix lands.
-KNOWN_FAILURES: dict[str, str] = {
-    "jacmon serve --check": (
-        "issue 11, 'Human output shows no Python reprs': the plan prints "
-        "streams: ['/ws/dashboard', ...] and config_file: None"
-    ),
-    "jacmon alerts --state firing --json": (
-        "issue 11, 'one timestamp format in every --json (ISO 8601 UTC)': alerts print "
-        "first_seen and last_seen as seconds since the epoch"
-    ),
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 def command_params() -> list[Any]:
