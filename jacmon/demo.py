@@ -217,7 +217,8 @@ def run_with_dashboard(options: DemoOptions) -> DemoSummary:
     if runtime.error is not None:
         raise runtime.error
     try:
-        JacmonDashboard(runtime.url, now=runtime.clock.time).run()
+        # The header says the clock is simulated, how fast, and the simulated date.
+        JacmonDashboard(runtime.url, now=runtime.clock.time, sim_speed=options.speed).run()
     finally:
         runtime.stop()
         thread.join(30)

@@ -614,6 +614,7 @@ def test_comments_are_stripped_but_quoted_hashes_kept() -> None:
 
 #: README lines that fail for a reason being fixed elsewhere in issue 11; strict, so each
 #: case turns into a failure (remove it here) as soon as the fix lands.
+#: README lines that fail for a reason fixed elsewhere (none today): text -> the reason.
 KNOWN_FAILURES: dict[str, str] = {}
 
 

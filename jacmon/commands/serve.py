@@ -193,12 +193,37 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
 
 def _print_plan(plan: dict) -> None:
     for key, value in plan.items():
-        if key != "tasks":
+        if key not in ("tasks", "notify"):
             typer.echo(f"{key}: {plain(value)}")
+    _print_notify(plan.get("notify") or {})
     typer.echo("tasks:")
     for task in plan.get("tasks", []):
         when = f"next {plain(task['next_run'])}" if task["next_run"] else "disabled"
         typer.echo(f"  {task['task']}: {task['cron']} ({task['timezone']}), {when}")
+
+
+def _print_notify(notify: dict) -> None:
+    """The [notify] plan as an indented block: receivers, then each route and what it
+    would send of the firing alerts now."""
+    if not notify.get("enabled"):
+        typer.echo(f"notify: off ({notify.get('why', 'see the problems below')})")
+        return
+    receivers = ", ".join(f"{r['name']} ({r['type']})" for r in notify["receivers"])
+    typer.echo(f"notify: receivers {receivers}")
+    for route in notify["routes"]:
+        matchers = "; ".join(f"{k} {plain(v)}" for k, v in route["matchers"].items())
+        timing = ", ".join(f"{k} {v}" for k, v in route["timing"].items())
+        typer.echo(
+            f"  {route['name']} -> {', '.join(route['receivers'])}: "
+            f"{matchers or 'every alert'}; sends {', '.join(route['send'])}; "
+            f"groups by {', '.join(route['group_by']) or 'nothing'}; {timing}"
+        )
+        typer.echo(
+            f"    now: {route['firing_alerts_matched']} firing alert(s) in "
+            f"{route['groups_now']} group(s)"
+        )
+    if notify.get("silenced_firing_alerts"):
+        typer.echo(f"  silenced firing alerts: {notify['silenced_firing_alerts']}")
 
 
 @handle_errors

@@ -185,9 +185,9 @@ def _tables(raw: dict[str, Any], key: str) -> list[dict[str, Any]]:
     return value
 
 
-def _duration(value: Any, where: str) -> float:
+def _duration(value: Any, where: str, *, allow_zero: bool = False) -> float:
     try:
-        return parse_duration(value, f"Config '{where}'")
+        return parse_duration(value, f"Config '{where}'", allow_zero=allow_zero)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -263,8 +263,13 @@ def _route(index: int, table: dict[str, Any], receivers: list[str]) -> Route:
         or frozenset(),
         # Keep the configured order: it is the order of the labels in messages.
         group_by=tuple(label for label in group_by if label in group) if group else (),
-        group_wait_s=_duration(table.get("group_wait", "30s"), f"{where}.group_wait"),
-        group_interval_s=_duration(table.get("group_interval", "5m"), f"{where}.group_interval"),
+        # 0: send at once (Alertmanager, which groups by itself, is often routed so).
+        group_wait_s=_duration(
+            table.get("group_wait", "30s"), f"{where}.group_wait", allow_zero=True
+        ),
+        group_interval_s=_duration(
+            table.get("group_interval", "5m"), f"{where}.group_interval", allow_zero=True
+        ),
         repeat_interval_s=_duration(
             table.get("repeat_interval", "24h"), f"{where}.repeat_interval"
         ),

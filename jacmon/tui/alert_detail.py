@@ -14,61 +14,9 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from jacmon.analytics.alert_explain import NUMBER_LABELS, TIME_KEYS, rule_text
 from jacmon.tui.format import SEVERITY_STYLES, age_since, date_time, number, score_percent
 from jacmon.tui.messages import AlertAckRequested, AlertUnackRequested
-
-#: Rule name -> what makes it fire, in words (the thresholds are in the server's config).
-RULE_TEXTS: dict[str, str] = {
-    "performance_decline": (
-        "The learner's average score over the recent window fell below the decline "
-        "threshold, by more than the allowed points under their average in the window before."
-    ),
-    "consecutive_low_scores": (
-        "The learner's newest scores, one after another, are all below the low-score line; "
-        "it clears once the newest score is back above the clear line."
-    ),
-    "inactivity": (
-        "The learner is enrolled on a path they have not finished and has done nothing "
-        "for longer than the inactivity limit."
-    ),
-    "engagement_drop": (
-        "The learner was active in the window before but has no events at all in the "
-        "latest window of the same length: a sudden stop rather than a slow fade."
-    ),
-    "low_consistency": (
-        "The learner was active on fewer days of the consistency window than the minimum."
-    ),
-    "completion_stagnation": (
-        "The learner has made no progress on this path for longer than the stagnation "
-        "limit while still short of finishing it."
-    ),
-}
-
-#: ``numbers`` key -> how the evidence list names it.
-NUMBER_LABELS: dict[str, str] = {
-    "recent_avg": "average score, recent window",
-    "recent_count": "scores in the recent window",
-    "previous_avg": "average score, window before",
-    "previous_count": "scores in the window before",
-    "drop": "drop (points)",
-    "low_run": "low scores in a row",
-    "latest": "newest scores",
-    "idle_days": "days without activity",
-    "last_activity": "last activity",
-    "recent_events": "events in the latest window",
-    "prior_events": "events in the window before",
-    "active_days": "days active",
-    "window_days": "window (days)",
-    "percent": "progress (%)",
-}
-
-#: ``numbers`` keys that hold a time (epoch seconds or ISO 8601), shown as a date.
-TIME_KEYS = frozenset({"last_activity", "first_activity", "at", "ts", "since", "until"})
-
-
-def rule_text(rule: str | None) -> str:
-    """The rule explained in words; an unknown rule is named as such."""
-    return RULE_TEXTS.get(str(rule), f"rule {rule!r}: no description known to this dashboard")
 
 
 def scored_events(events: Iterable[dict[str, Any]], learner: str) -> list[dict[str, Any]]:
@@ -121,6 +69,14 @@ def evidence_lines(alert: dict[str, Any], events: list[dict[str, Any]]) -> list[
     return lines
 
 
+def silence_text(silence: dict[str, Any] | None) -> str:
+    """Whether notifications of the alert are sent, or the silence that stops them."""
+    if not silence:
+        return "sent (not silenced)"
+    text = f"silenced until {date_time(silence.get('until'))} by {silence.get('by') or 'unknown'}"
+    return text + (f": {silence['note']}" if silence.get("note") else "")
+
+
 def ack_lines(alert: dict[str, Any]) -> list[str]:
     """Acknowledgement state, then every acknowledgement of the history (when it is sent)."""
     current = alert.get("acknowledged")
@@ -163,6 +119,7 @@ def detail_renderable(
     facts.add_row("first fired", date_time(alert.get("first_seen")))
     facts.add_row("last seen", date_time(alert.get("last_seen")))
     facts.add_row("firing for", age_since(alert.get("first_seen"), now))
+    facts.add_row("notified", silence_text(alert.get("silenced")))
     learner = str(alert.get("learner") or "")
     parts: list[Any] = [
         title,

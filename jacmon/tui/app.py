@@ -9,14 +9,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Header
+from textual.widgets import Footer
 from textual.worker import Worker
 
 from jacmon.protocol import LIVE_STREAMS, ServerType
@@ -40,6 +40,7 @@ from jacmon.tui.widgets import (
     ConnectionPanel,
     MetricsPanel,
     ProgressPanel,
+    StatusHeader,
 )
 
 #: Screen updates per second at most, whatever the event rate.
@@ -47,6 +48,11 @@ FLUSH_HZ = 15.0
 
 #: The progress tables redraw at most this often, in seconds.
 PROGRESS_MIN_INTERVAL_S = 0.2
+
+#: Below this many columns the dashboard shows one panel at a time (Tab and 1-6 switch),
+#: as btop shows fewer boxes: the progress tables need 56 columns and Trends and
+#: Connection 50 beside them, or ids and numbers are cut.
+NARROW_WIDTH = 110
 
 #: While paused, the header's count of waiting events is redrawn at most this often, in seconds.
 PAUSED_COUNT_INTERVAL_S = 0.25
@@ -65,6 +71,9 @@ class JacmonDashboard(App[None]):
     frozen data for tests); ``now`` is the clock the data's times are on (the
     server's: ``jacmon demo`` runs a faster, simulated one), ``wall_clock`` the
     one connection ages and retry times are on (the client's own).
+    ``sim_speed`` says the data's clock is simulated, that many times faster
+    than real time (the header then shows it and the simulated date); None:
+    the server's clock is real time, and the header shows the wall clock.
     """
 
     # Absolute, so subclasses defined elsewhere (demo, bench) find it too.
@@ -80,6 +89,18 @@ class JacmonDashboard(App[None]):
         Binding("p", "resume", "Resume", id="resume", tooltip="Resume drawing"),
         Binding("slash", "filter", "Filter", id="filter", tooltip="Filter the focused panel"),
         Binding("z", "maximize", "Max", id="maximize", tooltip="Maximize the focused panel"),
+        # Narrow terminals show one panel at a time: the footer says how to switch.
+        # Priority, so the footer shows it over the screen's hidden Tab; check_action lets
+        # Tab fall through to plain focus moves when every panel is on screen.
+        Binding(
+            "tab",
+            "step_panel(1)",
+            "Next panel",
+            id="next-panel",
+            priority=True,
+            tooltip="Show the next panel",
+        ),
+        Binding("shift+tab", "step_panel(-1)", "Previous panel", show=False, priority=True),
         # Acknowledging lives on the Alerts panel and the detail view; elsewhere, a hint.
         Binding("a", "ack_hint", "Ack", show=False, tooltip="Where acknowledging is done"),
         Binding("1", "jump('progress-top')", "Progress", show=False),
@@ -87,6 +108,7 @@ class JacmonDashboard(App[None]):
         Binding("3", "jump('metrics')", "Trends", show=False),
         Binding("4", "jump('alerts-table')", "Alerts", show=False),
         Binding("5", "jump('progress-bottom')", "Learners", show=False),
+        Binding("6", "jump('connection')", "Connection", show=False),
         Binding("q", "quit", "Quit", id="quit", tooltip="Leave the dashboard"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
@@ -101,6 +123,7 @@ class JacmonDashboard(App[None]):
         now: Callable[[], float] = time.time,
         wall_clock: Callable[[], float] = time.time,
         flush_hz: float = FLUSH_HZ,
+        sim_speed: float | None = None,
     ) -> None:
         super().__init__()
         self.server_url = server_url
@@ -110,6 +133,10 @@ class JacmonDashboard(App[None]):
         self.now = now
         self.wall_clock = wall_clock
         self.flush_hz = flush_hz
+        self.sim_speed = sim_speed
+        #: One panel at a time (fewer than NARROW_WIDTH columns).
+        self.narrow = False
+        self._sized = False
         self.state = DashboardState()
         self.paused = False
         self._paused_at_events = 0
@@ -150,15 +177,19 @@ class JacmonDashboard(App[None]):
         self.metrics_panel = MetricsPanel(id="metrics")
         self.alerts_panel = AlertsPanel(now=self.now, id="alerts")
         self.connection_panel = ConnectionPanel(now=self.wall_clock, id="connection")
-        yield Header()
-        with Vertical(id="left"):
-            yield self.progress_panel
-            yield self.activity_feed
-        with Vertical(id="right"):
-            yield self.metrics_panel
-            yield self.alerts_panel
-            yield self.connection_panel
-        yield Footer()
+        self.status_header = StatusHeader("jacmon", id="header")
+        yield self.status_header
+        with Horizontal(id="top"):
+            with Vertical(id="left"):
+                yield self.progress_panel
+                yield self.activity_feed
+            with Vertical(id="right"):
+                yield self.metrics_panel
+                yield self.connection_panel
+        # Full width: the alerts' messages are what an instructor reads and acts on.
+        yield self.alerts_panel
+        # Ctrl+P is in the help: the footer's room goes to the keys.
+        yield Footer(show_command_palette=False, compact=True)
 
     def on_mount(self) -> None:
         scope = f" · learner {self.learner}" if self.learner else ""
@@ -168,6 +199,7 @@ class JacmonDashboard(App[None]):
         # Ages and "retry in N s" tick even when no data arrives.
         self.set_interval(1.0, self._tick)
         self.connection_panel.redraw()
+        self._update_header()
         for name in self.clients:
             self._stream_worker(name)
 
@@ -359,7 +391,8 @@ class JacmonDashboard(App[None]):
         if "activity" in dirty:
             feed = self.activity_feed
             events = state.take_new_events()
-            if events is None:
+            # Past midnight, earlier lines must show their date: draw every line anew.
+            if events is None or feed.day_changed():
                 feed.replace_events(state.activity)
             else:
                 feed.add_events(events)
@@ -378,28 +411,40 @@ class JacmonDashboard(App[None]):
         # "last frame 3s ago" and "data 5s old" age even when nothing arrives.
         self.connection_panel.redraw()
         self._update_header()
+        if self.activity_feed.day_changed():
+            # Midnight with no new event: the next flush dates yesterday's lines.
+            self.state.dirty.add("activity")
 
     def _update_header(self) -> None:
+        """The header's parts by importance: offline, clock, pause, alerts, freshness, URL."""
         self._header_drawn_at = time.monotonic()
-        scope = f" · learner {self.learner}" if self.learner else ""
-        alerts = self.state.alerts
-        critical = sum(1 for a in alerts.values() if a.get("severity") == "critical")
-        count = f" · alerts {len(alerts)}" + (f" ({critical} critical)" if critical else "")
-        paused = ""
-        if self.paused:
-            waiting = self.state.events_received - self._paused_at_events
-            paused = f" · PAUSED ({waiting} new) · p resumes"
-        self.sub_title = f"{self.server_url}{scope}{count}{self._freshness()}{paused}"
-
-    def _freshness(self) -> str:
-        """`` · OFFLINE since 18:30:53`` while every stream is down, else the newest data's age."""
+        parts: list[tuple[int, str, str]] = []
         if self._offline_since is not None:
             since = time.strftime("%H:%M:%S", time.localtime(self._offline_since))
-            return f" · OFFLINE since {since}"
+            parts.append((0, f"OFFLINE since {since}", "bold white on red"))
+        parts.append(self._clock_part())
+        if self.paused:
+            waiting = self.state.events_received - self._paused_at_events
+            parts.append((1, f"PAUSED ({waiting} new) · p resumes", "bold black on yellow"))
+        alerts = self.state.alerts
+        critical = sum(1 for a in alerts.values() if a.get("severity") == "critical")
+        count = f"alerts {len(alerts)}" + (f" ({critical} critical)" if critical else "")
+        parts.append((2, count, "bold red" if critical else ""))
         newest = self.state.newest_data_at
-        if newest is None:
-            return ""
-        return f" · newest data {age(self.now() - newest)} old"
+        if self._offline_since is None and newest is not None:
+            parts.append((4, f"newest data {age(self.now() - newest)} old", "grey70"))
+        if self.learner:
+            parts.append((3, f"learner {self.learner}", "bold"))
+        parts.append((5, self.server_url, "grey50"))
+        self.status_header.show(parts)
+        self.sub_title = " · ".join(text for _, text, _ in parts)
+
+    def _clock_part(self) -> tuple[int, str, str]:
+        """The data's clock: ``SIMULATED 1800x · 2026-12-07 14:03`` in the demo, else wall time."""
+        if self.sim_speed is not None:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.now()))
+            return (0, f"SIMULATED {self.sim_speed:g}x · {when}", "bold magenta")
+        return (4, time.strftime("%H:%M:%S", time.localtime(self.wall_clock())), "")
 
     # -- actions ----------------------------------------------------------------
 
@@ -423,6 +468,14 @@ class JacmonDashboard(App[None]):
             return not self.paused
         if action == "resume":
             return self.paused
+        if action == "step_panel":
+            # Only on the dashboard itself, not in the help or a prompt (their Tab is theirs).
+            return (
+                self.narrow or self.solo_panel is not None
+            ) and self.screen is self.screen_stack[0]
+        if action == "maximize":
+            # Narrow terminals already show one panel at a time.
+            return not self.narrow
         return True
 
     def action_resume(self) -> None:
@@ -479,15 +532,48 @@ class JacmonDashboard(App[None]):
         feed.replace_events(self.state.activity)
 
     def action_jump(self, widget_id: str) -> None:
-        """Focus a panel by number (1 progress, 2 activity, 3 trends, 4 alerts, 5 learners)."""
+        """Focus a panel by number (1 progress, 2 activity, 3 trends, 4 alerts, 5 learners,
+        6 connection); a narrow terminal shows that panel alone."""
         targets = {
             "progress-top": self.progress_panel.top,
             "progress-bottom": self.progress_panel.bottom,
             "activity": self.activity_feed,
             "metrics": self.metrics_panel,
             "alerts-table": self.alerts_panel.table,
+            "connection": self.connection_panel,
         }
-        self.screen.set_focus(targets[widget_id])
+        self._focus_panel_of(targets[widget_id])
+
+    def _focus_panel_of(self, widget: Widget) -> None:
+        """Focus ``widget``; alone on screen when narrow (or when another panel is maximized)."""
+        panel = self._panel_of(widget)
+        if panel is not None and (self.narrow or self.solo_panel not in (None, panel)):
+            self._show_panels(panel)
+        self.screen.set_focus(widget)
+
+    def _panel_of(self, widget: Widget | None) -> Widget | None:
+        if widget is None:
+            return None
+        return next((p for p in self._panels() if p in widget.ancestors_with_self), None)
+
+    def action_step_panel(self, step: int) -> None:
+        """Tab while one panel is shown (narrow, or z): show and focus the next one.
+
+        Hidden panels take no focus, so plain Tab would stay inside the shown one.
+        """
+        # Screen order: the progress panel's two tables, then the feed, trends, connection,
+        # alerts (Tab visits every panel).
+        stops = [
+            self.progress_panel.top,
+            self.progress_panel.bottom,
+            self.activity_feed,
+            self.metrics_panel,
+            self.connection_panel,
+            self.alerts_panel.table,
+        ]
+        focused = self.focused
+        index = stops.index(focused) if focused in stops else -1
+        self._focus_panel_of(stops[(index + step) % len(stops)])
 
     def _panels(self) -> list[Widget]:
         return [
@@ -498,21 +584,40 @@ class JacmonDashboard(App[None]):
             self.connection_panel,
         ]
 
+    def on_resize(self, event: events.Resize) -> None:
+        first, self._sized = not self._sized, True
+        self._set_narrow(event.size.width < NARROW_WIDTH, first=first)
+
+    def _set_narrow(self, narrow: bool, *, first: bool = False) -> None:
+        """Narrow: one panel at a time (Alerts at start, then the focused one). Wide: all."""
+        if narrow == self.narrow:
+            return
+        self.narrow = narrow
+        self.refresh_bindings()
+        # The stylesheet moves toasts over the shown panel's last rows (jacmon.tcss).
+        self.screen_stack[0].set_class(narrow, "-narrow")
+        if narrow:
+            # What an instructor acts on comes first; later, the panel being looked at stays.
+            panel = (None if first else self._panel_of(self.focused)) or self.alerts_panel
+            self._show_panels(panel)
+            if self.focused is None or self._panel_of(self.focused) is not panel:
+                self.screen.set_focus(self.alerts_panel.table)
+        else:
+            self._show_panels(None)
+
     def action_maximize(self) -> None:
         """Show only the focused panel, full screen (z again restores), as btop shows one box.
 
         Small terminals (80x24) show every panel cramped; this shows one whole.
         """
+        if self.narrow:
+            return
         if self.solo_panel is not None:
             self._show_panels(None)
             return
-        focused = self.focused
-        panel = next(
-            (p for p in self._panels() if focused is not None and p in focused.ancestors_with_self),
-            None,
-        )
+        panel = self._panel_of(self.focused)
         if panel is None:
-            self.notify("focus a panel first (Tab or 1-5), then z", title="maximize")
+            self.notify("focus a panel first (Tab or 1-6), then z", title="maximize")
             return
         self._show_panels(panel)
 
@@ -522,9 +627,14 @@ class JacmonDashboard(App[None]):
         for panel in self._panels():
             panel.display = solo is None or panel is solo
             panel.set_class(panel is solo, "solo")
+        top = self.query_one("#top")
         for column in (self.query_one("#left"), self.query_one("#right")):
             column.display = solo is None or solo in column.children
             column.set_class(solo is not None, "solo")
+        top.display = solo is None or solo in top.query("*")
+        top.set_class(solo is not None, "solo")
+        # The footer's Tab entry: the page to come.
+        self.refresh_bindings()
 
     def action_ack_hint(self) -> None:
         self.notify(

@@ -32,6 +32,10 @@ DATED_LABEL_OFFSET = 20
 #: Width of the score column in a feed line ("100%"): scores are never the part that is cut.
 SCORE_WIDTH = 4
 
+#: Learner and path ids longer than this are cut in the middle in a feed line (an xAPI
+#: IRI or a 40-character learner would leave no room for where the event happened).
+FEED_ID_WIDTH = 20
+
 SEVERITY_STYLES = {"critical": "bold white on red", "warning": "black on yellow", "info": "cyan"}
 
 
@@ -143,6 +147,20 @@ def middle_ellipsis(text: str, width: int) -> str:
     return f"{text[:head]}…{text[-tail:]}"
 
 
+def fit_parts(parts: list[tuple[int, str]], width: int, sep: str = " · ") -> list[int]:
+    """Which of ``parts`` (priority, text) fit in ``width`` cells joined by ``sep``: their indexes.
+
+    Priority 0 is the most important; the least important parts are dropped
+    first, and the shown ones keep their order. What is left may still be
+    wider than ``width`` (the caller cuts the end).
+    """
+    # Most important first; ties keep their order.
+    keep = sorted(range(len(parts)), key=lambda i: (parts[i][0], i))
+    while len(keep) > 1 and len(sep.join(parts[i][1] for i in sorted(keep))) > width:
+        keep.pop()
+    return sorted(keep)
+
+
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -200,11 +218,16 @@ def short_item(item: str, prefix: str) -> str:
 
 
 def where(event: dict[str, Any]) -> str:
-    """``path/module/item`` with what the event names (the item shortened, see short_item)."""
+    """``path/module/item`` with what the event names (the item shortened, see short_item).
+
+    A long path id (an xAPI IRI) is cut in the middle to FEED_ID_WIDTH cells.
+    """
     parts = [str(event[k]) for k in ("path", "module") if event.get(k)]
     prefix = "/".join(parts)
     if event.get("item"):
         parts.append(short_item(str(event["item"]), prefix))
+    if event.get("path"):
+        parts[0] = middle_ellipsis(parts[0], FEED_ID_WIDTH)
     return "/".join(parts)
 
 
@@ -221,7 +244,7 @@ def event_line(event: dict[str, Any], today: str | None = None) -> str:
         _clock(event.get("ts"), today),
         label.ljust(LABEL_WIDTH),
         _score(event).rjust(SCORE_WIDTH),
-        str(event.get("learner", "?")),
+        middle_ellipsis(str(event.get("learner", "?")), FEED_ID_WIDTH),
     ]
     place = where(event)
     if place:

@@ -13,9 +13,15 @@ from textual.widgets import Static
 KEYS: tuple[tuple[str, str], ...] = (
     ("? / F1", "this help"),
     ("q / Ctrl+C", "quit"),
-    ("Tab / Shift+Tab", "move between panels"),
-    ("1 2 3 4 5", "jump to Progress paths, Activity, Trends, Alerts, Progress learners"),
-    ("z", "maximize the focused panel (z or Esc restores)"),
+    (
+        "Tab / Shift+Tab",
+        "move between panels; when one panel is shown (z, or under 110 columns), show the next",
+    ),
+    (
+        "1 2 3 4 5 6",
+        "jump to Progress paths, Activity, Trends, Alerts, Progress learners, Connection",
+    ),
+    ("z", "maximize the focused panel (z again restores; under 110 columns, one panel shows)"),
     ("↑ ↓ PgUp PgDn", "move the selection / scroll the focused panel"),
     ("Enter", "progress: drill into a path or learner · alerts: open the alert's detail"),
     ("Esc", "back from a drill-down, a detail view or a prompt"),

@@ -174,6 +174,33 @@ async def test_detail_view_explains_a_consecutive_low_and_an_inactivity_alert_wi
         assert "by tok-1" in text and "note: called" in text
 
 
+async def test_a_silenced_alert_is_marked_in_the_list_and_the_detail():
+    frames = frozen_frames()
+    frames[3]["data"]["alerts"] = [
+        alert(
+            51,
+            "warning",
+            NOW - 600,
+            learner="ann",
+            silenced={"id": 3, "until": NOW + 86400, "by": "sam", "note": "on leave"},
+        ),
+        alert(52, "warning", NOW - 300, learner="bob"),
+    ]
+    app = frozen(frames)
+    async with app.run_test(size=(120, 40)) as pilot:
+        panel = app.query_one(AlertsPanel)
+        await wait_until(pilot, lambda: panel.table.row_count == 2, "the two alerts")
+        text = screen_text(app)
+        assert "(silenced) alert number 51" in text
+        assert "(silenced) alert number 52" not in text
+        await pilot.press("4")
+        panel.select_alert(51)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, AlertDetailScreen), "the detail")
+        text = screen_text(app)
+        assert "silenced until 2026-01-06" in text and "by sam: on leave" in text
+
+
 @pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 60)])
 async def test_long_ids_and_numbers_stay_whole(size):
     frames = frozen_frames()

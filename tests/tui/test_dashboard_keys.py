@@ -50,9 +50,11 @@ def test_feed_lines_of_another_day_carry_their_date_and_the_score_comes_first():
 
 def test_help_lists_every_key_and_column():
     keys = " ".join(key for key, _ in KEYS)
-    for key in ("Ctrl+C", "Enter", "Tab", "1 2 3 4 5", "z", "/", "s", "i", "a", "p", "r"):
+    for key in ("Ctrl+C", "Enter", "Tab", "1 2 3 4 5 6", "z", "/", "s", "i", "a", "p", "r"):
         assert key in keys, key
     assert any("maximize" in what for _, what in KEYS)
+    # Tab's other meaning: one panel at a time (narrow terminals, z) shows the next.
+    assert any(key.startswith("Tab") and "show the next" in what for key, what in KEYS)
     words = {word for word, _ in COLUMNS}
     for column in ("7d", "lvl", "strk", "xp", "mods", "↻", "fresh", "resumed", "reset"):
         assert column in words, column

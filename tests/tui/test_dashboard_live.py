@@ -57,7 +57,8 @@ async def test_each_panel_shows_what_was_sent(running_server):
         await wait_until(pilot, lambda: alerts.row_count == 1, "the fired alert")
         row = alerts.get_row_at(0)
         # Columns: id, sev, age, learner, message (age before the message: always visible).
-        assert "bob's scores dropped" in str(row[4]) and "drop_pct=30" in str(row[4])
+        # The rule's numbers are in its message; the detail view (Enter) lists them.
+        assert str(row[4]) == "bob's scores dropped"
         await wait_until(
             pilot, lambda: "alerts 1" in app.sub_title, "the alert count in the header"
         )

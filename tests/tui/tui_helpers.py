@@ -36,6 +36,34 @@ def screen_text(app: Any) -> str:
     return html.unescape(text).replace("\xa0", " ")
 
 
+#: An SVG screenshot's cell width, in its x units (Textual's export).
+_CELL_X = 12.2
+
+_SVG_TEXT = re.compile(
+    r'<text[^>]*\bx="([\d.]+)"[^>]*clip-path="url\(#terminal-(?:\d+-)?line-(\d+)\)"[^>]*>([^<]*)</text>'
+)
+
+
+def screen_lines(app: Any) -> list[str]:
+    """The screen as lines of text, each character in its column (from the SVG screenshot)."""
+    width, height = app.size
+    grid = [[" "] * width for _ in range(height)]
+    for x, line, text in _SVG_TEXT.findall(app.export_screenshot()):
+        column = round(float(x) / _CELL_X)
+        for offset, char in enumerate(html.unescape(text).replace("\xa0", " ")):
+            if 0 <= int(line) < height and column + offset < width:
+                grid[int(line)][column + offset] = char
+    return ["".join(row).rstrip() for row in grid]
+
+
+def flowing(lines: list[str]) -> str:
+    """Screen lines as one run of words: borders dropped, whitespace collapsed.
+
+    A message wrapped over several rows of a table reads whole in it.
+    """
+    return " ".join(" ".join(lines).replace("│", " ").split())
+
+
 def make_event(n: int, *, learner: str = "ada", kind: str = "module.progressed", **fields: Any):
     """A valid event numbered ``n``; ``kind`` picks the type, ``fields`` override."""
     body: dict[str, Any] = {

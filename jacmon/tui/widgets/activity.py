@@ -38,7 +38,9 @@ class ActivityFeed(Log):
 
     Holds at most :data:`~jacmon.tui.state.FEED_CAPACITY` lines; only the
     visible lines are rendered, so a burst costs little. ``now`` is the data's
-    clock (epoch seconds): events of another day than its today show their date.
+    clock (epoch seconds): events of another day than its today show their date,
+    and when that clock passes midnight the app redraws the lines (see
+    :meth:`day_changed`), so yesterday's lines gain their date.
     """
 
     def __init__(self, *, now: Callable[[], float] = time.time, id: str | None = None) -> None:
@@ -51,19 +53,35 @@ class ActivityFeed(Log):
         self.stale = False
         #: Events that arrived while the user was scrolled up.
         self.unseen = 0
+        #: The day (``YYYY-MM-DD``, local) the lines were drawn against; None: none drawn yet.
+        self.day: str | None = None
 
     def add_events(self, events: Iterable[dict[str, Any]]) -> None:
         """Append events (oldest first)."""
-        today = local_day(self.now())
+        today = self.day = local_day(self.now())
         lines = [
             event_line(e, today) for e in events if not self.terms or event_matches(e, self.terms)
         ]
-        following = self.is_vertical_scroll_end
+        following = self.at_end()
         if lines:
-            self.write_lines(lines)
+            self.write_lines(lines, scroll_end=False)
+            if following:
+                self.scroll_end(animate=False, immediate=True, x_axis=False)
         if not following:
             self.unseen += len(lines)
         self._update_subtitle()
+
+    def at_end(self) -> bool:
+        """Whether the newest line is in view: the feed then follows new events.
+
+        Not Log's ``is_vertical_scroll_end`` (offset == end): lines drawn before the
+        feed had its size leave the offset past the end, and it would stop following.
+        """
+        return self.scroll_y >= self.max_scroll_y
+
+    def day_changed(self) -> bool:
+        """Whether the data's clock passed midnight since the lines were drawn."""
+        return self.day is not None and local_day(self.now()) != self.day
 
     def replace_events(self, events: Iterable[dict[str, Any]]) -> None:
         """Redraw the feed from ``events`` (after a snapshot or a filter change)."""
@@ -90,7 +108,7 @@ class ActivityFeed(Log):
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
         # Back at the bottom: the user has seen everything.
-        if self.unseen and self.is_vertical_scroll_end:
+        if self.unseen and self.at_end():
             self.unseen = 0
             self._update_subtitle()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable
 
-from jacmon.tui.format import SEVERITY_STYLES, age_since, middle_ellipsis, number, to_epoch
+from jacmon.tui.format import SEVERITY_STYLES, age_since, middle_ellipsis, to_epoch
 from jacmon.tui.messages import AlertAckRequested, AlertDetailRequested, AlertUnackRequested
 from jacmon.tui.widgets.table import KeyedTable
 
@@ -20,18 +21,25 @@ SEVERITY_SHORT = {"critical": "CRIT", "warning": "WARN", "info": "info"}
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 
 #: Learner ids longer than this are cut in the middle in the list (whole in the detail view).
-WHO_WIDTH = 16
+WHO_WIDTH = 20
 
-#: (column key, width or None for auto). Age comes before the message: a long
-#: message then runs to the panel's edge (the detail view shows it whole) and
-#: never pushes the age off screen.
-COLUMNS: list[tuple[str, int | None]] = [
-    ("id", None),
-    ("sev", 4),
-    ("age", 4),
-    ("learner", None),
-    ("message", None),
-]
+#: Column keys in order. Age comes before the message, so a long message never
+#: pushes it off screen; the message takes the width left and wraps onto more lines.
+COLUMN_KEYS = ("id", "sev", "age", "learner", "message")
+
+#: Widths of the fixed columns, in cells ("CRIT"; "59m", "23h", "364d").
+SEV_WIDTH = 4
+AGE_WIDTH = 4
+
+#: A message wraps onto at most this many lines in the list; the detail view (Enter)
+#: shows the rest. Four hold the longest rule messages (a path id, six scores) at 80x24.
+MESSAGE_LINES = 4
+
+#: The message column's width before the panel has a size, in cells.
+DEFAULT_MESSAGE_WIDTH = 60
+
+#: Narrowest message column: below it the message still gets this much (the table scrolls).
+MIN_MESSAGE_WIDTH = 20
 
 
 def _first_seen(alert: dict[str, Any]) -> float:
@@ -50,14 +58,17 @@ ALERT_SORTS: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
 ALERT_SORT_ORDER = list(ALERT_SORTS)
 
 
-def numbers_text(numbers: dict[str, Any] | None) -> str:
-    """``{"drop_pct": 42.5, "days": 3}`` -> ``drop_pct=42.5 days=3``."""
-    if not numbers:
-        return ""
-    return " ".join(
-        f"{key}={number(value) if isinstance(value, int | float) else value}"
-        for key, value in numbers.items()
-    )
+def wrap_lines(text: str, width: int, max_lines: int) -> Text:
+    """``text`` wrapped at word boundaries to ``width`` cells, one Text with line breaks.
+
+    More than ``max_lines`` lines: the last shown line ends with "…".
+    """
+    lines = textwrap.wrap(text, width, break_long_words=True, break_on_hyphens=False) or [""]
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        last = lines[-1]
+        lines[-1] = (last[: width - 1] if len(last) >= width else last) + "…"
+    return Text("\n".join(lines))
 
 
 def alert_matches(alert: dict[str, Any], words: list[str]) -> bool:
@@ -91,6 +102,8 @@ class AlertsPanel(Vertical):
 
     def __init__(self, *, now: Callable[[], float] = time.time, id: str | None = None) -> None:
         super().__init__(id=id)
+        #: (message text, width) -> the wrapped text: re-wrapped only when either changes.
+        self._wrapped: dict[tuple[str, int], Text] = {}
         self.border_title = "Alerts"
         self.now = now
         self.sort = "severity"
@@ -106,11 +119,36 @@ class AlertsPanel(Vertical):
         yield self.table
 
     def on_mount(self) -> None:
-        self._set_columns()
+        self._set_columns(self._column_widths([]))
 
-    def _set_columns(self) -> None:
+    def on_resize(self) -> None:
+        # A new width re-wraps every message to it.
+        if self._alerts:
+            self.redraw()
+
+    def _column_widths(self, shown: list[dict[str, Any]]) -> list[tuple[str, int | None]]:
+        """Fixed widths: ids and learners as wide as the widest shown, the message the rest."""
+        # A header holds a sort mark (``learner▲``): one cell more than its name.
+        widths = {
+            "id": max([len("id") + 1, *(len(str(a["id"])) for a in shown)]),
+            "sev": SEV_WIDTH,
+            "age": AGE_WIDTH,
+            "learner": max(
+                [len("learner") + 1, *(min(WHO_WIDTH, len(self._who(a))) for a in shown)]
+            ),
+        }
+        # Every column has one cell of padding each side; the scrollbar takes one.
+        room = self.table.size.width - 1 - 2 * len(COLUMN_KEYS) - sum(widths.values())
+        message = max(MIN_MESSAGE_WIDTH, room) if self.table.size.width else DEFAULT_MESSAGE_WIDTH
+        return [(key, widths.get(key, message)) for key in COLUMN_KEYS]
+
+    def _set_columns(self, columns: list[tuple[str, int | None]]) -> None:
         marked = ALERT_SORTS[self.sort][0]
-        self.table.set_columns(COLUMNS, sort_labels(COLUMNS, marked, self.reverse))
+        self.table.set_columns(columns, sort_labels(columns, marked, self.reverse))
+
+    @staticmethod
+    def _who(alert: dict[str, Any]) -> str:
+        return str(alert.get("learner") or alert.get("path") or "-")
 
     def ordered(self, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """``alerts`` filtered and in the panel's sort order."""
@@ -121,29 +159,50 @@ class AlertsPanel(Vertical):
     def show(self, alerts: list[dict[str, Any]]) -> None:
         """Redraw from the open alerts (any order: the panel sorts them)."""
         self._alerts = alerts
-        self._set_columns()  # no-op once set; a first redraw may come before on_mount
         now = self.now()
         shown = self.ordered(alerts)
-        self.table.sync([(str(a["id"]), self._cells(a, now)) for a in shown])
+        columns = self._column_widths(shown)
+        # No-op while the widths stay; a new width re-adds the rows at it.
+        self._set_columns(columns)
+        width = columns[-1][1] or DEFAULT_MESSAGE_WIDTH
+        # A new width, or messages of alerts long gone: wrap afresh (bounded memory).
+        if self._wrapped and (
+            next(iter(self._wrapped))[1] != width or len(self._wrapped) > 2 * len(shown) + 100
+        ):
+            self._wrapped.clear()
+        self.table.sync([(str(a["id"]), self._cells(a, now, width)) for a in shown])
         self._titles(alerts, shown)
 
-    def _cells(self, alert: dict[str, Any], now: float) -> tuple[Any, ...]:
+    def _cells(self, alert: dict[str, Any], now: float, width: int) -> tuple[Any, ...]:
         severity = alert.get("severity", "info")
-        message = Text(str(alert.get("message", "")))
-        extra = numbers_text(alert.get("numbers"))
-        if extra:
-            message.append(f" ({extra})", "grey50")
-        if alert.get("acknowledged"):
-            message = Text.assemble(("✓ ", "green"), message)
-            message.stylize("dim")
-        who = alert.get("learner") or alert.get("path") or "-"
+        acknowledged = bool(alert.get("acknowledged"))
         return (
             str(alert["id"]),
             Text(SEVERITY_SHORT.get(severity, severity), SEVERITY_STYLES.get(severity, "")),
             age_since(alert.get("first_seen"), now),
-            middle_ellipsis(str(who), WHO_WIDTH),
-            message,
+            middle_ellipsis(self._who(alert), WHO_WIDTH),
+            self._message(
+                str(alert.get("message", "")), acknowledged, bool(alert.get("silenced")), width
+            ),
         )
+
+    def _message(self, text: str, acknowledged: bool, silenced: bool, width: int) -> Text:
+        """The message wrapped to ``width`` cells, at most MESSAGE_LINES lines (then "…"),
+        after ``✓`` when acknowledged and ``(silenced)`` when its notifications are stopped.
+
+        The rule's numbers are in the message already (the detail view lists them).
+        """
+        if silenced:
+            text = f"(silenced) {text}"
+        key = (f"✓ {text}" if acknowledged else text, width)
+        wrapped = self._wrapped.get(key)
+        if wrapped is None:
+            wrapped = wrap_lines(key[0], width, MESSAGE_LINES)
+            if acknowledged:
+                wrapped.stylize("green", 0, 1)
+                wrapped.stylize("dim")
+            self._wrapped[key] = wrapped
+        return wrapped
 
     def _titles(self, alerts: list[dict[str, Any]], shown: list[dict[str, Any]]) -> None:
         counts = {s: 0 for s in SEVERITY_SHORT}

@@ -30,7 +30,7 @@ def state_text(status: ConnectionStatus, now: float) -> Text:
     return Text(status.state, style)
 
 
-class ConnectionPanel(Static):
+class ConnectionPanel(Static, can_focus=True):
     """One row per stream; the last failure's reason underneath, so "why" is always visible."""
 
     def __init__(self, *, now: Callable[[], float] = time.time, id: str | None = None) -> None:
@@ -75,7 +75,10 @@ class ConnectionPanel(Static):
         self._shown = shown
         # Headers the help explains: "last msg" is the age of the last frame, "↻" the
         # reconnects, "connect" how the last one went (fresh, resumed or reset).
-        table = Table(box=None, padding=(0, 1), expand=True, show_edge=False, header_style="bold")
+        # One cell between columns (left padding only): every header whole in 48 columns.
+        table = Table(
+            box=None, padding=(0, 0, 0, 1), expand=True, show_edge=False, header_style="bold"
+        )
         # Names and states keep their width; a narrow panel squeezes the numbers instead.
         table.add_column("stream", no_wrap=True, min_width=len("dashboard"))
         table.add_column("state", no_wrap=True, min_width=len("connected"))

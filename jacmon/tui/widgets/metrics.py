@@ -62,13 +62,20 @@ class MetricRow(Horizontal):
         # Kept, not queried: a redraw while the app shuts down finds no children by query.
         self.sparkline = Sparkline([], summary_function=_mean)
         self.value = Label("-", classes="metric-value")
+        self.name_label = Label(middle_ellipsis(self.label, LABEL_MAX), classes="metric-name")
 
     def compose(self) -> ComposeResult:
-        # A velocity row's path takes the free width (the sparkline shrinks to 8 cells);
-        # the panel cuts it only when even that is too narrow (z shows the panel alone).
-        yield Label(middle_ellipsis(self.label, LABEL_MAX), classes="metric-name")
+        # A velocity row's path takes the free width (the sparkline shrinks to 8 cells).
+        yield self.name_label
         yield self.sparkline
         yield self.value
+
+    def on_resize(self) -> None:
+        # Too narrow for the whole path: cut it in the middle, where ids differ least.
+        # One cell short of the width: a gap before the sparkline.
+        width = self.name_label.size.width - 1
+        if width > 0:
+            self.name_label.update(middle_ellipsis(self.label, min(width, LABEL_MAX)), layout=False)
 
     def show(self, history: list[float], current: float | None, delta: tuple[str, str]) -> None:
         # One sample draws as a full bar (Textual's Sparkline): show it flat until there are two.

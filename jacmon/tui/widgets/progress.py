@@ -44,6 +44,15 @@ def _id(text: str) -> str:
     return middle_ellipsis(text, ID_WIDTH)
 
 
+def _id_width(label: str, ids: list[str]) -> int:
+    """The id column's fixed width: its widest id (at most ID_WIDTH) or its header and mark.
+
+    Fixed, not auto: every row lines up from the first draw, and no id is cut
+    to the header's width when a longer one arrives later.
+    """
+    return max([len(label) + 1, *(min(ID_WIDTH, len(i)) for i in ids)])
+
+
 def _sort_mark(label: str, marked: str, reverse: bool) -> str:
     return f"{label}{'▼' if reverse else '▲'}" if label == marked else label
 
@@ -135,8 +144,15 @@ class ProgressPanel(Vertical):
         self.border_subtitle = f"{len(data.learners)}{more} learners · sort: {label} (s, i)"
         # "7d": enrolled learners with activity in the last 7 days who have not finished
         # (not "active" in the inactivity alert's sense); the help explains every column.
+        paths = [(p, row) for p, row in sorted(data.paths.items()) if self._matches(p)]
         top.set_columns(
-            [("path", None), ("enr", 3), ("7d", 3), ("done", 4), ("mean", BAR_WIDTH + 5)]
+            [
+                ("path", _id_width("path", [p for p, _ in paths])),
+                ("enr", 3),
+                ("7d", 3),
+                ("done", 4),
+                ("mean", BAR_WIDTH + 5),
+            ]
         )
         top.sync(
             [
@@ -150,8 +166,7 @@ class ProgressPanel(Vertical):
                         _pct(row.get("mean_percent")),
                     ),
                 )
-                for path, row in sorted(data.paths.items())
-                if self._matches(path)
+                for path, row in paths
             ]
         )
         # A learner's progress: the mean over the paths they are enrolled on.
@@ -166,8 +181,9 @@ class ProgressPanel(Vertical):
         _, sort_key, reverse = LEARNER_SORTS[self.sort]
         summaries = [r for r in summaries if self._matches(r["learner"])]
         summaries.sort(key=sort_key, reverse=reverse != self.reverse)
+        summaries = summaries[:MAX_LEARNER_ROWS]
         columns = [
-            ("learner", None),
+            ("learner", _id_width("learner", [r["learner"] for r in summaries])),
             ("progress", BAR_WIDTH + 5),
             ("lvl", 3),
             ("strk", 4),
@@ -187,7 +203,7 @@ class ProgressPanel(Vertical):
                         age_since(row.get("last_activity"), now),
                     ),
                 )
-                for row in summaries[:MAX_LEARNER_ROWS]
+                for row in summaries
             ]
         )
 
@@ -200,10 +216,17 @@ class ProgressPanel(Vertical):
             f"{number(summary.get('enrolled'))} enrolled · "
             f"{number(summary.get('completed'))} done · Esc back"
         )
-        top.set_columns([("module", None), ("lrn", 4), ("done", 4), ("mean", BAR_WIDTH + 5)])
         modules = sorted(
             (row for (p, _m), row in data.modules.items() if p == path),
             key=lambda r: r.get("position", 0),
+        )
+        top.set_columns(
+            [
+                ("module", _id_width("module", [r["module"] for r in modules])),
+                ("lrn", 4),
+                ("done", 4),
+                ("mean", BAR_WIDTH + 5),
+            ]
         )
         top.sync(
             [
@@ -225,8 +248,14 @@ class ProgressPanel(Vertical):
             if p == path and self._matches(row["learner"])
         ]
         rows.sort(key=lambda r: (-(r.get("percent") or 0.0), r["learner"]))
+        rows = rows[:MAX_LEARNER_ROWS]
         bottom.set_columns(
-            [("learner", None), ("progress", BAR_WIDTH + 5), ("status", STATUS_WIDTH), ("last", 4)]
+            [
+                ("learner", _id_width("learner", [r["learner"] for r in rows])),
+                ("progress", BAR_WIDTH + 5),
+                ("status", STATUS_WIDTH),
+                ("last", 4),
+            ]
         )
         bottom.sync(
             [
@@ -239,7 +268,7 @@ class ProgressPanel(Vertical):
                         age_since(row.get("last_activity"), now),
                     ),
                 )
-                for row in rows[:MAX_LEARNER_ROWS]
+                for row in rows
             ]
         )
 
@@ -268,12 +297,17 @@ class ProgressPanel(Vertical):
             f"streak {number(row.get('streak_days'))}d (best {number(row.get('longest_streak'))})"
             f"{waiting}{back}"
         )
-        top.set_columns(
-            [("path", None), ("progress", BAR_WIDTH + 5), ("status", STATUS_WIDTH), ("mods", 4)]
-        )
         paths = sorted(
             (r for (name, _p), r in data.learner_paths.items() if name == learner),
             key=lambda r: r["path"],
+        )
+        top.set_columns(
+            [
+                ("path", _id_width("path", [r["path"] for r in paths])),
+                ("progress", BAR_WIDTH + 5),
+                ("status", STATUS_WIDTH),
+                ("mods", 4),
+            ]
         )
         top.sync(
             [
@@ -295,18 +329,17 @@ class ProgressPanel(Vertical):
             for r in data.modules.values()
             if "status" in r and r.get("learner", learner) == learner
         ]
-        bottom.set_columns([("module", None), ("progress", BAR_WIDTH + 5), ("last", 4)])
+        keys = [f"{r['path']}/{r['module']}" for r in own_modules]
+        bottom.set_columns(
+            [("module", _id_width("module", keys)), ("progress", BAR_WIDTH + 5), ("last", 4)]
+        )
         bottom.sync(
             [
                 (
-                    f"{r['path']}/{r['module']}",
-                    (
-                        _id(f"{r['path']}/{r['module']}"),
-                        _pct(r.get("percent")),
-                        age_since(r.get("last_activity"), now),
-                    ),
+                    key,
+                    (_id(key), _pct(r.get("percent")), age_since(r.get("last_activity"), now)),
                 )
-                for r in sorted(own_modules, key=lambda r: (r["path"], r["module"]))
+                for key, r in sorted(zip(keys, own_modules, strict=True), key=lambda kr: kr[0])
             ]
         )
 

@@ -7,8 +7,16 @@ from typing import Any
 
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
+from textual.dom import NoScreen
 from textual.widgets import DataTable
 from textual.widgets._data_table import RowKey
+
+
+def row_height(cells: Sequence[Any]) -> int:
+    """Lines of the tallest cell: a cell's text holds its own line breaks."""
+    return max(
+        (str(c.plain if isinstance(c, Text) else c).count("\n") + 1 for c in cells), default=1
+    )
 
 
 class KeyedTable(DataTable):
@@ -17,7 +25,8 @@ class KeyedTable(DataTable):
     :meth:`sync` updates cells in place, adds and removes rows and reorders them,
     so a redraw costs what changed, not the whole table. The row under the
     cursor stays under it when rows re-sort, arrive or leave (by key, never by
-    row number), so what the user selected is what an action acts on.
+    row number), so what the user selected is what an action acts on. A row is
+    as tall as its tallest cell's lines (a wrapped message).
     """
 
     DEFAULT_CSS = """
@@ -27,8 +36,10 @@ class KeyedTable(DataTable):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False, show_cursor=True)
         self._columns_shown: tuple[str, ...] = ()
+        self._widths_shown: tuple[int | None, ...] = ()
         self._labels_shown: tuple[str, ...] = ()
         self._rows: dict[str, tuple[Any, ...]] = {}
+        self._heights: dict[str, int] = {}
         self._order: list[str] = []
 
     def set_columns(
@@ -37,11 +48,16 @@ class KeyedTable(DataTable):
         """(key, width or None for auto) per column; resets the rows if the keys changed.
 
         ``labels`` are the headers shown (None: the keys); a new label (a sort
-        mark) is changed in place and keeps the rows.
+        mark) or width is changed in place and keeps the rows and the cursor. A
+        fixed width sizes the column whatever the rows hold, so every row lines
+        up from the first.
         """
         keys = tuple(key for key, _ in columns)
+        widths = tuple(width for _, width in columns)
         shown = tuple(labels) if labels is not None else keys
         if keys == self._columns_shown:
+            if widths != self._widths_shown:
+                self._set_widths(keys, widths)
             if shown != self._labels_shown:
                 for key, label in zip(keys, shown, strict=True):
                     self.columns[key].label = Text(label)
@@ -52,31 +68,66 @@ class KeyedTable(DataTable):
         for (key, width), label in zip(columns, shown, strict=True):
             self.add_column(label, key=key, width=width)
         self._columns_shown = keys
+        self._widths_shown = widths
         self._labels_shown = shown
         self._rows = {}
+        self._heights = {}
         self._order = []
 
+    def _set_widths(self, keys: tuple[str, ...], widths: tuple[int | None, ...]) -> None:
+        for key, width in zip(keys, widths, strict=True):
+            column = self.columns[key]
+            column.auto_width = width is None
+            column.width = width or 0
+        self._widths_shown = widths
+        # Drawn lines are cached by their column widths' old values: draw and measure anew.
+        self._clear_caches()
+        self._update_count += 1
+        self._require_update_dimensions = True
+        self.refresh()
+
     def sync(self, rows: list[tuple[str, tuple[Any, ...]]]) -> None:
-        """Show exactly ``rows`` (key, cells) in this order; the selected key stays selected."""
-        selected = self.selected_key
+        """Show exactly ``rows`` (key, cells) in this order; the selected key stays selected.
+
+        Only while the table is its screen's focus (the user is on it, maybe with a
+        prompt or detail view over it): otherwise the cursor keeps its row, so an
+        unwatched table stays at its top rows instead of following whichever row
+        happened to be first down the list.
+        """
+        selected = self.selected_key if self._is_focused_on_screen() else None
         wanted = dict(rows)
+        readded = False
         for key in [k for k in self._rows if k not in wanted]:
             self.remove_row(key)
             del self._rows[key]
+            del self._heights[key]
         for key, cells in rows:
             old = self._rows.get(key)
+            height = row_height(cells)
+            if old is not None and height != self._heights[key]:
+                # DataTable keeps a row's height: a row that grew or shrank is added anew.
+                self.remove_row(key)
+                old = None
+                readded = True
+            self._heights[key] = height
             if old is None:
-                self.add_row(*cells, key=key)
+                self.add_row(*cells, key=key, height=height)
             elif old != cells:
                 for label, before, after in zip(self._columns_shown, old, cells, strict=True):
                     if before != after:
                         self.update_cell(key, label, after, update_width=self._widens(label, after))
             self._rows[key] = cells
         order = [key for key, _ in rows]
-        if order != self._order:
+        if order != self._order or readded:
             self._reorder(order)
             self._order = order
         self._keep_selected(selected)
+
+    def _is_focused_on_screen(self) -> bool:
+        try:
+            return self.screen.focused is self
+        except NoScreen:  # not mounted yet: a first redraw may come before the screen
+            return False
 
     def _widens(self, column: str, cell: Any) -> bool:
         """Whether ``cell`` is wider than its auto-width column: then the column must grow.
