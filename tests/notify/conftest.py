@@ -6,6 +6,7 @@ Nothing is mocked: each fixture starts the real thing on 127.0.0.1 and stops it
 
 from __future__ import annotations
 
+import logging
 import shutil
 import ssl
 import subprocess
@@ -28,6 +29,10 @@ ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 
 #: Generous: the CI box has 2 shared cores.
 READY_TIMEOUT_S = 30.0
+
+# aiosmtpd logs every connection at INFO from its own thread, also after a test's log
+# capture has closed its stream ("--- Logging error ---" noise in the test output).
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 @dataclass
