@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
-@dataclass(frozen=True, slots=True)
 class AlertChange:
     """One alert change a notification carries.
 
@@ -17,11 +17,50 @@ class AlertChange:
     ``path``, ``message``, ``numbers`` (the evidence), ``first_seen``,
     ``last_seen``, ``resolved_at`` (epoch seconds), ``acknowledged`` and
     ``acknowledgements``.
+
+    ``raw`` is the alert's JSON text as stored, when the change came from the
+    outbox: a receiver that forwards JSON (the webhook) splices it in as it is,
+    and ``alert`` is decoded from it only when a receiver reads it. A burst of
+    thousands of alerts then costs the webhook no decoding and no encoding.
     """
 
-    change: str
-    seq: int
-    alert: dict[str, Any]
+    __slots__ = ("_alert", "alert_id", "change", "raw", "seq")
+
+    def __init__(
+        self,
+        change: str,
+        seq: int,
+        alert: dict[str, Any] | None = None,
+        *,
+        raw: str | None = None,
+        alert_id: int | None = None,
+    ) -> None:
+        if alert is None and raw is None:
+            raise ValueError("an AlertChange needs the alert or its JSON text")
+        self.change = change
+        self.seq = seq
+        self._alert = alert
+        self.raw = raw
+        self.alert_id = int(alert["id"]) if alert_id is None and alert is not None else alert_id
+
+    @property
+    def alert(self) -> dict[str, Any]:
+        if self._alert is None:
+            self._alert = json.loads(self.raw or "{}")
+        return self._alert
+
+    @property
+    def id(self) -> int:
+        """The alert's id (read without decoding when it is known)."""
+        return self.alert_id if self.alert_id is not None else int(self.alert["id"])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AlertChange):
+            return NotImplemented
+        return (self.change, self.seq, self.alert) == (other.change, other.seq, other.alert)
+
+    def __repr__(self) -> str:
+        return f"AlertChange({self.change!r}, {self.seq}, alert id {self.id})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +86,14 @@ class Notification:
         """Each alert once (its latest state in this message), in the order first seen."""
         latest: dict[int, dict[str, Any]] = {}
         for change in self.changes:
-            latest[int(change.alert["id"])] = change.alert
+            latest[change.id] = change.alert
+        return list(latest.values())
+
+    def latest_changes(self) -> list[AlertChange]:
+        """Each alert's last change in this message, in the order the alerts first appear."""
+        latest: dict[int, AlertChange] = {}
+        for change in self.changes:
+            latest[change.id] = change
         return list(latest.values())
 
 

@@ -73,7 +73,8 @@ class Notifier:
         self.metrics = metrics or NotifyMetrics()
         self._wake = {name: asyncio.Event() for name in self.receivers}
         self._last_silence_check = 0.0
-        #: Alerts decoded from the change log, by seq, shared by the receivers' senders.
+        #: Changes read from the change log, by seq, shared by the receivers' senders
+        #: (each alert is decoded at most once, when a receiver reads it).
         self._decoded: dict[int, Any] = {}
 
     def loops(self) -> dict[str, Callable[[], Coroutine[Any, Any, Any]]]:

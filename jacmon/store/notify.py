@@ -180,27 +180,28 @@ def batch_key(receiver: str, group_key: str, ids: list[int]) -> str:
 @dataclass(frozen=True, slots=True)
 class ClaimedBatch:
     """A batch as claimed: its key, group labels and raw rows (change, seq, alert JSON,
-    routed at). :meth:`notification` decodes it, after the write transaction."""
+    routed at, alert id). :meth:`notification` decodes it, after the write transaction."""
 
     receiver: str
     key: str
     labels: dict[str, str]
-    rows: list[tuple[str, int, str, float]]
+    rows: list[tuple[str, int, str, float, int]]
 
     def notification(
-        self, dashboard_url: str | None = None, decoded: dict[int, Any] | None = None
+        self, dashboard_url: str | None = None, shared: dict[int, AlertChange] | None = None
     ) -> Notification:
-        """The message to send. ``decoded`` caches alerts by change seq across receivers:
-        the same burst goes to each of them, and is decoded once."""
-        cache = {} if decoded is None else decoded
+        """The message to send. ``shared`` keeps the changes by seq across receivers: the
+        same burst goes to each of them, and each alert is decoded at most once (and not
+        at all for a receiver that forwards the stored JSON)."""
+        cache = {} if shared is None else shared
         changes = []
-        for change, seq, body, _ in self.rows:
-            alert = cache.get(seq) if seq else None
-            if alert is None:
-                alert = json.loads(body)
+        for change, seq, body, _, alert_id in self.rows:
+            item = cache.get(seq) if seq else None
+            if item is None:
+                item = AlertChange(change, seq, raw=body, alert_id=alert_id)
                 if seq:
-                    cache[seq] = alert
-            changes.append(AlertChange(change, seq, alert))
+                    cache[seq] = item
+            changes.append(item)
         return Notification(
             receiver=self.receiver,
             key=self.key,
@@ -249,7 +250,7 @@ async def claim_batch(conn: aiosqlite.Connection, group: DueGroup) -> ClaimedBat
                 (key, *chunk),
             )
     async with conn.execute(
-        "SELECT n.change, n.change_seq, coalesce(n.body, c.body), n.created_at"
+        "SELECT n.change, n.change_seq, coalesce(n.body, c.body), n.created_at, n.alert_id"
         " FROM notifications n LEFT JOIN alert_changes c ON c.seq = n.change_seq"
         " WHERE n.batch = ? ORDER BY n.id",
         (key,),
