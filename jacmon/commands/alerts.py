@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
 import re
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -16,10 +14,12 @@ from jacmon.commands.common import (
     DbOption,
     existing_db,
     handle_errors,
+    os_login,
     out_console,
     print_json,
     resolve_db,
     run,
+    utc_text,
     with_store,
 )
 from jacmon.errors import UsageError
@@ -47,12 +47,6 @@ def parse_duration(value: str) -> float:
             f"--expires-in has value {value!r}. Expected a duration such as 30m, 2h or 1d."
         )
     return float(match.group(1)) * _UNITS[match.group(2) or "s"]
-
-
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 @alerts_app.callback()
@@ -94,7 +88,7 @@ def alerts_command(
             a["learner"] or "-",
             a["path"] or "-",
             a["message"],
-            _when(a["first_seen"]),
+            utc_text(a["first_seen"]),
             _ack_text(ack, a["acknowledgements"]),
         )
     out_console().print(table)
@@ -113,14 +107,6 @@ def _ack_text(current: dict | None, history: list[dict]) -> str:
     if last.get("action") == "unacknowledged":
         return f"withdrawn by {last.get('by') or 'unknown'} ({earlier} earlier)"
     return f"lapsed ({earlier})"
-
-
-def _login() -> str:
-    """The OS user, who a CLI acknowledgement is recorded as (unless --by)."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown user"  # no passwd entry (containers); --by names someone
 
 
 def _existing_db(db: Path | None, config: Path | None) -> Path:
@@ -152,7 +138,7 @@ def ack_command(
         with_store(
             path,
             lambda store: acknowledge_alert(
-                store.db, alert_id, by=by or _login(), note=note, expires_at=expires_at
+                store.db, alert_id, by=by or os_login(), note=note, expires_at=expires_at
             ),
         )
     )
@@ -183,7 +169,7 @@ def unack_command(
     change = run(
         with_store(
             path,
-            lambda store: unacknowledge_alert(store.db, alert_id, by=by or _login(), note=note),
+            lambda store: unacknowledge_alert(store.db, alert_id, by=by or os_login(), note=note),
         )
     )
     if as_json:

@@ -149,6 +149,24 @@ def json_ready(value: Any, key: str | None = None) -> Any:
     return value
 
 
+def utc_text(ts: float | None, *, seconds: bool = False) -> str:
+    """Epoch seconds as a readable UTC time for tables (``-`` for none)."""
+    if ts is None:
+        return "-"
+    shape = "%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC"
+    return datetime.fromtimestamp(ts, UTC).strftime(shape)
+
+
+def os_login() -> str:
+    """The OS user, who a CLI action is recorded as unless ``--by`` names someone."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown user"  # no passwd entry (containers); --by names someone
+
+
 def plain(value: Any) -> str:
     """``value`` as a person reads it in human output: never a Python repr.
 

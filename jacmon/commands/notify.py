@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -18,6 +17,7 @@ from jacmon.commands.common import (
     out_console,
     print_json,
     run,
+    utc_text,
     with_store,
 )
 from jacmon.errors import UsageError
@@ -28,12 +28,6 @@ notify_app = typer.Typer(
     help="Notifications: what was sent, retried or failed (log), and a test send (test).",
     no_args_is_help=True,
 )
-
-
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @notify_app.command("log")
@@ -82,7 +76,7 @@ def log_command(
             row["learner"] or "-",
             row["state"],
             str(row["attempts"]),
-            _when(when),
+            utc_text(when, seconds=True),
             answer,
         )
     out_console().print(table)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -14,9 +12,11 @@ from jacmon.commands.common import (
     DbOption,
     existing_db,
     handle_errors,
+    os_login,
     out_console,
     print_json,
     run,
+    utc_text,
     with_store,
 )
 from jacmon.durations import format_duration, parse_duration
@@ -30,19 +30,6 @@ silence_app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-
-
-def _login() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown user"  # no passwd entry (containers); --by names someone
-
-
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 @silence_app.command("add")
@@ -72,7 +59,7 @@ def add_command(
             existing_db(db, config),
             lambda store: add_silence(
                 store.db,
-                by=by or _login(),
+                by=by or os_login(),
                 rule=rule,
                 learner=learner,
                 path=path,
@@ -85,7 +72,7 @@ def add_command(
         print_json({"silence": silence, "alerts_silenced": len(changes)})
         return
     out_console().print(
-        f"silence {silence['id']} added until {_when(silence['ends_at'])} "
+        f"silence {silence['id']} added until {utc_text(silence['ends_at'])} "
         f"({format_duration(seconds)}); {len(changes)} firing alert(s) silenced now"
     )
 
@@ -120,7 +107,7 @@ def list_command(
             s["rule"] or "any",
             s["learner"] or "any",
             s["path"] or "any",
-            _when(s["expired_at"] or s["ends_at"]),
+            utc_text(s["expired_at"] or s["ends_at"]),
             s["created_by"],
             s["note"] or "-",
         )
@@ -142,7 +129,7 @@ def expire_command(
     silence, changes = run(
         with_store(
             existing_db(db, config),
-            lambda store: expire_silence(store.db, silence_id, by=by or _login()),
+            lambda store: expire_silence(store.db, silence_id, by=by or os_login()),
         )
     )
     if as_json:

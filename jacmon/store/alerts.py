@@ -330,6 +330,23 @@ async def apply_alert_changes(
     return await record_changes(conn, items, now) if items else []
 
 
+async def _firing_in_scope(
+    conn: aiosqlite.Connection, alert_id: int, learner: str | None, done: str
+) -> dict[str, Any]:
+    """The firing alert ``alert_id`` an action may change; another learner's alert is
+    answered exactly as a missing one (``done`` names the action in the error)."""
+    alert = await get_alert(conn, alert_id)
+    if alert is None or (learner is not None and alert["learner"] != learner):
+        raise AlertError(
+            f"alert {alert_id} does not exist. List alerts with 'jacmon alerts --state all'."
+        )
+    if alert["state"] != "firing":
+        raise AlertError(
+            f"alert {alert_id} is {alert['state']}; only a firing alert can be {done}."
+        )
+    return alert
+
+
 async def acknowledge_alert(
     db: Database,
     alert_id: int,
@@ -358,15 +375,7 @@ async def acknowledge_alert(
             "Expected a time after now (epoch seconds), or none."
         )
     async with db.transaction() as conn:
-        alert = await get_alert(conn, alert_id)
-        if alert is None or (learner is not None and alert["learner"] != learner):
-            raise AlertError(
-                f"alert {alert_id} does not exist. List alerts with 'jacmon alerts --state all'."
-            )
-        if alert["state"] != "firing":
-            raise AlertError(
-                f"alert {alert_id} is {alert['state']}; only a firing alert can be acknowledged."
-            )
+        alert = await _firing_in_scope(conn, alert_id, learner, "acknowledged")
         entry = {
             "action": "acknowledged",
             "by": by,
@@ -404,15 +413,7 @@ async def unacknowledge_alert(
         raise AlertError("un-acknowledging needs a name: who acts (--by NAME)")
     at = time.time() if now is None else now
     async with db.transaction() as conn:
-        alert = await get_alert(conn, alert_id)
-        if alert is None or (learner is not None and alert["learner"] != learner):
-            raise AlertError(
-                f"alert {alert_id} does not exist. List alerts with 'jacmon alerts --state all'."
-            )
-        if alert["state"] != "firing":
-            raise AlertError(
-                f"alert {alert_id} is {alert['state']}; only a firing alert can be un-acknowledged."
-            )
+        alert = await _firing_in_scope(conn, alert_id, learner, "un-acknowledged")
         if alert["acknowledged"] is None:
             raise AlertError(f"alert {alert_id} is not acknowledged; there is nothing to undo.")
         entry = {"action": "unacknowledged", "by": by, "at": at, "note": note}
