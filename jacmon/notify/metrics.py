@@ -23,12 +23,9 @@ class NotifyMetrics:
         self._buckets: dict[str, list[int]] = {}
         self._sum: Counter[str] = Counter()
 
-    def set_pending(self, counts: dict[str, dict[str, int]]) -> None:
-        """Take the outbox's state counts (receiver -> state -> rows)."""
-        self.pending = {
-            receiver: states.get("pending", 0) + states.get("sending", 0)
-            for receiver, states in counts.items()
-        }
+    def set_pending(self, counts: dict[str, int]) -> None:
+        """Take the outbox's undelivered rows per receiver."""
+        self.pending = dict(counts)
 
     def record(
         self, notification: Notification, delivery: Delivery, state: str, *, now: float

@@ -30,9 +30,9 @@ from jacmon.store.notify import (
     claim_batch,
     due_groups,
     finish_batch,
+    open_counts,
     plan_repeats,
     route_new_changes,
-    state_counts,
 )
 from jacmon.store.silences import lapse_silences
 
@@ -127,7 +127,7 @@ class Notifier:
             await asyncio.sleep(0)  # let ingest and the streams in between chunks
         async with self.db.transaction() as conn:
             await plan_repeats(conn, self.routes, now=now)
-        self.metrics.set_pending(await state_counts(self.db.reader))
+        self.metrics.set_pending(await open_counts(self.db.reader))
         for event in self._wake.values():
             event.set()
         return read

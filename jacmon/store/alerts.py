@@ -466,7 +466,8 @@ async def expire_acknowledgements(
 async def retire_resolved(
     conn: aiosqlite.Connection, *, before: float, dry_run: bool = False
 ) -> int:
-    """Delete alerts resolved before ``before`` (epoch seconds) and their change rows.
+    """Delete alerts resolved before ``before`` (epoch seconds), their change rows and
+    their notification rows.
 
     Returns how many alerts are (or, with ``dry_run``, would be) deleted.
     """
@@ -476,10 +477,13 @@ async def retire_resolved(
         (count,) = await cursor.fetchone()
     if dry_run or not count:
         return count
-    await conn.execute(
-        "DELETE FROM alert_changes WHERE alert_id IN"
-        " (SELECT id FROM alerts WHERE state = 'resolved' AND resolved_at < ?)",
-        (before,),
-    )
+    for table in ("alert_changes", "notifications"):
+        # The outbox rows go with their alert: they name its changes (delivered or given
+        # up on long before retention ends), and the outbox must not grow for ever.
+        await conn.execute(
+            f"DELETE FROM {table} WHERE alert_id IN"
+            " (SELECT id FROM alerts WHERE state = 'resolved' AND resolved_at < ?)",
+            (before,),
+        )
     await conn.execute("DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < ?", (before,))
     return count

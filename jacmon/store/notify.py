@@ -24,7 +24,7 @@ import aiosqlite
 
 from jacmon.notify.config import Route
 from jacmon.notify.model import AlertChange, Delivery, Notification
-from jacmon.store.database import chunks
+from jacmon.store.database import chunks, get_meta, set_meta
 
 #: Notification states; pending and sending are the open ones.
 STATES = ("pending", "sending", "sent", "failed", "silenced")
@@ -45,20 +45,6 @@ class DueGroup:
     group_key: str
 
 
-async def _meta(conn: aiosqlite.Connection, key: str) -> str | None:
-    async with conn.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cursor:
-        row = await cursor.fetchone()
-    return row[0] if row else None
-
-
-async def _set_meta(conn: aiosqlite.Connection, key: str, value: str) -> None:
-    await conn.execute(
-        "INSERT INTO meta (key, value) VALUES (?, ?)"
-        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (key, value),
-    )
-
-
 async def route_new_changes(
     conn: aiosqlite.Connection, routes: Iterable[Route], *, now: float, limit: int = 500
 ) -> int:
@@ -70,11 +56,11 @@ async def route_new_changes(
     turning notifications on does not send the history.
     """
     routes = list(routes)
-    mark = await _meta(conn, "notify_seq")
+    mark = await get_meta(conn, "notify_seq")
     if mark is None:
         async with conn.execute("SELECT coalesce(max(seq), 0) FROM alert_changes") as cursor:
             (head,) = await cursor.fetchone()
-        await _set_meta(conn, "notify_seq", str(head))
+        await set_meta(conn, "notify_seq", str(head))
         return 0
     if limit <= 0:
         return 0
@@ -114,7 +100,7 @@ async def route_new_changes(
             " VALUES (?, ?, ?, ?)",
             [(r, g, route, labels) for (r, g), (route, labels) in groups.items()],
         )
-    await _set_meta(conn, "notify_seq", str(changes[-1][0]))
+    await set_meta(conn, "notify_seq", str(changes[-1][0]))
     return len(changes)
 
 
@@ -429,12 +415,14 @@ async def notification_log(
     return log
 
 
-async def state_counts(conn: aiosqlite.Connection) -> dict[str, dict[str, int]]:
-    """Receiver -> state -> number of outbox rows."""
+async def open_counts(conn: aiosqlite.Connection) -> dict[str, int]:
+    """Receiver -> outbox rows not yet delivered (pending or sending).
+
+    Read every router pass for /metrics: it counts through the partial index of
+    open rows, not the whole (growing) outbox.
+    """
     async with conn.execute(
-        "SELECT receiver, state, count(*) FROM notifications GROUP BY receiver, state"
+        "SELECT receiver, count(*) FROM notifications"
+        " WHERE state IN ('pending', 'sending') GROUP BY receiver"
     ) as cursor:
-        counts: dict[str, dict[str, int]] = {}
-        for receiver, state, n in await cursor.fetchall():
-            counts.setdefault(receiver, {})[state] = n
-    return counts
+        return {receiver: n for receiver, n in await cursor.fetchall()}

@@ -18,7 +18,12 @@ from jacmon.notify.config import parse_notify
 from jacmon.notify.model import Delivery, Notification
 from jacmon.notify.service import Notifier
 from jacmon.store import Store
-from jacmon.store.alerts import acknowledge_alert, apply_alert_changes, open_alerts
+from jacmon.store.alerts import (
+    acknowledge_alert,
+    apply_alert_changes,
+    open_alerts,
+    retire_resolved,
+)
 from jacmon.store.notify import notification_log
 from jacmon.store.silences import add_silence, expire_silence
 
@@ -352,3 +357,20 @@ def test_durations_accept_text_or_seconds():
         7200.0,
     )
     assert parse_notify({}).enabled is False
+
+
+async def test_retiring_a_resolved_alert_takes_its_outbox_rows_with_it(store):
+    clock = Clock()
+    notifier, _ = await make_notifier(store, clock, group_wait=1, group_interval=1)
+    fired = await fire(store, ["ann", "bob"])
+    await notifier.route_once()
+    clock.advance(2)
+    await tick(notifier)
+    await resolve(store, fired[0]["alert"])
+    clock.advance(2)
+    await tick(notifier)
+    assert len(await notification_log(store.db.reader)) == 6  # 2 fired + 1 resolved, x2
+    async with store.db.transaction() as conn:
+        await retire_resolved(conn, before=time.time() + 1)
+    left = await notification_log(store.db.reader)
+    assert {row["learner"] for row in left} == {"bob"} and len(left) == 2
