@@ -6,7 +6,6 @@ Every case runs the real ``jacmon`` in its own process, as an operator would.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -34,15 +33,6 @@ def one_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:
     for needle in needles:
         assert needle in text, text
     return text
-
-
-@pytest.fixture
-def busy_port():
-    """A port something else is listening on."""
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        yield holder.getsockname()[1]
 
 
 def test_port_in_use_is_one_line(tmp_path, busy_port):

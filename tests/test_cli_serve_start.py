@@ -6,7 +6,6 @@ Each case runs the real ``jacmon`` in its own process, as an operator would.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -26,15 +25,6 @@ def jacmon(*args: str, config: Path | None = None) -> subprocess.CompletedProces
         timeout=60,
         env=env,
     )
-
-
-@pytest.fixture
-def busy_port():
-    """A port something else is listening on."""
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        yield holder.getsockname()[1]
 
 
 def test_serve_on_a_busy_port_fails_before_creating_the_database(tmp_path, busy_port):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
@@ -17,11 +16,11 @@ from jacmon.commands.common import (
     os_login,
     out_console,
     print_json,
-    resolve_db,
     run,
     utc_text,
     with_store,
 )
+from jacmon.durations import parse_duration
 from jacmon.errors import UsageError
 from jacmon.store.alerts import (
     ALERT_STATES,
@@ -36,17 +35,15 @@ alerts_app = typer.Typer(
     no_args_is_help=False,
 )
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
-
-def parse_duration(value: str) -> float:
-    """``"90m"``, ``"2h"``, ``"1d"``, ``"30s"`` or plain seconds, in seconds."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value)
-    if not match or float(match.group(1)) <= 0:
+def parse_expiry(value: str) -> float:
+    """``--expires-in`` in seconds (``"90m"``, ``"2h"``, ``"1d"``, ``"30s"`` or seconds)."""
+    try:
+        return parse_duration(value, "--expires-in")
+    except ValueError:
         raise UsageError(
             f"--expires-in has value {value!r}. Expected a duration such as 30m, 2h or 1d."
-        )
-    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+        ) from None
 
 
 @alerts_app.callback()
@@ -109,13 +106,6 @@ def _ack_text(current: dict | None, history: list[dict]) -> str:
     return f"lapsed ({earlier})"
 
 
-def _existing_db(db: Path | None, config: Path | None) -> Path:
-    path = resolve_db(db, config)
-    if not path.exists():
-        raise UsageError(f"database {path} does not exist; check --db")
-    return path
-
-
 @alerts_app.command("ack")
 @handle_errors
 def ack_command(
@@ -132,8 +122,8 @@ def ack_command(
     config: Path | None = ConfigOption,
 ) -> None:
     """Acknowledge a firing alert: it stays firing, flagged with who, when and the note."""
-    path = _existing_db(db, config)
-    expires_at = time.time() + parse_duration(expires_in) if expires_in else None
+    path = existing_db(db, config)
+    expires_at = time.time() + parse_expiry(expires_in) if expires_in else None
     change = run(
         with_store(
             path,
@@ -165,7 +155,7 @@ def unack_command(
     config: Path | None = ConfigOption,
 ) -> None:
     """Withdraw the acknowledgement of a firing alert (kept in its history, with who undid it)."""
-    path = _existing_db(db, config)
+    path = existing_db(db, config)
     change = run(
         with_store(
             path,

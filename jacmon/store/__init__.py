@@ -16,12 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from jacmon.events import Event
 from jacmon.store import queries
 from jacmon.store.catalog import Catalog, CatalogPath, store_catalog
-from jacmon.store.database import Database
+from jacmon.store.database import SET_META, Database, get_meta
 from jacmon.store.ingest import (
     IngestOutcome,
     ProgressChanges,
@@ -46,19 +44,9 @@ def _file_identity(path: Path) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
-async def _get_meta(conn: aiosqlite.Connection, key: str) -> str | None:
-    async with conn.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cursor:
-        row = await cursor.fetchone()
-    return row[0] if row else None
-
-
 def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
     """Inside the caller's transaction, on the database thread."""
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES (?, ?) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (key, value),
-    )
+    conn.execute(SET_META, (key, value))
 
 
 class Store:
@@ -106,7 +94,7 @@ class Store:
             " coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_seq'), 0))"
         ) as cursor:
             (last_seq,) = await cursor.fetchone()
-        server_id = await _get_meta(conn, "server_id")
+        server_id = await get_meta(conn, "server_id")
         if server_id is None and not readonly:
             server_id = uuid.uuid4().hex[:12]
             async with db.transaction() as writer:
@@ -115,7 +103,7 @@ class Store:
                 )
         if server_id is None:
             server_id = "unknown"  # read-only, and no server ever wrote this database
-        catalog_version = await _get_meta(conn, "catalog_version")
+        catalog_version = await get_meta(conn, "catalog_version")
         return cls(db, catalog, last_seq, server_id, catalog_version)
 
     async def close(self) -> None:
@@ -224,7 +212,7 @@ class Store:
         ``jacmon catalog load`` may run beside a live server: its module counts
         and the path percents it re-derived must replace what this process holds.
         """
-        version = await _get_meta(self.db.reader, "catalog_version")
+        version = await get_meta(self.db.reader, "catalog_version")
         if version == self._catalog_version:
             return False
 

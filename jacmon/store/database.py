@@ -34,6 +34,25 @@ def chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
+#: Upsert of one ``meta`` row (also run on the database thread with plain sqlite3).
+SET_META = (
+    "INSERT INTO meta (key, value) VALUES (?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
+
+
+async def get_meta(conn: aiosqlite.Connection, key: str) -> str | None:
+    """The ``meta`` value of ``key`` (None: not set)."""
+    async with conn.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cursor:
+        row = await cursor.fetchone()
+    return row[0] if row else None
+
+
+async def set_meta(conn: aiosqlite.Connection, key: str, value: str) -> None:
+    """Set ``meta`` ``key`` inside the caller's transaction."""
+    await conn.execute(SET_META, (key, value))
+
+
 async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:
     if readonly:
         uri = f"file:{path.absolute()}?mode=ro"

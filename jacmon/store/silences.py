@@ -21,14 +21,16 @@ from jacmon.store.database import Database
 _COLUMNS = "id, rule, learner, path, starts_at, ends_at, created_by, note, expired_by, expired_at"
 
 
+_KEYS = tuple(column.strip() for column in _COLUMNS.split(","))
+
+
 class SilenceError(JacmonError):
     """A silence command that cannot be carried out (the message says why)."""
 
 
 def silence_from_row(row: tuple) -> dict[str, Any]:
     """A silences row as a dict; ``state`` is active, pending (starts later) or expired."""
-    keys = [c.strip() for c in _COLUMNS.split(",")]
-    silence = dict(zip(keys, row, strict=True))
+    silence = dict(zip(_KEYS, row, strict=True))
     now = time.time()
     if silence["expired_at"] is not None or silence["ends_at"] <= now:
         silence["state"] = "expired"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from test_dashboard_snapshots import NOW, frozen_frames
 from tui_helpers import screen_text, wait_until
@@ -17,13 +15,8 @@ LONG_LEARNER = "learner-0123456789-abcdefghij-0123456789"  # 40 characters
 IRI_PATH = "http://adlnet.gov/expapi/activities/course/python-for-data-analysis"
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch):
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+# Times on screen are read in UTC, whatever the machine's zone.
+pytestmark = pytest.mark.usefixtures("utc")
 
 
 def alert(alert_id: int, severity: str, first_seen: float, **fields) -> dict:

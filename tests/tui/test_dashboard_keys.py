@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from test_dashboard_snapshots import NOW, frozen_frames
 from tui_helpers import make_event, screen_text, send, wait_until
@@ -16,13 +14,8 @@ from jacmon.tui.widgets import ActivityFeed, AlertsPanel, ConnectionPanel
 SIZE = (120, 40)
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch):
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+# Times on screen are read in UTC, whatever the machine's zone.
+pytestmark = pytest.mark.usefixtures("utc")
 
 
 def frozen() -> JacmonDashboard:

@@ -8,7 +8,6 @@ screen (``screen_lines``), not the widgets' data.
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from test_dashboard_snapshots import NOW, frozen_frames
@@ -32,13 +31,8 @@ STREAMS = ("dashboard", "alerts", "metrics", "activity")
 CONNECTION_HEADERS = ("stream", "state", "last msg", "rtt", "↻", "connect")
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch):
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+# Times on screen are read in UTC, whatever the machine's zone.
+pytestmark = pytest.mark.usefixtures("utc")
 
 
 async def feed_long_ids(running_server) -> None:
