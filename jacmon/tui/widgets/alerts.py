@@ -97,7 +97,7 @@ class AlertsPanel(Vertical):
         Binding("a", "ack", "Ack", tooltip="Acknowledge the selected alert (asks first)"),
         Binding("u", "unack", "Unack", tooltip="Withdraw the selected alert's ack (asks first)"),
         Binding("s", "cycle_sort", "Sort", tooltip="Sort by the next column"),
-        Binding("i", "invert_sort", "Invert", tooltip="Reverse the sort order"),
+        Binding("i", "invert_sort", "Invert", show=False, tooltip="Reverse the sort order"),
     ]
 
     def __init__(self, *, now: Callable[[], float] = time.time, id: str | None = None) -> None:
