@@ -67,7 +67,7 @@ from jacmon.server.ingest import ServerSink, handle_ingest
 from jacmon.server.ops import IngestCounters, prometheus_text
 from jacmon.server.sampler import MetricsSampler
 from jacmon.server.streams import initial_frames
-from jacmon.server.web import WebUI, security_headers, text_response
+from jacmon.server.web import WebUI, page_url, security_headers, text_response
 from jacmon.store import IngestOutcome, Store
 from jacmon.store import alerts as alert_store
 from jacmon.store.database import ServeLock
@@ -258,9 +258,9 @@ class JacmonServer:
     @property
     def web_url(self) -> str | None:
         """The browser dashboard's address (``http://host:port/``); None when it is off."""
-        if not self.web.enabled:
+        if not self.web.enabled or self.port is None:
             return None
-        return "http" + self.url.removeprefix("ws") + "/"
+        return page_url(self.settings.host, self.port, tls=self.settings.tls_cert is not None)
 
     def connection_counts(self) -> dict[str, int]:
         """Open connections per stream, and on /ws/ingest (for /healthz and /metrics)."""

@@ -47,6 +47,13 @@ _SERVABLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 ETAG_HEX_DIGITS = 16
 
 
+def page_url(host: str, port: int, *, tls: bool) -> str:
+    """The browser address of the dashboard on ``host:port``: ``http://host:port/``."""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{'https' if tls else 'http'}://{host}:{port}/"
+
+
 def default_static_root() -> Traversable:
     """The packaged files: ``jacmon/web/static`` (works from a wheel, an sdist or a checkout)."""
     return importlib.resources.files("jacmon.web") / "static"
@@ -208,5 +215,6 @@ __all__ = [
     "content_security_policy",
     "default_static_root",
     "load_static",
+    "page_url",
     "security_headers",
 ]
