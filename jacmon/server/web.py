@@ -27,6 +27,9 @@ PAGES = {"/": "index.html", "/learner": "learner.html"}
 #: Where a static file is served: ``/static/<name>``.
 STATIC_PREFIX = "/static/"
 
+#: Browsers ask for it unless a page names its icon; answered 204 so no 404 is logged.
+FAVICON = "/favicon.ico"
+
 #: Content types by file extension; a file with another extension is not served
 #: (``LICENSE*`` files without one are served as text).
 CONTENT_TYPES = {
@@ -141,7 +144,12 @@ class WebUI:
     @staticmethod
     def is_route(path: str) -> bool:
         """Whether ``path`` (no query, trailing ``/`` removed) is one of the web routes."""
-        return path in PAGES or path == STATIC_PREFIX.rstrip("/") or path.startswith(STATIC_PREFIX)
+        return (
+            path in PAGES
+            or path == FAVICON
+            or path == STATIC_PREFIX.rstrip("/")
+            or path.startswith(STATIC_PREFIX)
+        )
 
     def answer(self, request: Request, path: str) -> Response:
         """The response to ``request`` for the web route ``path`` (see :meth:`is_route`)."""
@@ -157,6 +165,8 @@ class WebUI:
             )
             response.headers["Allow"] = "GET, HEAD"
             return response
+        if path == FAVICON:
+            return _no_icon()
         name = PAGES.get(path) or path.removeprefix(STATIC_PREFIX)
         static = self.files.get(name)
         if static is None:
@@ -185,6 +195,12 @@ def _file_response(request: Request, static: StaticFile) -> Response:
     headers["Content-Length"] = str(len(static.body))
     body = b"" if request.method == "HEAD" else static.body
     return Response(HTTPStatus.OK.value, HTTPStatus.OK.phrase, headers, body)
+
+
+def _no_icon() -> Response:
+    """204 for ``/favicon.ico``: no icon here (pages name theirs with ``<link rel="icon">``)."""
+    headers = Headers([("Cache-Control", "max-age=86400"), ("Content-Length", "0")])
+    return Response(HTTPStatus.NO_CONTENT.value, HTTPStatus.NO_CONTENT.phrase, headers, b"")
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:
