@@ -84,9 +84,7 @@ def demo(
     duration: float | None = typer.Option(
         None, "--duration", help="Stop after this many seconds; required with --headless."
     ),
-    json_output: bool = typer.Option(
-        False, "--json", help="With --headless or --web: print the summary as JSON."
-    ),
+    json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON at exit."),
 ) -> None:
     """Run an embedded server, simulated learners and the dashboard; quit with q.
 
