@@ -1,7 +1,7 @@
 """Settings: defaults < TOML file < ``JACMON_*`` environment < command-line flags.
 
-The file has one table per section (``[server]``, ``[client]``, ``[tasks]``,
-``[lrs]``); the environment sets any key as ``JACMON_<SECTION>__<KEY>``
+The file has one table per section (``[server]``, ``[client]``, ``[web]``,
+``[tasks]``, ``[lrs]``, ``[notify]``); the environment sets any key as ``JACMON_<SECTION>__<KEY>``
 (``JACMON_SERVER__PORT=9000``), and the common ones have short names too
 (:data:`ENV_ALIASES`: ``JACMON_PORT``, ``JACMON_DB``, ``JACMON_TOKEN`` ...).
 Every bad value raises :class:`~jacmon.errors.ConfigError` naming the key, the
@@ -108,11 +108,23 @@ class ClientSettings:
 
 
 @dataclass(slots=True)
+class WebSettings:
+    """The browser dashboard ``jacmon serve`` serves on its port (docs/web.md)."""
+
+    #: Serve the pages (``/``, ``/learner``, ``/static/...``); False answers them 404.
+    enabled: bool = True
+    #: Who may show the pages in a frame (CSP ``frame-ancestors``): ``'self'``,
+    #: ``'none'`` (alone), or origins like ``https://lms.example.com`` (``https://*.example.com``).
+    frame_ancestors: list[str] = field(default_factory=lambda: ["'self'"])
+
+
+@dataclass(slots=True)
 class Settings:
     """All settings; each section is its own dataclass."""
 
     server: ServerSettings = field(default_factory=ServerSettings)
     client: ClientSettings = field(default_factory=ClientSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     #: Scheduler and task settings, read by :mod:`jacmon.server.scheduler` (free-form table).
     tasks: dict[str, Any] = field(default_factory=dict)
     #: LRS tailer settings, read by :mod:`jacmon.lrs` (free-form table).
@@ -207,7 +219,7 @@ def apply_section(section: Any, name: str, values: Mapping[str, Any]) -> None:
 
 
 #: Sections of typed settings (each key coerced to its field's type) ...
-_TYPED_SECTIONS = ("server", "client")
+_TYPED_SECTIONS = ("server", "client", "web")
 #: ... and sections kept as raw tables, validated where they are used
 #: (server/tasks/config.py, lrs.py, notify/config.py).
 _SECTIONS = (*_TYPED_SECTIONS, "tasks", "lrs", "notify")
@@ -257,7 +269,7 @@ def load_settings(
             if name not in _SECTIONS:
                 raise ConfigError(
                     f"Config file {config_path} has an unknown table [{name}]. "
-                    "Known: [server], [client], [tasks], [lrs], [notify]."
+                    "Known: [server], [client], [web], [tasks], [lrs], [notify]."
                 )
             if not isinstance(table, dict):
                 raise ConfigError(f"Config '{name}' must be a table ([{name}]).")
@@ -274,12 +286,13 @@ def load_settings(
         if section not in _SECTIONS:
             raise ConfigError(
                 f"Environment variable {var} names section '{section}', which does not exist. "
-                "Known: SERVER, CLIENT, TASKS, LRS, NOTIFY (as JACMON_<SECTION>__<KEY>)."
+                "Known: SERVER, CLIENT, WEB, TASKS, LRS, NOTIFY (as JACMON_<SECTION>__<KEY>)."
             )
         _merge(settings, section, {key: value})
     for section, values in (overrides or {}).items():
         _merge(settings, section, {k: v for k, v in values.items() if v is not None})
     check_server_settings(settings.server)
+    check_web_settings(settings.web)
     return settings
 
 
@@ -338,3 +351,37 @@ def check_server_settings(server: ServerSettings) -> None:
                 f"Config 'server.allowed_origins' has value {origin!r}. Expected an origin "
                 "like 'https://lms.example.com' (scheme and host, optional port, no path)."
             )
+
+
+#: A ``frame-ancestors`` origin: http(s), a host (``*.`` wildcard allowed) or an IPv6
+#: address in brackets, an optional port; no path, and nothing that could end the CSP value.
+_FRAME_ANCESTOR = re.compile(
+    r"https?://(?:(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+    r"(?::[0-9]{1,5})?"
+)
+
+
+def check_web_settings(web: WebSettings) -> None:
+    """Raise ConfigError for a ``web.frame_ancestors`` entry that is not a CSP source we allow."""
+    where = "Config 'web.frame_ancestors'"
+    if not web.frame_ancestors:
+        raise ConfigError(
+            f"{where} is empty. Expected \"'self'\", \"'none'\" or origins like "
+            "'https://lms.example.com'."
+        )
+    for entry in web.frame_ancestors:
+        if entry in ("'self'", "'none'") or _FRAME_ANCESTOR.fullmatch(entry):
+            continue
+        hint = ""
+        if entry in ("self", "none"):
+            hint = f" (with the single quotes: \"'{entry}'\")"
+        raise ConfigError(
+            f"{where} has value {entry!r}. Expected \"'self'\", \"'none'\" or an origin like "
+            f"'https://lms.example.com' or 'https://*.example.com' (scheme, host, optional "
+            f"port, no path){hint}."
+        )
+    if "'none'" in web.frame_ancestors and len(web.frame_ancestors) > 1:
+        raise ConfigError(
+            f"{where} has value {web.frame_ancestors!r}. \"'none'\" must be the only entry: "
+            "it forbids every frame."
+        )

@@ -11,15 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from jacmon.config import Settings
+from jacmon.errors import JacmonError
 from jacmon.server.app import JacmonServer
 from jacmon.sim import DEMO_CATALOG, SimClock, Simulator
 from jacmon.sim_stream import StreamSummary, stream_to_server
@@ -29,6 +32,12 @@ log = logging.getLogger("jacmon.demo")
 
 #: Longest the demo waits for the simulated backlog before running every task once, in seconds.
 BACKLOG_WAIT_S = 15.0
+
+#: Longest the demo waits for its server to listen, in seconds.
+READY_WAIT_S = 60.0
+
+#: Longest the demo waits for its server thread to finish after being stopped, in seconds.
+STOP_WAIT_S = 30.0
 
 
 @dataclass
@@ -55,6 +64,8 @@ class DemoSummary:
     """What the demo did, for the headless report."""
 
     url: str = ""
+    #: The browser dashboard's address (``http://127.0.0.1:PORT/``).
+    web_url: str = ""
     db: str = ""
     wall_s: float = 0.0
     simulated_days: float = 0.0
@@ -80,14 +91,22 @@ class DemoRuntime:
         self.clock = SimClock(datetime.now(UTC), speed=options.speed)
         self.ready = threading.Event()
         self.url = ""
+        #: The browser dashboard's address once ready.
+        self.web_url = ""
         self.error: BaseException | None = None
         self.summary = DemoSummary()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
+        #: stop() was called, perhaps before the loop ran (a Ctrl+C during start).
+        self._stop_requested = threading.Event()
 
     def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+        """End the run; from any thread, also before the server has started."""
+        self._stop_requested.set()
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already closed
+                loop.call_soon_threadsafe(stop.set)
 
     def run(self) -> DemoSummary:
         """Run until ``stop()`` or the duration ends; blocking."""
@@ -99,8 +118,10 @@ class DemoRuntime:
             raise
 
     async def main(self) -> DemoSummary:
-        self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        if self._stop_requested.is_set():
+            self._stop.set()
         options = self.options
         with contextlib.ExitStack() as stack:
             db = options.db
@@ -118,6 +139,7 @@ class DemoRuntime:
                 await server.store.load_catalog(parse_catalog_file(DEMO_CATALOG))
                 self.url = server.url
                 self.summary.url = server.url
+                self.web_url = self.summary.web_url = server.web_url or ""
                 self.summary.db = str(db)
                 self.ready.set()
                 log.info(
@@ -200,12 +222,13 @@ def run_headless(options: DemoOptions) -> DemoSummary:
     return DemoRuntime(options).run()
 
 
-def run_with_dashboard(options: DemoOptions) -> DemoSummary:
-    """Run the server side in a thread and the dashboard here; quitting it stops everything."""
-    from jacmon.tui.app import JacmonDashboard
+def _start_in_thread(runtime: DemoRuntime) -> tuple[threading.Thread, dict[str, DemoSummary]]:
+    """Run ``runtime`` in a daemon thread and wait until it listens.
 
-    runtime = DemoRuntime(options)
-    outcome: dict[str, Any] = {}
+    Returns the thread and a dict that gets ``"summary"`` when the run ends; raises
+    the runtime's error if it failed to start, JacmonError if it took too long.
+    """
+    outcome: dict[str, DemoSummary] = {}
 
     def server_thread() -> None:
         with contextlib.suppress(BaseException):
@@ -213,15 +236,67 @@ def run_with_dashboard(options: DemoOptions) -> DemoSummary:
 
     thread = threading.Thread(target=server_thread, name="jacmon-demo-server", daemon=True)
     thread.start()
-    runtime.ready.wait(60)
+    if not runtime.ready.wait(READY_WAIT_S):
+        runtime.stop()
+        raise JacmonError(f"the demo server did not start within {READY_WAIT_S:.0f} s")
     if runtime.error is not None:
         raise runtime.error
+    return thread, outcome
+
+
+def _finish(runtime: DemoRuntime, thread: threading.Thread, outcome: dict) -> DemoSummary:
+    """Stop ``runtime``, wait for its thread (bounded) and return its summary."""
+    runtime.stop()
+    thread.join(STOP_WAIT_S)
+    if runtime.error is not None:
+        raise runtime.error
+    return outcome.get("summary", runtime.summary)
+
+
+def run_with_dashboard(
+    options: DemoOptions, announce: Callable[[DemoRuntime], None] = lambda _: None
+) -> DemoSummary:
+    """Run the server side in a thread and the dashboard here; quitting it stops everything.
+
+    ``announce(runtime)`` is called once the server listens, before the dashboard
+    takes the screen (the CLI prints the browser address there).
+    """
+    from jacmon.tui.app import JacmonDashboard
+
+    runtime = DemoRuntime(options)
+    thread, outcome = _start_in_thread(runtime)
+    announce(runtime)
     try:
         # The header says the clock is simulated, how fast, and the simulated date.
         JacmonDashboard(runtime.url, now=runtime.clock.time, sim_speed=options.speed).run()
     finally:
-        runtime.stop()
-        thread.join(30)
-    if runtime.error is not None:
-        raise runtime.error
-    return outcome.get("summary", runtime.summary)
+        summary = _finish(runtime, thread, outcome)
+    return summary
+
+
+#: Signals that end ``demo --web`` with its summary and exit status 0.
+WEB_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def run_web(options: DemoOptions, announce: Callable[[DemoRuntime], None]) -> DemoSummary:
+    """Run the server and the simulated learners with no terminal UI, for a browser.
+
+    ``announce(runtime)`` is called once the server listens. Runs until SIGINT
+    (Ctrl+C) or SIGTERM, or ``options.duration_s``; then returns the summary.
+    Must run in the main thread (it sets signal handlers; the old ones come back).
+    """
+    runtime = DemoRuntime(options)
+    previous = {sig: signal.signal(sig, lambda *_: runtime.stop()) for sig in WEB_STOP_SIGNALS}
+    try:
+        thread, outcome = _start_in_thread(runtime)
+        try:
+            announce(runtime)
+            while thread.is_alive():
+                # Short joins: the signal handlers run between them.
+                thread.join(0.2)
+        finally:
+            summary = _finish(runtime, thread, outcome)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return summary

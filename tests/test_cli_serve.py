@@ -223,7 +223,7 @@ def test_unknown_table_error_shows_the_table_name(tmp_path):
     result = check("--config", str(config), "--db", str(tmp_path / "j.db"))
     assert result.exit_code == 2, result.output
     assert "unknown table [servre]" in flat(result.stderr)
-    assert "Known: [server], [client], [tasks], [lrs], [notify]." in flat(result.stderr)
+    assert "Known: [server], [client], [web], [tasks], [lrs], [notify]." in flat(result.stderr)
 
 
 def test_unknown_key_error_names_the_key(tmp_path):

@@ -238,7 +238,7 @@ def test_unknown_table_is_rejected(tmp_path):
         load_settings(path, env={})
     assert str(caught.value) == (
         f"Config file {path} has an unknown table [servre]. "
-        "Known: [server], [client], [tasks], [lrs], [notify]."
+        "Known: [server], [client], [web], [tasks], [lrs], [notify]."
     )
 
 
@@ -273,3 +273,68 @@ def test_settings_instances_do_not_share_state():
 def test_float_for_an_integer_setting_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"Config 'server.port' has value 80.9"):
         load_settings(write(tmp_path, "[server]\nport = 80.9\n"), env={})
+
+
+# [web]
+
+
+def test_web_defaults_serve_the_pages_framed_only_by_this_origin():
+    settings = load_settings(env={})
+    assert settings.web.enabled is True
+    assert settings.web.frame_ancestors == ["'self'"]
+
+
+def test_web_settings_from_file_and_environment(tmp_path):
+    path = write(
+        tmp_path,
+        '[web]\nenabled = false\nframe_ancestors = ["\'self\'", "https://lms.example.com"]\n',
+    )
+    from_file = load_settings(path, env={})
+    assert from_file.web.enabled is False
+    assert from_file.web.frame_ancestors == ["'self'", "https://lms.example.com"]
+    from_env = load_settings(
+        env={"JACMON_WEB__FRAME_ANCESTORS": "https://*.example.com,http://10.0.0.5:8080"}
+    )
+    assert from_env.web.frame_ancestors == ["https://*.example.com", "http://10.0.0.5:8080"]
+
+
+@pytest.mark.parametrize(
+    "good", ["'none'", "https://lms.example.com:8443", "http://[::1]:9000", "https://*.edu.example"]
+)
+def test_frame_ancestors_accepts_self_none_and_origins(good):
+    assert load_settings(env={"JACMON_WEB__FRAME_ANCESTORS": good}).web.frame_ancestors == [good]
+
+
+@pytest.mark.parametrize(
+    ("bad", "expected"),
+    [
+        ("self", "(with the single quotes: \"'self'\")"),
+        ("*", "Expected \"'self'\", \"'none'\" or an origin"),
+        ("https://lms.example.com/course", "no path"),
+        ("ftp://files.example.com", "Expected \"'self'\""),
+        ("https://a.example.com; script-src *", "Expected \"'self'\""),
+        ("'unsafe-inline'", "Expected \"'self'\""),
+    ],
+)
+def test_bad_frame_ancestors_name_the_key_and_the_value(bad, expected):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env={}, overrides={"web": {"frame_ancestors": [bad]}})
+    message = str(caught.value)
+    assert message.startswith(f"Config 'web.frame_ancestors' has value {bad!r}. ")
+    assert expected in message
+    assert caught.value.exit_code == 2
+
+
+def test_none_must_be_the_only_frame_ancestor():
+    with pytest.raises(ConfigError, match=r"\"'none'\" must be the only entry"):
+        load_settings(env={"JACMON_WEB__FRAME_ANCESTORS": "'none','self'"})
+
+
+def test_empty_frame_ancestors_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"Config 'web.frame_ancestors' is empty"):
+        load_settings(write(tmp_path, "[web]\nframe_ancestors = []\n"), env={})
+
+
+def test_bad_web_enabled_names_the_key():
+    with pytest.raises(ConfigError, match=r"Config 'web.enabled' has value 'sometimes'"):
+        load_settings(env={"JACMON_WEB__ENABLED": "sometimes"})

@@ -1,4 +1,8 @@
-"""``jacmon demo``: server + simulated learners + dashboard in one command."""
+"""``jacmon demo``: server + simulated learners + dashboard in one command.
+
+The terminal dashboard by default; ``--web`` for the browser one alone,
+``--headless`` for neither (a summary after ``--duration``).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,15 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import typer
 
 from jacmon.commands.common import handle_errors, print_json
 from jacmon.errors import UsageError
+
+if TYPE_CHECKING:
+    from jacmon.demo import DemoRuntime, DemoSummary
 
 #: Signals that end the demo the way ``q`` does: the temporary database is removed.
 STOP_SIGNALS = tuple(
@@ -67,19 +75,30 @@ def demo(
     ),
     port: int = typer.Option(0, "--port", help="Port for the embedded server; 0 picks a free one."),
     headless: bool = typer.Option(False, "--headless", help="No dashboard: print a summary."),
+    web: bool = typer.Option(
+        False,
+        "--web",
+        help="No terminal dashboard: serve the browser one and print its address; "
+        "run until Ctrl+C.",
+    ),
     duration: float | None = typer.Option(
         None, "--duration", help="Stop after this many seconds; required with --headless."
     ),
-    json_output: bool = typer.Option(False, "--json", help="With --headless: print JSON."),
+    json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON at exit."),
 ) -> None:
-    """Run an embedded server, simulated learners and the dashboard; quit with q."""
-    from jacmon.demo import DemoOptions, run_headless, run_with_dashboard
+    """Run an embedded server, simulated learners and the dashboard; quit with q.
+
+    The browser dashboard is served too: open the address printed at start.
+    """
+    from jacmon.demo import DemoOptions, run_headless, run_web, run_with_dashboard
     from jacmon.logs import setup_logging
 
     if learners < 1:
         raise UsageError(f"--learners has value {learners}; expected at least 1")
     if speed <= 0:
         raise UsageError(f"--speed has value {speed}; expected a number above 0")
+    if headless and web:
+        raise UsageError("--headless and --web exclude each other; --web serves the browser UI")
     if headless and duration is None:
         raise UsageError("--headless needs --duration SECONDS, so the demo ends by itself")
     if duration is not None and duration <= 0:
@@ -93,20 +112,47 @@ def demo(
         port=port,
         duration_s=duration,
     )
-    if not headless:
+    if web:
+        setup_logging("warning")
+        with exit_on_stop_signals():
+            summary = run_web(options, _announce_web)
+    elif not headless:
         require_terminal()
         with exit_on_stop_signals():
-            run_with_dashboard(options)
-        return
-    setup_logging("warning")
-    with exit_on_stop_signals():
-        summary = run_headless(options)
+            summary = run_with_dashboard(options, _announce_browser)
+    else:
+        setup_logging("warning")
+        with exit_on_stop_signals():
+            summary = run_headless(options)
     if json_output:
         print_json(summary.as_dict())
         return
+    _print_summary(summary)
+
+
+def _announce_browser(runtime: DemoRuntime) -> None:
+    """Before the terminal dashboard takes the screen: where the browser one is."""
+    typer.echo(f"jacmon demo: browser dashboard at {runtime.web_url}", err=True)
+
+
+def _announce_web(runtime: DemoRuntime) -> None:
+    """``demo --web``: the address to open, how to reach it over SSH and how to stop."""
+    port = runtime.web_url.rsplit(":", 1)[1].rstrip("/")
+    typer.echo(f"jacmon demo: open {runtime.web_url} in a browser", err=True)
+    typer.echo(
+        f"  from another machine: ssh -L {port}:127.0.0.1:{port} THIS-HOST, "
+        f"then open {runtime.web_url} there",
+        err=True,
+    )
+    typer.echo("  Ctrl+C stops the demo", err=True)
+
+
+def _print_summary(summary: DemoSummary) -> None:
+    """What the demo did, as lines of text."""
     typer.echo(
         f"demo ran {summary.wall_s} s ({summary.simulated_days} simulated days) on {summary.url}"
     )
+    typer.echo(f"browser dashboard was at {summary.web_url}")
     typer.echo(f"events stored: {summary.events_stored}")
     typer.echo(f"alerts raised: {summary.alerts_raised} (firing now: {summary.alerts_firing})")
     for rule, count in sorted(summary.alerts_by_rule.items()):

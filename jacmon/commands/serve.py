@@ -48,6 +48,10 @@ async def _serve(settings: Settings) -> None:
         raise UsageError(listen_problem(host, port, exc)) from None
     try:
         print(f"jacmon serving on {server.url}  (db {settings.server.db})", file=sys.stderr)
+        if server.web_url is not None:
+            print(f"web dashboard: {server.web_url}", file=sys.stderr)
+        else:
+            print("web dashboard: off (web.enabled = false or --no-web)", file=sys.stderr)
         await stop.wait()
         log.info("shutting down")
     finally:
@@ -106,6 +110,7 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
     from jacmon.server.auth import active_token_count, tokens_required
     from jacmon.server.scheduler import next_runs
     from jacmon.server.tasks.config import load_tasks_config
+    from jacmon.server.web import default_static_root, page_url
     from jacmon.store import Store
     from jacmon.store.alerts import open_alerts
     from jacmon.store.database import ServeLock
@@ -117,7 +122,13 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
         "listen": f"{'wss' if server.tls_cert else 'ws'}://{server.host}:{server.port}",
         "streams": [f"/ws/{stream.value}" for stream in Stream],
         "db": str(server.db),
+        "web": (
+            page_url(server.host, server.port, tls=server.tls_cert is not None)
+            if settings.web.enabled
+            else "off (web.enabled = false or --no-web)"
+        ),
         "allowed_origins": server.allowed_origins,
+        "frame_ancestors": settings.web.frame_ancestors,
         "config_file": str(settings.source) if settings.source else None,
     }
     for check in (
@@ -128,6 +139,11 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
             check()
         except JacmonError as exc:
             problems.append(str(exc))
+    if settings.web.enabled and not (default_static_root() / "index.html").is_file():
+        problems.append(
+            f"the web dashboard's files are missing ({default_static_root()} has no "
+            "index.html); reinstall jacmon, or pass --no-web"
+        )
     held = ServeLock(server.db).problem()
     if held is not None:
         problems.append(held)
@@ -261,9 +277,15 @@ def serve(
     check: bool = typer.Option(
         False, "--check", help="Validate config, database and tokens; print the plan and exit."
     ),
+    no_web: bool = typer.Option(
+        False,
+        "--no-web",
+        help="Do not serve the browser dashboard (/, /learner, /static/); web.enabled = false.",
+    ),
     json_output: bool = typer.Option(False, "--json", help="With --check: print JSON."),
 ) -> None:
-    """Serve the four live streams and ingest, and run the monitoring tasks."""
+    """Serve the four live streams, ingest and the browser dashboard; run the monitoring
+    tasks."""
     settings = load_settings(
         config,
         overrides={
@@ -278,7 +300,8 @@ def serve(
                 "allowed_origins": allowed_origin or None,
                 "log_level": log_level,
                 "log_format": log_format,
-            }
+            },
+            "web": {"enabled": False if no_web else None},
         },
     )
     setup_logging(settings.server.log_level, settings.server.log_format)

@@ -19,6 +19,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from http import HTTPStatus
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -66,6 +67,7 @@ from jacmon.server.ingest import ServerSink, handle_ingest
 from jacmon.server.ops import IngestCounters, prometheus_text
 from jacmon.server.sampler import MetricsSampler
 from jacmon.server.streams import initial_frames
+from jacmon.server.web import WebUI, page_url, security_headers, text_response
 from jacmon.store import IngestOutcome, Store
 from jacmon.store import alerts as alert_store
 from jacmon.store.database import ServeLock
@@ -150,6 +152,20 @@ def _request_token(request: Request, query: dict[str, list[str]]) -> str | None:
     return query.get("token", [None])[0]
 
 
+class Refused(Exception):
+    """The access checks turned a request away: the HTTP status and the one-line reason."""
+
+    def __init__(self, status: HTTPStatus, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def _json_response(status: HTTPStatus, body: dict[str, Any]) -> Response:
+    """A JSON response that no cache keeps; token secrets redacted."""
+    return _response(status, redact(json.dumps(body)) + "\n", "application/json")
+
+
 @dataclass(frozen=True, slots=True)
 class Admission:
     """An accepted handshake: who connected to which stream, scoped how, resuming where."""
@@ -167,6 +183,8 @@ class JacmonServer:
     demo passes its simulated clock so metrics windows match event times.
     ``scheduler_clock`` is handed to the task scheduler (see
     :mod:`jacmon.server.scheduler`); ``run_scheduler`` False runs no tasks.
+    ``web_root`` is the directory the web UI's files are read from at start
+    (None: the packaged ``jacmon/web/static``).
     """
 
     def __init__(
@@ -176,6 +194,7 @@ class JacmonServer:
         clock: Callable[[], float] | None = None,
         run_scheduler: bool = True,
         scheduler_clock: Any = None,
+        web_root: Traversable | Path | None = None,
     ):
         self.full_settings = settings
         self.settings: ServerSettings = settings.server
@@ -213,6 +232,11 @@ class JacmonServer:
         self._lrs_stop = asyncio.Event()
         #: Routes and delivers notifications (also lets silences lapse); set in start().
         self.notifier: Notifier | None = None
+        self.web_root = web_root
+        #: The pages and static files, read in start().
+        self.web = WebUI({}, enabled=settings.web.enabled)
+        #: Added to every HTTP response (see _process_response).
+        self._security_headers = security_headers(settings.web.frame_ancestors)
 
     # Lifecycle
 
@@ -230,6 +254,13 @@ class JacmonServer:
         if ":" in host:
             host = f"[{host}]"
         return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def web_url(self) -> str | None:
+        """The browser dashboard's address (``http://host:port/``); None when it is off."""
+        if not self.web.enabled or self.port is None:
+            return None
+        return page_url(self.settings.host, self.port, tls=self.settings.tls_cert is not None)
 
     def connection_counts(self) -> dict[str, int]:
         """Open connections per stream, and on /ws/ingest (for /healthz and /metrics)."""
@@ -287,11 +318,13 @@ class JacmonServer:
             if self.run_scheduler:
                 await self._start_scheduler()
             self._start_loops(lrs_settings is not None)
+            self.web = WebUI.load(self.web_root, enabled=self.full_settings.web.enabled)
             self._ws_server = await serve(
                 self._handle,
                 settings.host,
                 settings.port,
                 process_request=self._process_request,
+                process_response=self._process_response,
                 # PERF-NOTES: per-message compression cost ~2.2x CPU and 3x memory per client.
                 compression=None,
                 max_size=settings.max_frame_bytes,
@@ -588,45 +621,25 @@ class JacmonServer:
             return await self._healthz(token, origin)
         if path == "/metrics":
             return await self._metrics(token, origin)
+        if path == "/whoami":
+            return await self._whoami(request, query, token, origin)
+        if WebUI.is_route(path):
+            return self.web.answer(request, path)
         stream_name = path.removeprefix("/ws/")
         if not path.startswith("/ws/") or stream_name not in {s.value for s in Stream}:
             known = ", ".join(f"/ws/{s.value}" for s in Stream)
+            web = "/, /learner, /static/<file>, " if self.web.enabled else ""
             return _response(
                 HTTPStatus.NOT_FOUND,
-                redact(f"unknown path {path[:200]}; known: {known}, /healthz, /metrics\n"),
+                redact(
+                    f"unknown path {path[:200]}; known: {web}{known}, /whoami, /healthz, /metrics\n"
+                ),
             )
-        if origin == OriginKind.FOREIGN:
-            refusal = origin_refusal(redact(request.headers["Origin"]))
-            log.warning("refused a handshake: %s", refusal)
-            return _response(HTTPStatus.FORBIDDEN, refusal + "\n")
-        try:
-            principal = await self._auth.authenticate(token, origin)
-        except AuthError as exc:
-            return _response(HTTPStatus(exc.status), redact(f"{exc}\n"))
         stream = Stream(stream_name)
-        if stream == Stream.INGEST and not principal.may_ingest():
-            return _response(
-                HTTPStatus.FORBIDDEN,
-                f"token {principal.name!r} has role {principal.role}; /ws/ingest needs ingest "
-                "or admin\n",
-            )
-        if stream != Stream.INGEST and not principal.may_view():
-            return _response(
-                HTTPStatus.FORBIDDEN,
-                f"token {principal.name!r} has role {principal.role}; streams need viewer or "
-                "admin\n",
-            )
-        learner = query.get("learner", [None])[0] or None
-        if principal.learner is not None:
-            if learner is not None and learner != principal.learner:
-                return _response(
-                    HTTPStatus.FORBIDDEN,
-                    redact(
-                        f"token {principal.name!r} is scoped to one learner and cannot see "
-                        f"learner {learner[:100]!r}\n"
-                    ),
-                )
-            learner = principal.learner
+        try:
+            principal, learner = await self._admit(request, query, token, origin, stream)
+        except Refused as refused:
+            return _response(refused.status, refused.reason + "\n")
         since_text = query.get("since", [None])[0]
         since = None
         if since_text is not None:
@@ -636,6 +649,97 @@ class JacmonServer:
                 return _response(HTTPStatus.BAD_REQUEST, f"{exc}\n")
         self._admitted[connection] = Admission(principal, stream, learner, since)
         return None
+
+    async def _admit(
+        self,
+        request: Request,
+        query: dict[str, list[str]],
+        token: str | None,
+        origin: OriginKind,
+        stream: Stream | None,
+    ) -> tuple[Principal, str | None]:
+        """Who asks, and the learner they are scoped to (None: all), for a handshake on
+        ``stream`` or, with ``stream`` None, a /whoami question about the streams.
+
+        Raises Refused: 403 for a foreign origin, 401 for a missing or bad token, 403
+        for a role the path does not allow or a learner-scoped token asking for another.
+        """
+        if origin == OriginKind.FOREIGN:
+            refusal = origin_refusal(redact(request.headers["Origin"]))
+            log.warning("refused a request: %s", refusal)
+            raise Refused(HTTPStatus.FORBIDDEN, refusal)
+        try:
+            principal = await self._auth.authenticate(token, origin)
+        except AuthError as exc:
+            raise Refused(HTTPStatus(exc.status), redact(str(exc))) from None
+        if stream == Stream.INGEST and not principal.may_ingest():
+            raise Refused(
+                HTTPStatus.FORBIDDEN,
+                f"token {principal.name!r} has role {principal.role}; /ws/ingest needs ingest "
+                "or admin",
+            )
+        if stream != Stream.INGEST and not principal.may_view():
+            raise Refused(
+                HTTPStatus.FORBIDDEN,
+                f"token {principal.name!r} has role {principal.role}; streams need viewer or admin",
+            )
+        learner = query.get("learner", [None])[0] or None
+        if principal.learner is not None:
+            if learner is not None and learner != principal.learner:
+                raise Refused(
+                    HTTPStatus.FORBIDDEN,
+                    redact(
+                        f"token {principal.name!r} is scoped to one learner and cannot see "
+                        f"learner {learner[:100]!r}"
+                    ),
+                )
+            learner = principal.learner
+        return principal, learner
+
+    async def _whoami(
+        self,
+        request: Request,
+        query: dict[str, list[str]],
+        token: str | None,
+        origin: OriginKind,
+    ) -> Response:
+        """Who the request's token is on the streams, as JSON, or why a stream handshake with
+        the same token, origin and ``?learner=`` would be refused (the same checks, the same
+        status and reason; browsers hide a refused WebSocket handshake's status)."""
+        try:
+            principal, learner = await self._admit(request, query, token, origin, None)
+        except Refused as refused:
+            return _json_response(
+                refused.status, {"error": refused.reason, "status": refused.status.value}
+            )
+        return _json_response(
+            HTTPStatus.OK,
+            {
+                "token": principal.token_id,
+                "role": principal.role,
+                "learner": learner,
+                "can_ack": principal.may_ack(),
+                "tokens_required": self._auth.required,
+                "server_id": self.store.server_id,
+                "version": __version__,
+            },
+        )
+
+    def _process_response(
+        self, connection: ServerConnection, request: Request, response: Response
+    ) -> Response:
+        """Put the security headers on every HTTP response (not on a 101 switch to WebSocket).
+
+        A handshake accepted while the server is closing would become websockets' own 503
+        after this hook, without them: answer that 503 here instead.
+        """
+        if response.status_code == HTTPStatus.SWITCHING_PROTOCOLS:
+            if connection.server.is_serving():
+                return response
+            response = text_response(HTTPStatus.SERVICE_UNAVAILABLE, "server is shutting down\n")
+        for name, value in self._security_headers:
+            response.headers[name] = value
+        return response
 
     async def _http_principal(
         self, token: str | None, origin: OriginKind
