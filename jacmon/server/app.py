@@ -706,15 +706,20 @@ class JacmonServer:
         """Who the request's token is on the streams, as JSON, or why a stream handshake with
         the same token, origin and ``?learner=`` would be refused (the same checks, the same
         status and reason; browsers hide a refused WebSocket handshake's status)."""
+        # Always 200 with the verdict in the body: a page asking whether a token will do is
+        # not a failed request, and browsers log every 4xx answer as a console error.
         try:
             principal, learner = await self._admit(request, query, token, origin, None)
         except Refused as refused:
             return _json_response(
-                refused.status, {"error": refused.reason, "status": refused.status.value}
+                HTTPStatus.OK,
+                {"accepted": False, "status": refused.status.value, "error": refused.reason},
             )
         return _json_response(
             HTTPStatus.OK,
             {
+                "accepted": True,
+                "status": HTTPStatus.OK.value,
                 "token": principal.token_id,
                 "role": principal.role,
                 "learner": learner,

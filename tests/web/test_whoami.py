@@ -55,7 +55,11 @@ def whoami(port: int, token: str | None = None, query: str = "", **headers: str)
     reply = request(port, f"/whoami{query}", headers)
     assert reply.header("Content-Type") == "application/json; charset=utf-8"
     assert reply.header("Cache-Control") == "no-store"
-    return reply.status, json.loads(reply.body)
+    # The verdict is in the body; the request itself always succeeds.
+    assert reply.status == 200
+    body = json.loads(reply.body)
+    assert body["accepted"] is (body["status"] == 200)
+    return body["status"], body
 
 
 def test_a_viewer_token_is_described(tokens):
@@ -63,6 +67,8 @@ def test_a_viewer_token_is_described(tokens):
     status, body = whoami(web.port, tokens["viewer"])
     assert status == 200
     assert body == {
+        "accepted": True,
+        "status": 200,
         "token": token_id(tokens["viewer"]),
         "role": "viewer",
         "learner": None,
@@ -97,6 +103,7 @@ def test_a_learner_scoped_token_names_its_learner(tokens):
     status, body = whoami(port, tokens["learner"], "?learner=u2")
     assert status == 403
     assert body == {
+        "accepted": False,
         "error": f"token {token_id(tokens['learner'])!r} is scoped to one learner and cannot "
         "see learner 'u2'",
         "status": 403,
@@ -113,6 +120,7 @@ def test_an_ingest_token_may_not_view(tokens):
     status, body = whoami(tokens["web"].port, tokens["ingest"])
     assert status == 403
     assert body == {
+        "accepted": False,
         "error": f"token {token_id(tokens['ingest'])!r} has role ingest; streams need viewer "
         "or admin",
         "status": 403,
@@ -137,8 +145,8 @@ def test_a_bad_token_is_401_and_never_echoed(tokens, token, reason):
     port = tokens["web"].port
     for headers, query in (({"Authorization": f"Bearer {token}"}, ""), ({}, f"?token={token}")):
         reply = request(port, f"/whoami{query}", headers)
-        assert reply.status == 401
-        assert json.loads(reply.body) == {"error": reason, "status": 401}
+        assert reply.status == 200
+        assert json.loads(reply.body) == {"accepted": False, "error": reason, "status": 401}
         assert "SECRET" not in reply.text
 
 

@@ -1,0 +1,88 @@
+/**
+ * The Activity panel: the newest events first, with their dates, and a filter
+ * in the terminal dashboard's syntax: `ada path:python type:assessment`
+ * (bare words match the learner, type, path, module or item; `field:text`
+ * matches that field; every term must match).
+ */
+import { dateTime, esc, num } from "./format.js";
+
+/** How many events the feed draws (the model keeps more, for the alert detail). */
+const SHOWN = 200;
+
+const FIELDS = ["learner", "type", "path", "module", "item", "session", "id"];
+
+/** A predicate from filter text; null when the text is empty. */
+export function parseFilter(text) {
+  const terms = text.toLowerCase().split(/\s+/).filter(Boolean);
+  if (!terms.length) return null;
+  const tests = terms.map((term) => {
+    const colon = term.indexOf(":");
+    if (colon > 0 && FIELDS.includes(term.slice(0, colon))) {
+      const field = term.slice(0, colon);
+      const want = term.slice(colon + 1);
+      return (event) => String(event[field] ?? "").toLowerCase().includes(want);
+    }
+    return (event) => FIELDS.slice(0, 5).some((field) => String(event[field] ?? "").toLowerCase().includes(term));
+  });
+  return (event) => tests.every((test) => test(event));
+}
+
+function score(event) {
+  const s = event.score;
+  if (!s) return "";
+  if (typeof s.scaled === "number") return `${num(s.scaled * 100)}%`;
+  if (typeof s.raw === "number" && typeof s.max === "number" && s.max > (s.min ?? 0)) {
+    return `${num(((s.raw - (s.min ?? 0)) / (s.max - (s.min ?? 0))) * 100)}%`;
+  }
+  return "";
+}
+
+function where(event) {
+  return [event.path, event.module, event.item].filter(Boolean).join(" / ");
+}
+
+/** One feed row as HTML (also used by the alert detail and the learner page). */
+export function eventHtml(event, { showLearner = true } = {}) {
+  const kind = String(event.type).split(".")[0];
+  return (
+    `<li data-seq="${esc(event.seq)}" class="ev ev-${esc(kind)}">` +
+    `<time>${esc(dateTime(event.ts))}</time> ` +
+    (showLearner ? `<b class="who">${esc(event.learner)}</b> ` : "") +
+    `<span class="type">${esc(event.type)}</span> ` +
+    `<span class="where">${esc(where(event))}</span>` +
+    (score(event) ? ` <span class="score">${esc(score(event))}</span>` : "") +
+    (typeof event.progress === "number" ? ` <span class="score">${esc(num(event.progress))}%</span>` : "") +
+    `</li>`
+  );
+}
+
+export class ActivityPanel {
+  /** @param {HTMLOListElement} list @param {import("./model.js").ActivityModel} model */
+  constructor(list, status, model) {
+    this.list = list;
+    this.status = status;
+    this.model = model;
+    this.match = null;
+    this.filterText = "";
+  }
+
+  setFilter(text) {
+    this.filterText = text;
+    this.match = parseFilter(text);
+    this.draw();
+  }
+
+  draw() {
+    const events = this.model.events;
+    const shown = [];
+    for (let i = events.length - 1; i >= 0 && shown.length < SHOWN; i -= 1) {
+      if (!this.match || this.match(events[i])) shown.push(events[i]);
+    }
+    this.list.innerHTML = shown.length
+      ? shown.map((event) => eventHtml(event)).join("")
+      : `<li class="empty">${this.match ? "no event matches the filter" : "no events yet"}</li>`;
+    const gap = this.model.gap ? " · reconnected too late to replay: older events are not shown" : "";
+    const filter = this.match ? ` matching “${this.filterText}”` : "";
+    this.status.textContent = `${shown.length} newest${filter} of ${this.model.added} received${gap}`;
+  }
+}
