@@ -134,7 +134,10 @@ class DemoRuntime:
             settings.server.metrics_interval_s = 1.0
             started = time.monotonic()
             async with JacmonServer(
-                settings, clock=self.clock.time, scheduler_clock=self.clock
+                settings,
+                clock=self.clock.time,
+                clock_rate=self.clock.speed,
+                scheduler_clock=self.clock,
             ) as server:
                 await server.store.load_catalog(parse_catalog_file(DEMO_CATALOG))
                 self.url = server.url

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import signal
-import socket
 import sqlite3
 import sys
 from datetime import UTC, datetime
@@ -21,6 +19,7 @@ from jacmon.errors import JacmonError, StoreError, UsageError
 from jacmon.hints import suggest_command
 from jacmon.logs import setup_logging
 from jacmon.protocol import Stream
+from jacmon.server.listen import check_port
 
 log = logging.getLogger("jacmon.serve")
 
@@ -42,10 +41,7 @@ async def _serve(settings: Settings) -> None:
     if port != 0 and (busy := check_port(host, port)) is not None:
         raise UsageError(busy)
     server = JacmonServer(settings)
-    try:
-        await server.start()
-    except OSError as exc:
-        raise UsageError(listen_problem(host, port, exc)) from None
+    await server.start()  # a port it cannot listen on is a UsageError naming it
     try:
         print(f"jacmon serving on {server.url}  (db {settings.server.db})", file=sys.stderr)
         if server.web_url is not None:
@@ -56,35 +52,6 @@ async def _serve(settings: Settings) -> None:
         log.info("shutting down")
     finally:
         await server.shutdown()
-
-
-def listen_problem(host: str, port: int, exc: OSError) -> str:
-    """One line saying why ``host:port`` cannot be listened on, and what to do."""
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    if exc.errno == errno.EADDRINUSE:
-        return f"cannot listen on {where}: the port is in use; stop that process or pick --port"
-    if exc.errno == errno.EACCES:
-        return f"cannot listen on {where}: permission denied; use a port above 1023"
-    if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
-        return f"cannot listen on {where}: {host} is not an address of this machine; check --host"
-    return f"cannot listen on {where}: {exc.strerror or exc}"
-
-
-def check_port(host: str, port: int) -> str | None:
-    """Bind ``host:port`` for a moment; why it cannot be listened on, or None if it can."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        return listen_problem(host, port, exc)
-    family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as probe:
-        # As the server binds: SO_REUSEADDR, so a port in TIME_WAIT is not reported busy.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            return listen_problem(host, port, exc)
-    return None
 
 
 def schema_version(path: Path) -> int | str | None:

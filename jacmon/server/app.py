@@ -31,7 +31,7 @@ from websockets.http11 import Request, Response
 
 from jacmon import __version__
 from jacmon.config import ServerSettings, Settings
-from jacmon.errors import AuthError, ConfigError, JacmonError, ProtocolError
+from jacmon.errors import AuthError, ConfigError, JacmonError, ProtocolError, UsageError
 from jacmon.events import describe, is_valid_unicode
 from jacmon.hints import suggest_command
 from jacmon.logs import redact
@@ -64,6 +64,7 @@ from jacmon.server.auth import (
 )
 from jacmon.server.hub import Hub, Subscriber
 from jacmon.server.ingest import ServerSink, handle_ingest
+from jacmon.server.listen import listen_problem
 from jacmon.server.ops import IngestCounters, prometheus_text
 from jacmon.server.sampler import MetricsSampler
 from jacmon.server.streams import initial_frames
@@ -192,6 +193,7 @@ class JacmonServer:
         settings: Settings,
         *,
         clock: Callable[[], float] | None = None,
+        clock_rate: float = 1.0,
         run_scheduler: bool = True,
         scheduler_clock: Any = None,
         web_root: Traversable | Path | None = None,
@@ -199,6 +201,8 @@ class JacmonServer:
         self.full_settings = settings
         self.settings: ServerSettings = settings.server
         self.now = clock or time.time
+        #: Seconds of ``clock`` per wall second (the demo's simulation speed; 1 for real time).
+        self.clock_rate = clock_rate
         self.run_scheduler = run_scheduler
         self.scheduler_clock = scheduler_clock
         self.started_at = time.time()
@@ -319,18 +323,22 @@ class JacmonServer:
                 await self._start_scheduler()
             self._start_loops(lrs_settings is not None)
             self.web = WebUI.load(self.web_root, enabled=self.full_settings.web.enabled)
-            self._ws_server = await serve(
-                self._handle,
-                settings.host,
-                settings.port,
-                process_request=self._process_request,
-                process_response=self._process_response,
-                # PERF-NOTES: per-message compression cost ~2.2x CPU and 3x memory per client.
-                compression=None,
-                max_size=settings.max_frame_bytes,
-                ssl=ssl_context,
-                server_header=f"jacmon/{__version__}",
-            )
+            try:
+                self._ws_server = await serve(
+                    self._handle,
+                    settings.host,
+                    settings.port,
+                    process_request=self._process_request,
+                    process_response=self._process_response,
+                    # PERF-NOTES: per-message compression cost ~2.2x CPU and 3x memory per
+                    # client.
+                    compression=None,
+                    max_size=settings.max_frame_bytes,
+                    ssl=ssl_context,
+                    server_header=f"jacmon/{__version__}",
+                )
+            except OSError as exc:
+                raise UsageError(listen_problem(settings.host, settings.port, exc)) from None
         except BaseException:
             await self._stop_background()
             await self.store.close()
@@ -846,6 +854,8 @@ class JacmonServer:
             "protocol": PROTOCOL_VERSION,
             "resumed": resumed,
             "version": __version__,
+            # The server's clock, for ages and ack expiries: simulated (and faster) in the demo.
+            "clock": {"now": round(self.now(), 3), "rate": self.clock_rate},
         }
         return [
             envelope(sub.stream, ServerType.HELLO, given, data),

@@ -13,7 +13,7 @@ import { AlertDetail, AlertsPanel, loadExplanations } from "./panel-alerts.js";
 import { ConnectionPanel } from "./panel-connection.js";
 import { LearnersPanel, ProgressPanel } from "./panel-progress.js";
 import { TrendsPanel } from "./panel-trends.js";
-import { esc } from "./format.js";
+import { dateMinute, esc, num } from "./format.js";
 
 /** Panels in the order of the number keys 1-6 (as in the terminal dashboard). */
 const ORDER = ["progress", "activity", "trends", "alerts", "learners", "connection"];
@@ -152,6 +152,7 @@ class Page {
   }
 
   draw(dirty) {
+    if (dirty.has("connection")) this.drawClock();
     for (const name of dirty) {
       if (name === "badge") this.drawBadge();
       else this.panels[name]?.draw();
@@ -159,6 +160,14 @@ class Page {
       if (section && this.isLoaded(name)) section.dataset.loaded = "true";
     }
     if (dirty.has("alerts") && this.detail.isOpen) this.detail.draw();
+  }
+
+  /** The demo's simulated clock in the header, as the terminal dashboard shows it. */
+  drawClock() {
+    const rate = this.client.clockRate();
+    const clock = $("#sim-clock");
+    clock.hidden = rate === 1;
+    if (rate !== 1) clock.textContent = `SIMULATED ${num(rate)}x · ${dateMinute(this.now())}`;
   }
 
   isLoaded(name) {

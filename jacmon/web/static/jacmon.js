@@ -190,6 +190,7 @@ class StreamConnection {
 
   onHello(hello) {
     this.discardUntilHello = false;
+    if (hello.clock && Number.isFinite(hello.clock.now)) this.client.noteServerClock(hello.clock);
     if (this.serverId !== null && hello.server_id && hello.server_id !== this.serverId) {
       // Another database: the seq we resumed from means nothing there. Start over.
       this.serverId = hello.server_id;
@@ -286,8 +287,10 @@ export class JacmonClient extends EventTarget {
     this.backoff = { initialMs: 500, maxMs: 15000, ...backoff };
     this.pingEveryMs = pingEveryMs;
     this.pingTimer = null;
-    /** Server clock minus the browser's, in seconds (the demo's server runs simulated time). */
+    /** Server clock minus the browser's, in seconds, from the frames' send times. */
     this.serverOffsetS = 0;
+    /** The server's clock from its last hello: {now, rate, atMs} (the demo's runs simulated time). */
+    this.serverClock = null;
     this.connections = new Map(streams.map((name) => [name, new StreamConnection(this, name)]));
   }
 
@@ -338,9 +341,23 @@ export class JacmonClient extends EventTarget {
     return whoami({ origin: this.origin, token: this.token, learner: this.learner });
   }
 
-  /** The server's clock now, in epoch seconds (from the `ts` of the frames it sends). */
+  /**
+   * The server's clock now, in epoch seconds: from `hello.clock` (its time and rate, so the
+   * demo's simulated clock runs on between frames), else from the frames' send times.
+   */
   serverNow() {
+    const clock = this.serverClock;
+    if (clock) return clock.now + ((Date.now() - clock.atMs) / 1000) * clock.rate;
     return Date.now() / 1000 + this.serverOffsetS;
+  }
+
+  /** How many server seconds pass per wall second (1 unless the server simulates time). */
+  clockRate() {
+    return this.serverClock ? this.serverClock.rate : 1;
+  }
+
+  noteServerClock({ now, rate }) {
+    this.serverClock = { now, rate: Number.isFinite(rate) && rate > 0 ? rate : 1, atMs: Date.now() };
   }
 
   /** A stream's connection state: {state, reason, reconnects, mode, lastSeq, lastFrameAt, retryAt}. */
