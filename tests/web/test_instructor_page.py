@@ -28,9 +28,15 @@ ALL_LOADED = (
 
 
 def feed_seqs(page) -> list[int]:
-    """The seqs in the activity feed, oldest first (the feed shows the newest on top)."""
-    seqs = page.eval_on_selector_all("#feed li[data-seq]", "rows => rows.map(r => +r.dataset.seq)")
-    return list(reversed(seqs))
+    """The seqs the activity feed lists, oldest first.
+
+    The feed draws only the rows in view (windowed), so the list is the page's feed
+    model; the rows drawn must be its newest ones, newest on top.
+    """
+    listed = page.evaluate("globalThis.jacmonPage.panels.activity.shown().map(e => e.seq)")
+    drawn = page.eval_on_selector_all("#feed li[data-seq]", "rows => rows.map(r => +r.dataset.seq)")
+    assert drawn and drawn == listed[: len(drawn)], "the feed does not draw its newest rows"
+    return list(reversed(listed))
 
 
 @pytest.fixture
@@ -191,7 +197,9 @@ def test_a_wrong_token_gets_the_reason_and_the_form_again(tmp_path, page):
         expect(page.locator("#panels")).to_be_hidden()
 
 
-def test_a_server_restart_shows_offline_then_resumes_with_every_event_once(running, page):
+def test_a_server_restart_shows_offline_then_resumes_with_every_event_once(
+    running, page, browser_problems
+):
     server, _ = running
     page.goto(server.base + "/")
     page.wait_for_function(ALL_LOADED, timeout=FIRST_DATA_MS)
@@ -223,6 +231,10 @@ def test_a_server_restart_shows_offline_then_resumes_with_every_event_once(runni
         "rows => rows.map(r => r.dataset.key + ':' + r.children[4].textContent)",
     )
     assert "activity:resumed" in modes and "alerts:resumed" in modes
+    # Chromium itself logs each refused connection while the server is down; the page's
+    # own code logs nothing.
+    refused = browser_problems.expect("ERR_CONNECTION_REFUSED")
+    assert all("127.0.0.1" in text or "Failed to load resource" in text for text in refused)
 
 
 @pytest.mark.parametrize("width,height", [(360, 740), (768, 1024), (1920, 1080)])
@@ -243,3 +255,26 @@ def test_usable_from_a_phone_to_a_wide_monitor(running, page, width, height):
             page.screenshot(path=str(DOCS / "web-phone.png"))
     else:
         assert visible == list(PANELS) or sorted(visible) == sorted(PANELS)
+
+
+def test_the_feed_draws_only_the_rows_in_view_and_scrolls_to_the_rest(running, page):
+    server, _ = running
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(server.base + "/")
+    page.wait_for_function(ALL_LOADED, timeout=FIRST_DATA_MS)
+    acked = ingest(server.base, live_events("ben", 400))
+    page.wait_for_function(
+        f"() => +document.querySelector('#feed li[data-seq]').dataset.seq === {acked['last_seq']}"
+    )
+    listed = feed_seqs(page)
+    assert listed == list(range(1, acked["last_seq"] + 1))
+    drawn = page.locator("#feed li[data-seq]").count()
+    assert 5 < drawn < 60, f"{drawn} feed rows drawn for a 460 px feed"
+
+    # Scrolled to the bottom, the oldest listed event is drawn; the scroll height is the list's.
+    page.eval_on_selector("#feed", "f => { f.scrollTop = f.scrollHeight; }")
+    page.wait_for_function(
+        f"() => document.querySelector('#feed li[data-seq=\"{listed[0]}\"]') !== null"
+    )
+    height = page.eval_on_selector("#feed", "f => f.scrollHeight")
+    assert height >= len(listed) * 40

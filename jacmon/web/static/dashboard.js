@@ -49,8 +49,12 @@ class Page {
     this.loop = new RenderLoop((dirty) => this.draw(dirty));
     this.panels = {
       progress: new ProgressPanel($("#progress-body"), $("#progress-crumbs"), models.progress, { now }),
-      learners: new LearnersPanel($("#learners-body"), models.progress, { now, onOpen: (learner) => this.showLearner(learner) }),
-      activity: new ActivityPanel($("#feed"), $("#activity-status"), models.activity),
+      learners: new LearnersPanel($("#learners-body"), models.progress, {
+        now,
+        onOpen: (learner) => this.showLearner(learner),
+        redraw: () => this.loop.mark("learners"),
+      }),
+      activity: new ActivityPanel($("#feed"), $("#activity-status"), models.activity, { redraw: () => this.loop.mark("activity") }),
       trends: new TrendsPanel($("#trends-body"), models.metrics),
       alerts: new AlertsPanel($("#alerts-body"), models.alerts, { now, onOpen: (id) => this.openAlert(id) }),
       connection: new ConnectionPanel($("#connection-body"), $("#offline"), client),

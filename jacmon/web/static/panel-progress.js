@@ -4,6 +4,7 @@
  */
 import { ago, esc, num, pct, spent } from "./format.js";
 import { barHtml, sizeBars, sortRows, stepSelection, tableHtml } from "./table.js";
+import { sizeSpacers, visibleRange } from "./windowed.js";
 
 const PATH_COLUMNS = [
   { title: "path", cell: (r) => r.title ?? r.path, html: (r) => pathName(r) },
@@ -152,9 +153,13 @@ export class ProgressPanel {
   }
 }
 
+/** The height of one learner row in pixels (jacmon.css `#learners-body tbody tr`). */
+export const LEARNER_ROW_PX = 26;
+
 export class LearnersPanel {
-  constructor(root, model, { now, onOpen }) {
+  constructor(root, model, { now, onOpen, redraw = () => this.draw() }) {
     this.root = root;
+    root.addEventListener("scroll", redraw, { passive: true });
     this.model = model;
     this.now = now;
     this.onOpen = onOpen;
@@ -196,10 +201,13 @@ export class LearnersPanel {
     const words = this.filter.toLowerCase().split(/\s+/).filter(Boolean);
     let rows = [...this.model.learners.values()];
     if (words.length) rows = rows.filter((r) => words.every((w) => String(r.learner).toLowerCase().includes(w)));
-    rows = sortRows(rows, columns[this.sortIndex], this.descending).slice(0, 500);
+    rows = sortRows(rows, columns[this.sortIndex], this.descending);
     const more = this.model.truncated ? ` (the ${this.model.learners.size} most recently active of ${this.model.totalLearners})` : "";
+    // Only the rows in view are drawn (windowed.js): every row may change at every draw.
+    const range = visibleRange(this.root, LEARNER_ROW_PX, rows.length);
     this.root.innerHTML =
-      tableHtml(columns, rows, { key: (r) => r.learner, selected: this.selected, sortIndex: this.sortIndex, descending: this.descending, empty: words.length ? "no learner matches the filter" : "no learners yet" }) +
+      tableHtml(columns, rows, { key: (r) => r.learner, selected: this.selected, sortIndex: this.sortIndex, descending: this.descending, range, empty: words.length ? "no learner matches the filter" : "no learners yet" }) +
       (more ? `<p class="note">${esc(more)}</p>` : "");
+    sizeSpacers(this.root, LEARNER_ROW_PX);
   }
 }

@@ -3,6 +3,7 @@
  * selected row (keyboard and click), sortable columns and escaped cells.
  */
 import { esc } from "./format.js";
+import { spacerHtml } from "./windowed.js";
 
 /**
  * A column: {title, cell(row) -> text, html?(row) -> trusted html, cls?, sort?(row) -> key, hint?}.
@@ -11,7 +12,7 @@ import { esc } from "./format.js";
  * @param {{key: (row) => string, selected?: string|null, sortIndex?: number|null, descending?: boolean, empty?: string}} options
  * @returns {string} the table's HTML
  */
-export function tableHtml(columns, rows, { key, selected = null, sortIndex = null, descending = false, empty = "nothing yet" }) {
+export function tableHtml(columns, rows, { key, selected = null, sortIndex = null, descending = false, empty = "nothing yet", range = null }) {
   const head = columns
     .map((column, index) => {
       const mark = index === sortIndex ? (descending ? " ▼" : " ▲") : "";
@@ -19,8 +20,12 @@ export function tableHtml(columns, rows, { key, selected = null, sortIndex = nul
       return `<th class="${esc(column.cls ?? "")}"${hint}>${esc(column.title)}${mark}</th>`;
     })
     .join("");
+  // With a range (windowed.js) only those rows are drawn; spacer rows keep the others' room.
+  const drawn = range ? rows.slice(range.first, range.last) : rows;
+  const spacer = (count) => (range ? spacerHtml("tr", count, columns.length) : "");
   const body = rows.length
-    ? rows
+    ? spacer(range ? range.first : 0) +
+      drawn
         .map((row) => {
           const id = key(row);
           const chosen = id === selected ? ' class="selected" aria-selected="true"' : "";
@@ -29,7 +34,8 @@ export function tableHtml(columns, rows, { key, selected = null, sortIndex = nul
             .join("");
           return `<tr data-key="${esc(id)}"${chosen}>${cells}</tr>`;
         })
-        .join("")
+        .join("") +
+      spacer(range ? rows.length - range.last : 0)
     : `<tr class="empty"><td colspan="${columns.length}">${esc(empty)}</td></tr>`;
   return `<table><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
 }
