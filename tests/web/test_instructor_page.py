@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pages_support import DOCS, ingest, jacmon, live_events, prepare_store
@@ -278,3 +278,48 @@ def test_the_feed_draws_only_the_rows_in_view_and_scrolls_to_the_rest(running, p
     )
     height = page.eval_on_selector("#feed", "f => f.scrollHeight")
     assert height >= len(listed) * 40
+
+
+def test_a_new_critical_alert_pops_up_and_counts_as_unread(running, page, tmp_path):
+    from pages_support import event, in_thread
+
+    server, _ = running
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(server.base + "/")
+    page.wait_for_function(ALL_LOADED, timeout=FIRST_DATA_MS)
+    page.keyboard.press("2")  # away from the Alerts panel: new alerts stay unread
+    expect(page.locator("#unread-count")).to_have_text("0")
+
+    now = datetime.now(UTC)
+    scores = [
+        event(
+            "assessment.attempted",
+            "dee",
+            now - timedelta(minutes=30 - k),
+            item=f"quiz-{k}",
+            path="python-101",
+            score={"raw": 20, "max": 100},
+        )
+        for k in range(6)
+    ]
+    ingest(server.base, scores)
+    in_thread(_run_performance(tmp_path / "jacmon.db", now))
+
+    toast = page.locator("#toasts .toast.critical")
+    expect(toast).to_contain_text("dee", timeout=5000)
+    expect(page.locator("#unread-count")).to_have_text("1")
+    assert page.title() == "(1) jacmon"
+    toast.click()
+    expect(page.locator("#alert-detail")).to_contain_text("dee")
+    expect(page.locator("#unread-count")).to_have_text("0")
+
+
+async def _run_performance(db, now):
+    from jacmon.server.scheduler import Scheduler
+    from jacmon.store import Store
+
+    store = await Store.open(db)
+    try:
+        await Scheduler(store, {}, lambda: now).run_once("performance")
+    finally:
+        await store.close()
