@@ -45,21 +45,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Chromium's path and flags, as the browser tests launch it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "web"))
 
 from bench_dashboard import serve_and_feed
+from chromium import CHROMIUM, CHROMIUM_ARGS
 from common import BENCH_DIR, machine_facts, write_json
 
-CHROMIUM = "/usr/bin/chromium"
-#: The flags of tests/web/conftest.py: keep Chromium off the (closed) network.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PANELS = ("progress", "activity", "trends", "alerts", "learners", "connection")
 #: The server's metrics sampler takes its first sample this long after start (the
 #: default ``metrics_interval_s`` is 2 s); the Trends panel counts as loaded from its

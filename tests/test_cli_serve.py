@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 
 import pytest
 from support import flat
@@ -19,17 +18,7 @@ TASKS = ("performance", "engagement", "daily_analytics", "alert_cleanup", "veloc
 runner = CliRunner()
 
 
-pytestmark = pytest.mark.usefixtures("isolated_env")
-
-
-@pytest.fixture(autouse=True)
-def restore_logging():
-    """``serve`` configures the root logger on the runner's stderr; undo it for later tests."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("isolated_env", "restore_logging")
 
 
 def check(*args: str):

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -20,17 +19,7 @@ from jacmon.cli import app
 
 runner = CliRunner()
 
-pytestmark = pytest.mark.usefixtures("isolated_env")
-
-
-@pytest.fixture(autouse=True)
-def restore_logging():
-    """``serve`` configures the root logger on the runner's stderr; undo it for later tests."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("isolated_env", "restore_logging")
 
 
 def test_check_shows_the_web_address_and_frame_ancestors(tmp_path):

@@ -12,17 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from chromium import CHROMIUM, CHROMIUM_ARGS
 
 #: Longest a page action or expectation waits, in milliseconds.
 PAGE_TIMEOUT_MS = 5000

@@ -19,10 +19,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import support
 from websockets.sync.client import connect
 
 from jacmon.events import validate_event
-from jacmon.server.auth import create_token
 from jacmon.server.scheduler import Scheduler
 from jacmon.store import Store
 
@@ -163,18 +163,9 @@ def prepare_store(db: Path, *, now: datetime | None = None) -> list[dict]:
     return in_thread(_prepare(db, history(now), now))
 
 
-async def _token(db: Path, kwargs: dict[str, Any]) -> str:
-    store = await Store.open(db)
-    try:
-        token, _ = await create_token(store.db, **kwargs)
-    finally:
-        await store.close()
-    return token
-
-
 def make_token(db: Path, **kwargs: Any) -> str:
     """A token in ``db`` (``create_token``'s keywords): its full text."""
-    return in_thread(_token(db, kwargs))
+    return in_thread(support.make_token(db, **kwargs))
 
 
 def ingest(base: str, events: list[dict[str, Any]], token: str | None = None) -> dict[str, Any]:

@@ -7,7 +7,7 @@
 import { JacmonClient } from "./jacmon.js";
 import { ActivityModel, AlertsModel, MetricsModel, ProgressModel } from "./model.js";
 import { RenderLoop } from "./render-loop.js";
-import { forgetToken, signIn } from "./signin.js";
+import { signIn, wireSession } from "./signin.js";
 import { ActivityPanel } from "./panel-activity.js";
 import { AlertDetail, AlertsPanel, loadExplanations } from "./panel-alerts.js";
 import { ConnectionPanel } from "./panel-connection.js";
@@ -109,13 +109,7 @@ class Page {
     });
     on("alerts:error", (f) => this.flash(f.data.message ?? f.data.code));
     on("status", () => loop.mark("connection"));
-    on("rejected", (detail) => {
-      if (detail.status === 401) {
-        // The token stopped working (revoked, or the server's tokens changed): sign in again.
-        forgetToken();
-      }
-      loop.mark("connection");
-    });
+    on("rejected", () => loop.mark("connection"));
     setInterval(() => loop.mark("connection"), 1000);
     setInterval(() => loop.mark("alerts", "learners"), 10000);
 
@@ -140,14 +134,7 @@ class Page {
     $("#pause").addEventListener("click", () => this.togglePause());
     $("#refresh").addEventListener("click", () => client.refresh());
     $("#help-button").addEventListener("click", () => $("#help").showModal());
-    $("#signout").addEventListener("click", () => {
-      forgetToken();
-      client.stop();
-      location.reload();
-    });
-    $("#offline").addEventListener("click", (event) => {
-      if (event.target.closest("[data-reconnect]")) client.refresh();
-    });
+    wireSession(client);
     $("#progress-back").addEventListener("click", () => this.panels.progress.back());
     document.addEventListener("keydown", (event) => this.onKey(event));
     window.addEventListener("focus", () => {

@@ -10,7 +10,7 @@
 import { JacmonClient } from "./jacmon.js";
 import { ActivityModel, ProgressModel } from "./model.js";
 import { RenderLoop } from "./render-loop.js";
-import { forgetToken, signIn } from "./signin.js";
+import { signIn, wireSession } from "./signin.js";
 import { eventHtml } from "./panel-activity.js";
 import { ConnectionPanel } from "./panel-connection.js";
 import { ago, dateMinute, esc, num, pct, spent } from "./format.js";
@@ -81,19 +81,9 @@ async function main() {
     loop.mark("activity");
   });
   on("status", () => loop.mark("connection"));
-  on("rejected", (detail) => {
-    if (detail.status === 401) forgetToken();
-    loop.mark("connection");
-  });
+  on("rejected", () => loop.mark("connection"));
   setInterval(() => loop.mark("connection", "progress"), 5000);
-  $("#signout").addEventListener("click", () => {
-    forgetToken();
-    client.stop();
-    location.reload();
-  });
-  $("#offline").addEventListener("click", (event) => {
-    if (event.target.closest("[data-reconnect]")) client.refresh();
-  });
+  wireSession(client);
   client.start();
   globalThis.jacmonPage = { client, progress, activity, loop, learner };
 }

@@ -9,7 +9,7 @@
  */
 import { eventHtml } from "./panel-activity.js";
 import { ago, dateMinute, epoch, esc, num } from "./format.js";
-import { sortRows, stepSelection, tableHtml } from "./table.js";
+import { TablePanel, sortRows, tableHtml } from "./table.js";
 import { SEVERITY_RANK } from "./model.js";
 
 let explain = { rules: {}, labels: {}, time_keys: [] };
@@ -67,22 +67,14 @@ export function alertColumns(now) {
   ];
 }
 
-export class AlertsPanel {
+export class AlertsPanel extends TablePanel {
   constructor(root, model, { now, onOpen }) {
-    this.root = root;
+    super(root);
     this.model = model;
     this.now = now;
     this.onOpen = onOpen;
     this.sortIndex = null; // null: severity, then age (the default order)
-    this.descending = false;
-    this.selected = null;
     this.filter = "";
-    root.addEventListener("click", (event) => {
-      const row = event.target.closest("tr[data-key]");
-      if (!row) return;
-      this.selected = row.dataset.key;
-      this.open();
-    });
   }
 
   open() {
@@ -99,16 +91,7 @@ export class AlertsPanel {
     this.draw();
   }
 
-  invertSort() {
-    this.descending = !this.descending;
-    this.draw();
-  }
 
-  move(step) {
-    this.selected = stepSelection(this.root, this.selected, step);
-    this.draw();
-    this.root.querySelector("tr.selected")?.scrollIntoView({ block: "nearest" });
-  }
 
   draw() {
     const columns = alertColumns(this.now());

@@ -3,7 +3,7 @@
  * and to one learner's paths. The Learners panel: every learner, sortable.
  */
 import { ago, esc, num, pct, spent } from "./format.js";
-import { barHtml, sizeBars, sortRows, stepSelection, tableHtml } from "./table.js";
+import { TablePanel, barHtml, sizeBars, sortRows, tableHtml } from "./table.js";
 import { sizeSpacers, visibleRange } from "./windowed.js";
 
 const PATH_COLUMNS = [
@@ -59,22 +59,14 @@ function pathName(row) {
   return row.title ? `${esc(row.title)} <small>${esc(row.path)}</small>` : esc(row.path);
 }
 
-export class ProgressPanel {
+export class ProgressPanel extends TablePanel {
   /** @param {HTMLElement} root the panel's body @param {import("./model.js").ProgressModel} model */
-  constructor(root, crumbs, model, { now, onLearner }) {
-    this.root = root;
+  constructor(root, crumbs, model, { now }) {
+    super(root);
     this.crumbs = crumbs;
     this.model = model;
     this.now = now;
-    this.onLearner = onLearner;
     this.view = { kind: "paths" };
-    this.selected = null;
-    root.addEventListener("click", (event) => {
-      const row = event.target.closest("tr[data-key]");
-      if (!row) return;
-      this.selected = row.dataset.key;
-      this.open();
-    });
     crumbs.addEventListener("click", (event) => {
       const link = event.target.closest("[data-view]");
       if (!link) return;
@@ -111,11 +103,6 @@ export class ProgressPanel {
     this.draw();
   }
 
-  move(step) {
-    this.selected = stepSelection(this.root, this.selected, step);
-    this.draw();
-    this.root.querySelector("tr.selected")?.scrollIntoView({ block: "nearest" });
-  }
 
   draw() {
     const now = this.now();
@@ -156,24 +143,15 @@ export class ProgressPanel {
 /** The height of one learner row in pixels (jacmon.css `#learners-body tbody tr`). */
 export const LEARNER_ROW_PX = 26;
 
-export class LearnersPanel {
+export class LearnersPanel extends TablePanel {
   constructor(root, model, { now, onOpen, redraw = () => this.draw() }) {
-    this.root = root;
+    super(root);
     root.addEventListener("scroll", redraw, { passive: true });
     this.model = model;
     this.now = now;
     this.onOpen = onOpen;
     this.sortIndex = 6;
-    this.descending = false;
     this.filter = "";
-    this.selected = null;
-    root.addEventListener("click", (event) => {
-      const row = event.target.closest("tr[data-key]");
-      if (row) {
-        this.selected = row.dataset.key;
-        this.open();
-      }
-    });
   }
 
   open() {
@@ -185,16 +163,7 @@ export class LearnersPanel {
     this.draw();
   }
 
-  invertSort() {
-    this.descending = !this.descending;
-    this.draw();
-  }
 
-  move(step) {
-    this.selected = stepSelection(this.root, this.selected, step);
-    this.draw();
-    this.root.querySelector("tr.selected")?.scrollIntoView({ block: "nearest" });
-  }
 
   draw() {
     const columns = learnerColumns(this.now());

@@ -78,3 +78,23 @@ function nextSubmittedToken(form) {
     );
   });
 }
+
+/**
+ * The controls every page shares: *Sign out* (#signout) forgets the token and starts over,
+ * *Reconnect now* in the offline banner (#offline) retries at once, and a token the server
+ * stops accepting (401) is forgotten so a reload asks for another.
+ * @param {import("./jacmon.js").JacmonClient} client
+ */
+export function wireSession(client) {
+  document.getElementById("signout").addEventListener("click", () => {
+    forgetToken();
+    client.stop();
+    location.reload();
+  });
+  document.getElementById("offline").addEventListener("click", (event) => {
+    if (event.target.closest("[data-reconnect]")) client.refresh();
+  });
+  client.addEventListener("rejected", (event) => {
+    if (event.detail.status === 401) forgetToken();
+  });
+}

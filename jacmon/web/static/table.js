@@ -77,3 +77,33 @@ export function stepSelection(root, selected, step) {
   const next = at === -1 ? (step > 0 ? 0 : keys.length - 1) : Math.max(0, Math.min(keys.length - 1, at + step));
   return keys[next];
 }
+
+/**
+ * What the table panels share: a click on a row selects and opens it, ↑ ↓ move the
+ * selection, `i` inverts the sort. Subclasses draw (`draw()`), open (`open()`) and may sort.
+ */
+export class TablePanel {
+  /** @param {HTMLElement} root the element the panel's table is drawn into */
+  constructor(root) {
+    this.root = root;
+    this.selected = null;
+    this.descending = false;
+    root.addEventListener("click", (event) => {
+      const row = event.target.closest("tr[data-key]");
+      if (!row) return;
+      this.selected = row.dataset.key;
+      this.open();
+    });
+  }
+
+  move(step) {
+    this.selected = stepSelection(this.root, this.selected, step);
+    this.draw();
+    this.root.querySelector("tr.selected")?.scrollIntoView({ block: "nearest" });
+  }
+
+  invertSort() {
+    this.descending = !this.descending;
+    this.draw();
+  }
+}
