@@ -71,6 +71,8 @@ def test_every_panel_shows_the_store_within_3_s_and_live_events_arrive_in_order(
     assert feed_seqs(page) == before + expected
     expect(page.locator("#feed li").first).to_contain_text("ben")
 
+    # Two metrics samples (2 s apart) make the charts lines rather than points.
+    page.wait_for_function("() => globalThis.jacmonPage.models.metrics.samples.length >= 2")
     page.screenshot(path=str(DOCS / "web-instructor.png"))
 
 

@@ -59,7 +59,9 @@ export class TrendsPanel {
       ...this.plotSize(figure),
       legend: { show: series.length > 1 },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true } },
+      // At least the last 15 minutes: a few samples would otherwise span seconds (or,
+      // for one, uPlot's default years) and the axis would read ":50.500".
+      scales: { x: { time: true, range: (_u, min, max) => (max - min < 900 ? [max - 900, max] : [min, max]) } },
       axes: [{ stroke: "#8a94a3", grid: { stroke: "#8a94a322" } }, { stroke: "#8a94a3", size: 44, grid: { stroke: "#8a94a322" } }],
       series: [{}, ...series.map((label, i) => ({ label, stroke: COLORS[i % COLORS.length], width: 1.5, points: { show: false }, spanGaps: true }))],
     };
