@@ -24,8 +24,8 @@ from typing import Any
 from jacmon.config import Settings
 from jacmon.errors import JacmonError
 from jacmon.server.app import JacmonServer
-from jacmon.sim import DEMO_CATALOG, SimClock, Simulator
-from jacmon.sim_stream import StreamSummary, stream_to_server
+from jacmon.sim.simulator import DEMO_CATALOG, SimClock, Simulator
+from jacmon.sim.stream import StreamSummary, stream_to_server
 from jacmon.store.catalog import parse_catalog_file
 
 log = logging.getLogger("jacmon.demo")

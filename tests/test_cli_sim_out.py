@@ -15,7 +15,7 @@ from support import flat
 from typer.testing import CliRunner
 
 from jacmon.cli import app
-from jacmon.sim_stream import is_behind
+from jacmon.sim.stream import is_behind
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from jacmon.errors import ConfigError, UsageError
 from jacmon.events import validate_event
-from jacmon.sim import (
+from jacmon.sim.catalog import parse_catalog
+from jacmon.sim.simulator import (
     ARCHETYPE_NAMES,
     DEMO_CATALOG,
     PASS_MARK,
@@ -26,8 +27,7 @@ from jacmon.sim import (
     generate_history,
     load_catalog,
 )
-from jacmon.sim_catalog import parse_catalog
-from jacmon.sim_stream import TokenBucket, stream_to_server
+from jacmon.sim.stream import TokenBucket, stream_to_server
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 DAY = timedelta(days=1)

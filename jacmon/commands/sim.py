@@ -25,7 +25,7 @@ from jacmon.commands.common import (
 from jacmon.errors import UsageError
 
 if TYPE_CHECKING:
-    from jacmon.sim_stream import StreamSummary
+    from jacmon.sim.stream import StreamSummary
 
 console = Console(stderr=True, highlight=False)
 
@@ -67,7 +67,7 @@ def _events_span_s(events: int, **population: Any) -> float:
     many events dated up to now, so that an ``--events N`` stream sends N events
     before it reaches the present.
     """
-    from jacmon.sim import Simulator
+    from jacmon.sim.simulator import Simulator
 
     now = datetime.now(UTC).replace(microsecond=0)
     span_s = 3600.0
@@ -193,7 +193,7 @@ def sim(
     ] = False,
 ) -> None:
     """Simulate learners: stream their events into a server, or write them as JSONL (--out)."""
-    from jacmon.sim import Simulator, generate_history
+    from jacmon.sim.simulator import Simulator, generate_history
 
     moment = _parse_start(start)
     if out is not None:
@@ -206,7 +206,7 @@ def sim(
         stream = generate_history(
             seed=seed, learners=learners, days=span, events=events, end=end, catalog=catalog
         )
-        from jacmon.sim_stream import write_jsonl
+        from jacmon.sim.stream import write_jsonl
 
         if str(out) == "-":
             with progress_line(events) as shown:
@@ -228,7 +228,7 @@ def sim(
         return
 
     from jacmon.config import load_settings
-    from jacmon.sim_stream import stream_to_server
+    from jacmon.sim.stream import stream_to_server
 
     if days is not None:
         raise UsageError("--days bounds --out only. Expected --duration S or --events N to stream.")

@@ -61,7 +61,7 @@ def test_any_other_suffix_is_read_as_toml(tmp_path):
 
 
 def test_shipped_demo_catalog_parses():
-    from jacmon.sim_catalog import DEMO_CATALOG
+    from jacmon.sim.catalog import DEMO_CATALOG
 
     paths = parse_catalog_file(DEMO_CATALOG)
     assert paths

@@ -1,6 +1,6 @@
 """One simulated learner's behaviour: sessions through the day, lessons, assessments, progress.
 
-:func:`learner_events` turns a :class:`~jacmon.sim_population.LearnerProfile`
+:func:`learner_events` turns a :class:`~jacmon.sim.population.LearnerProfile`
 and its random stream into that learner's events in time order, as
 ``(t, body)`` pairs: ``t`` in seconds since the Unix epoch, ``body`` the
 event without ``id`` and ``ts`` (the simulator numbers and stamps events when
@@ -14,8 +14,8 @@ import random
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from jacmon.sim_catalog import SimModule, SimPath
-from jacmon.sim_population import DAY_S, LearnerProfile
+from jacmon.sim.catalog import SimModule, SimPath
+from jacmon.sim.population import DAY_S, LearnerProfile
 
 PASS_MARK = 60.0
 """Score (0-100) at or above which an assessment is passed."""

@@ -14,7 +14,7 @@ from typing import IO, Any
 
 from jacmon.errors import UsageError
 from jacmon.ingest_client import IngestClient
-from jacmon.sim import Simulator
+from jacmon.sim.simulator import Simulator
 
 
 class TokenBucket:

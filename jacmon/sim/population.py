@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from jacmon.errors import UsageError
-from jacmon.sim_catalog import SimPath
+from jacmon.sim.catalog import SimPath
 
 DAY_S = 86_400.0
 """Seconds in a simulated day."""
@@ -127,7 +127,7 @@ _PATH_POPULARITY = (4.0, 3.0, 2.0, 1.0)
 
 @dataclass(frozen=True, slots=True)
 class LearnerProfile:
-    """One simulated learner: fixed traits; their behaviour unfolds in :mod:`jacmon.sim_learner`.
+    """One simulated learner: fixed traits; their behaviour unfolds in :mod:`jacmon.sim.learner`.
 
     Times are seconds since the Unix epoch (UTC).
     """

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from jacmon.errors import UsageError
-from jacmon.sim_catalog import DEMO_CATALOG, SimModule, SimPath, load_catalog
-from jacmon.sim_clock import SimClock, require_aware
-from jacmon.sim_learner import PASS_MARK, learner_events
-from jacmon.sim_population import ARCHETYPE_NAMES, LearnerProfile, make_population
+from jacmon.sim.catalog import DEMO_CATALOG, SimModule, SimPath, load_catalog
+from jacmon.sim.clock import SimClock, require_aware
+from jacmon.sim.learner import PASS_MARK, learner_events
+from jacmon.sim.population import ARCHETYPE_NAMES, LearnerProfile, make_population
 
 __all__ = [
     "ARCHETYPE_NAMES",

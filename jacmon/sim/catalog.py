@@ -13,7 +13,7 @@ from typing import Any
 
 from jacmon.errors import ConfigError
 
-DEMO_CATALOG = Path(__file__).parent / "data" / "catalog.toml"
+DEMO_CATALOG = Path(__file__).parents[1] / "data" / "catalog.toml"
 """The catalog ``jacmon sim`` and ``jacmon demo`` use unless told otherwise."""
 
 DEFAULT_LESSONS = 4
