@@ -43,8 +43,8 @@ from common import cpu_seconds
 
 def serve_and_feed(port: int, db: str, rate: int, seconds: float, ready, go) -> None:
     """Child: a real server, then ``rate`` events/s for ``seconds`` once ``go`` is set."""
+    from jacmon.client.ingest import IngestClient
     from jacmon.config import Settings
-    from jacmon.ingest_client import IngestClient
     from jacmon.server.app import JacmonServer
 
     async def main() -> None:

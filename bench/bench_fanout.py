@@ -37,7 +37,7 @@ from common import (
     write_json,
 )
 
-from jacmon.ingest_client import IngestClient
+from jacmon.client.ingest import IngestClient
 
 RESULTS = Path(__file__).resolve().parent / "results-server"
 BUCKET_S = 0.0001

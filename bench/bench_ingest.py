@@ -39,8 +39,8 @@ from common import (
     write_json,
 )
 
+from jacmon.client.ingest import IngestClient
 from jacmon.events import validate_event
-from jacmon.ingest_client import IngestClient
 
 RESULTS = Path(__file__).resolve().parent / "results-server"
 

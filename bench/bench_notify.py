@@ -39,7 +39,7 @@ from common import (
     server_process,
 )
 
-from jacmon.ingest_client import IngestClient
+from jacmon.client.ingest import IngestClient
 
 BATCH = 1000
 

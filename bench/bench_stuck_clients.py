@@ -26,8 +26,8 @@ import termios
 import time
 from pathlib import Path
 
+from jacmon.client.ingest import IngestClient
 from jacmon.config import Settings
-from jacmon.ingest_client import IngestClient
 from jacmon.protocol import Stream
 from jacmon.server.app import JacmonServer
 

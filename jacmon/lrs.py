@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from jacmon.client.ingest import Ack
 from jacmon.errors import ConfigError, JacmonError
-from jacmon.ingest_client import Ack
 from jacmon.lrs_client import LrsClient, LrsError, LrsUnavailable, check_endpoint
 from jacmon.xapi import Skipped, map_statements, statement_stored
 
@@ -37,7 +37,7 @@ MAX_SKIPPED_KEPT = 1000
 class IngestSink(Protocol):
     """Where the tailer puts events and its cursor.
 
-    :class:`jacmon.ingest_client.IngestClient` is one; the server passes an in-process twin.
+    :class:`jacmon.client.ingest.IngestClient` is one; the server passes an in-process twin.
     """
 
     async def send_batch(

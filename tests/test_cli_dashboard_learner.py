@@ -9,8 +9,8 @@ from support import event, flat
 from typer.testing import CliRunner
 
 from jacmon.cli import app
+from jacmon.client.ingest import IngestClient
 from jacmon.commands.dashboard import learner_problem
-from jacmon.ingest_client import IngestClient
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 

@@ -26,9 +26,9 @@ from lrs_fixtures import (
     unmappable_statements,
 )
 
+from jacmon.client.ingest import Ack, IngestClient
 from jacmon.errors import ConfigError
 from jacmon.events import validate_event
-from jacmon.ingest_client import Ack, IngestClient
 from jacmon.lrs import LrsTailer, TailerSettings, run_tailer
 from jacmon.lrs_client import LrsError, LrsUnavailable
 from jacmon.store import Store

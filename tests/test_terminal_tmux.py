@@ -26,7 +26,7 @@ import psutil
 import pytest
 
 from jacmon.analytics.alert_rules import AlertCondition, PlannedChange
-from jacmon.ingest_client import IngestClient
+from jacmon.client.ingest import IngestClient
 from jacmon.store.alerts import apply_alert_changes
 
 #: Every panel side by side (below 110 columns the dashboard shows one at a time).

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from jacmon.client.ingest import IngestClient
 from jacmon.commands.common import (
     ConfigOption,
     check_server_url,
@@ -27,7 +28,6 @@ from jacmon.commands.common import (
 )
 from jacmon.config import load_settings
 from jacmon.errors import EventValidationError, JacmonError, UsageError
-from jacmon.ingest_client import IngestClient
 from jacmon.lrs import LrsTailer, TailerSettings, TailStats, wait_unless_stopped
 from jacmon.xapi import StatementMappingError, statement_to_event
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from jacmon.client.ingest import Ack
 from jacmon.errors import EventValidationError
 from jacmon.events import (
     MAX_ID_LENGTH,
@@ -29,7 +30,6 @@ from jacmon.events import (
     is_valid_unicode,
     validate_event,
 )
-from jacmon.ingest_client import Ack
 from jacmon.protocol import ServerType, Stream, envelope, error_data
 from jacmon.store import StorageUnavailable
 

@@ -12,8 +12,8 @@ from datetime import datetime
 from itertools import islice
 from typing import IO, Any
 
+from jacmon.client.ingest import IngestClient
 from jacmon.errors import UsageError
-from jacmon.ingest_client import IngestClient
 from jacmon.sim.simulator import Simulator
 
 

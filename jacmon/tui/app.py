@@ -19,10 +19,10 @@ from textual.widget import Widget
 from textual.widgets import Footer
 from textual.worker import Worker
 
+from jacmon.client.streams import CONNECTED, RECONNECTING, REJECTED, ConnectionStatus, StreamClient
 from jacmon.protocol import LIVE_STREAMS, ServerType
 from jacmon.tui.ack import AckAnswer, AckScreen, UnackScreen
 from jacmon.tui.alert_detail import AlertDetailScreen
-from jacmon.tui.client import CONNECTED, RECONNECTING, REJECTED, ConnectionStatus, StreamClient
 from jacmon.tui.filter import FilterScreen
 from jacmon.tui.format import age, parse_filter
 from jacmon.tui.help import HelpScreen

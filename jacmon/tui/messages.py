@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from jacmon.tui.client import ConnectionStatus
+from jacmon.client.streams import ConnectionStatus
 
 
 @dataclass

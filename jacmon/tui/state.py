@@ -92,7 +92,7 @@ class LearnerDetail:
     data: ProgressData = field(default_factory=ProgressData)
     #: The scoped stream's snapshot arrived (before: the module rows are not known yet).
     loaded: bool = False
-    #: The scoped stream's connection state (see jacmon.tui.client), for the panel's subtitle.
+    #: The scoped stream's connection state (see jacmon.client.streams), for the panel's subtitle.
     connection: str = "connecting"
 
     def apply(self, envelope: dict[str, Any]) -> bool:

@@ -28,7 +28,7 @@ from test_stream_sessions import alerts_db
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from jacmon.ingest_client import IngestClient
+from jacmon.client.ingest import IngestClient
 from jacmon.protocol import LIVE_STREAMS, Stream
 
 #: Examples: each is one round trip; a few seconds in total on the 2-core CI box.

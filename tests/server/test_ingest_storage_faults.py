@@ -15,7 +15,7 @@ import sqlite3
 from support import event, recv_json
 from websockets.asyncio.client import connect
 
-from jacmon.ingest_client import IngestClient
+from jacmon.client.ingest import IngestClient
 
 
 async def send(ws, batch: list[dict]) -> dict:

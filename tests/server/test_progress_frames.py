@@ -5,7 +5,7 @@ from __future__ import annotations
 from support import event, recv_until
 from websockets.asyncio.client import connect
 
-from jacmon.ingest_client import IngestClient
+from jacmon.client.ingest import IngestClient
 
 #: Events that give every kind of dashboard row whole-number values (0, 50, 100 ...):
 #: the case where an int in one frame and a float in another slipped through.

@@ -11,7 +11,7 @@ from support import event, make_token, recv_until
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from jacmon.ingest_client import IngestClient
+from jacmon.client.ingest import IngestClient
 from jacmon.logs import redact, setup_logging
 
 

@@ -13,7 +13,7 @@ from support import TIMEOUT_S, event, recv_json, recv_until
 from test_stream_sessions import alerts_db
 from websockets.asyncio.client import ClientConnection, connect
 
-from jacmon.ingest_client import IngestClient
+from jacmon.client.ingest import IngestClient
 from jacmon.store import Store
 from jacmon.store.alerts import acknowledge_alert
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from support import TIMEOUT_S, event, recv_until
 from websockets.asyncio.client import connect
 
-from jacmon.ingest_client import IngestClient
+from jacmon.client.ingest import IngestClient
 
 
 async def test_a_learners_first_snapshot_counts_their_stored_events(running_server):

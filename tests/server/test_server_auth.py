@@ -7,8 +7,8 @@ from support import event, make_token, recv_until
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from jacmon.client.ingest import IngestClient
 from jacmon.errors import JacmonError
-from jacmon.ingest_client import IngestClient
 from jacmon.server.auth import revoke_token
 from jacmon.store import Store
 

@@ -11,7 +11,7 @@ from support import event, recv_json, recv_until
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
-from jacmon.ingest_client import IngestClient
+from jacmon.client.ingest import IngestClient
 
 
 def stored_ids(db_path) -> list[str]:

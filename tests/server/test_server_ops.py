@@ -7,7 +7,7 @@ import json
 
 from support import event
 
-from jacmon.ingest_client import IngestClient
+from jacmon.client.ingest import IngestClient
 from jacmon.server.auth import create_token
 from jacmon.store import Store
 

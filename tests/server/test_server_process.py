@@ -16,8 +16,8 @@ from support import event, recv_until
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from jacmon.client.ingest import IngestClient
 from jacmon.errors import JacmonError
-from jacmon.ingest_client import IngestClient
 from jacmon.server.auth import create_token
 from jacmon.store import Store
 

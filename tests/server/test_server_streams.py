@@ -10,7 +10,7 @@ from support import TIMEOUT_S, collect_events, event, recv_json, recv_until
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from jacmon.ingest_client import IngestClient
+from jacmon.client.ingest import IngestClient
 
 
 async def test_hello_snapshot_and_legacy_greeting(running_server):

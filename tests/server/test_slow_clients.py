@@ -11,7 +11,7 @@ from support import TIMEOUT_S, event, recv_until
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from jacmon.ingest_client import IngestClient
+from jacmon.client.ingest import IngestClient
 from jacmon.server.auth import create_token
 
 #: The documented 4008 reason (docs/protocol.md, "Close codes").

@@ -17,7 +17,7 @@ from support import event, recv_json, recv_until
 from test_tasks_fixtures import ago, open_store, run_task, score
 from websockets.asyncio.client import connect
 
-from jacmon.ingest_client import IngestClient
+from jacmon.client.ingest import IngestClient
 from jacmon.server.auth import create_token
 from jacmon.store import Store
 from jacmon.store.alerts import acknowledge_alert, get_alert

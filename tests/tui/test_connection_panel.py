@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import App, ComposeResult
 from tui_helpers import screen_text
 
-from jacmon.tui.client import CONNECTED, RECONNECTING, ConnectionStatus
+from jacmon.client.streams import CONNECTED, RECONNECTING, ConnectionStatus
 from jacmon.tui.widgets import ConnectionPanel
 
 NOW = 1767607200.0

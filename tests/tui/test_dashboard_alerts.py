@@ -6,9 +6,9 @@ import pytest
 from test_dashboard_snapshots import NOW, frozen_frames
 from tui_helpers import screen_text, wait_until
 
+from jacmon.client.streams import REJECTED
 from jacmon.tui import JacmonDashboard
 from jacmon.tui.alert_detail import AlertDetailScreen
-from jacmon.tui.client import REJECTED
 from jacmon.tui.widgets import AlertsPanel
 
 LONG_LEARNER = "learner-0123456789-abcdefghij-0123456789"  # 40 characters

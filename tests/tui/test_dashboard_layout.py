@@ -13,8 +13,8 @@ import pytest
 from test_dashboard_snapshots import NOW, frozen_frames
 from tui_helpers import fire_alert, flowing, make_event, screen_lines, send, wait_until
 
+from jacmon.client.streams import CONNECTED
 from jacmon.tui import JacmonDashboard
-from jacmon.tui.client import CONNECTED
 from jacmon.tui.format import middle_ellipsis
 from jacmon.tui.state import FEED_CAPACITY
 from jacmon.tui.widgets.alerts import WHO_WIDTH

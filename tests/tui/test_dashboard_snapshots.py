@@ -11,8 +11,8 @@ import time
 
 import pytest
 
+from jacmon.client.streams import CONNECTED, RECONNECTING, ConnectionStatus
 from jacmon.tui import JacmonDashboard
-from jacmon.tui.client import CONNECTED, RECONNECTING, ConnectionStatus
 from jacmon.tui.messages import ConnectionChanged
 
 NOW = 1767607200.0  # 2026-01-05 10:00:00 UTC

@@ -9,9 +9,9 @@ import sys
 
 from tui_helpers import fire_alert, wait_until
 
+from jacmon.client.streams import CONNECTED
 from jacmon.tui import JacmonDashboard
 from jacmon.tui.ack import AckScreen, UnackScreen
-from jacmon.tui.client import CONNECTED
 from jacmon.tui.widgets import AlertsPanel, ConnectionPanel
 
 SIZE = (120, 36)

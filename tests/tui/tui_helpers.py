@@ -11,7 +11,7 @@ from typing import Any
 from textual.pilot import Pilot
 
 from jacmon.analytics.alert_rules import AlertCondition, PlannedChange
-from jacmon.ingest_client import IngestClient
+from jacmon.client.ingest import IngestClient
 from jacmon.store.alerts import apply_alert_changes
 
 #: Generous: the CI box has 2 shared cores.

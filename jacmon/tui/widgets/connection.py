@@ -9,8 +9,8 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from jacmon.client.streams import CONNECTED, CONNECTING, RECONNECTING, REJECTED, ConnectionStatus
 from jacmon.protocol import LIVE_STREAMS
-from jacmon.tui.client import CONNECTED, CONNECTING, RECONNECTING, REJECTED, ConnectionStatus
 from jacmon.tui.format import age
 
 STATE_STYLES = {
