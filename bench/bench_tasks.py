@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from jacmon.server.scheduler import Scheduler  # noqa: E402
+from jacmon.monitoring.scheduler import Scheduler  # noqa: E402
 from jacmon.store import Store  # noqa: E402
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

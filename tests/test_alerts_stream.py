@@ -11,7 +11,7 @@ from test_scheduler import wait_until
 from test_tasks_fixtures import ingest, score
 from websockets.asyncio.client import connect
 
-from jacmon.server.scheduler import ManualClock
+from jacmon.monitoring.scheduler import ManualClock
 from jacmon.store import Store
 from jacmon.store.alerts import get_alert
 

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from jacmon.errors import ConfigError
-from jacmon.server.scheduler import ManualClock, Scheduler
-from jacmon.server.tasks import TaskOutcome, TaskSpec
-from jacmon.server.tasks.config import load_tasks_config
+from jacmon.monitoring.scheduler import ManualClock, Scheduler
+from jacmon.monitoring.tasks import TaskOutcome, TaskSpec
+from jacmon.monitoring.tasks.config import load_tasks_config
 from jacmon.sim.clock import SimClock
 from jacmon.store import Store
 from jacmon.store.task_runs import recent_runs, record_run

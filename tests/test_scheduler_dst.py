@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from test_scheduler import Probe, runs_of, settle
 
-from jacmon.server.scheduler import ManualClock, Scheduler, fire_times, next_fire
+from jacmon.monitoring.scheduler import ManualClock, Scheduler, fire_times, next_fire
 from jacmon.store import Store
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from jacmon.events import validate_event
-from jacmon.server.scheduler import RunResult, Scheduler
+from jacmon.monitoring.scheduler import RunResult, Scheduler
 from jacmon.store import Store
 from jacmon.store.alerts import list_alerts
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from test_tasks_fixtures import NOW, ago, alerts, enrol, ev, ingest, open_store, progress, run_task
 
-from jacmon.server.scheduler import Scheduler
+from jacmon.monitoring.scheduler import Scheduler
 
 
 def done(learner: str, path: str, module: str, days_ago: float) -> dict:

@@ -22,9 +22,9 @@ from jacmon.commands.common import (
 )
 from jacmon.config import load_settings
 from jacmon.errors import UsageError
-from jacmon.server.scheduler import RunResult, Scheduler, next_runs
-from jacmon.server.tasks import TASKS, get_task
-from jacmon.server.tasks.config import load_tasks_config
+from jacmon.monitoring.scheduler import RunResult, Scheduler, next_runs
+from jacmon.monitoring.tasks import TASKS, get_task
+from jacmon.monitoring.tasks.config import load_tasks_config
 from jacmon.store import Store
 from jacmon.store.task_runs import last_runs
 

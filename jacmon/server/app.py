@@ -183,7 +183,7 @@ class JacmonServer:
     ``clock`` returns seconds since the epoch (default: the wall clock); the
     demo passes its simulated clock so metrics windows match event times.
     ``scheduler_clock`` is handed to the task scheduler (see
-    :mod:`jacmon.server.scheduler`); ``run_scheduler`` False runs no tasks.
+    :mod:`jacmon.monitoring.scheduler`); ``run_scheduler`` False runs no tasks.
     ``web_root`` is the directory the web UI's files are read from at start
     (None: the packaged ``jacmon/web/static``).
     """
@@ -415,7 +415,7 @@ class JacmonServer:
                     await run
 
     async def _start_scheduler(self) -> None:
-        from jacmon.server.scheduler import Scheduler
+        from jacmon.monitoring.scheduler import Scheduler
 
         self.scheduler = Scheduler(
             self.store,

@@ -23,7 +23,7 @@ import support
 from websockets.sync.client import connect
 
 from jacmon.events import validate_event
-from jacmon.server.scheduler import Scheduler
+from jacmon.monitoring.scheduler import Scheduler
 from jacmon.store import Store
 
 _ids = itertools.count(1)

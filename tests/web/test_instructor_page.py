@@ -317,7 +317,7 @@ def test_a_new_critical_alert_pops_up_and_counts_as_unread(running, page, tmp_pa
 
 
 async def _run_performance(db, now):
-    from jacmon.server.scheduler import Scheduler
+    from jacmon.monitoring.scheduler import Scheduler
     from jacmon.store import Store
 
     store = await Store.open(db)

@@ -36,8 +36,8 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 
 from jacmon.errors import TaskError, UsageError
-from jacmon.server.tasks import TaskContext, TaskOutcome, TaskSpec, get_task
-from jacmon.server.tasks.config import TaskConfig, TasksConfig, load_tasks_config
+from jacmon.monitoring.tasks import TaskContext, TaskOutcome, TaskSpec, get_task
+from jacmon.monitoring.tasks.config import TaskConfig, TasksConfig, load_tasks_config
 from jacmon.store import Store
 from jacmon.store import task_runs as runs
 

@@ -16,7 +16,7 @@ from jacmon.analytics.daily import (
     local_date,
     platform_totals,
 )
-from jacmon.server.tasks.base import TaskContext, TaskOutcome, TaskSpec
+from jacmon.monitoring.tasks.base import TaskContext, TaskOutcome, TaskSpec
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ from jacmon.analytics.engagement import (
     evaluate_engagement,
     inhibitions,
 )
-from jacmon.server.tasks.base import TaskContext, TaskOutcome, TaskSpec
+from jacmon.monitoring.tasks.base import TaskContext, TaskOutcome, TaskSpec
 
 #: Learners enrolled on a path and not finished it, with their overall first/last activity
 #: and the unfinished path they were last active on (the path their alerts name).

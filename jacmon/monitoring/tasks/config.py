@@ -28,7 +28,7 @@ from croniter import croniter
 
 from jacmon.config import coerce_setting
 from jacmon.errors import ConfigError
-from jacmon.server.tasks import TASKS, TaskSpec
+from jacmon.monitoring.tasks import TASKS, TaskSpec
 
 _SCHEDULE_KEYS = ("cron", "enabled", "grace_s", "timeout_s")
 

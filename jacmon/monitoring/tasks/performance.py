@@ -6,7 +6,7 @@ from collections import defaultdict
 
 from jacmon.analytics import SECONDS_PER_DAY
 from jacmon.analytics.performance import PerformanceRules, ScoreWindows, evaluate_performance
-from jacmon.server.tasks.base import TaskContext, TaskOutcome, TaskSpec
+from jacmon.monitoring.tasks.base import TaskContext, TaskOutcome, TaskSpec
 
 # Both queries use the events_scores partial index (ts, learner, score).
 _WINDOWS_SQL = """

@@ -19,7 +19,7 @@ from jacmon.analytics.velocity import (
     path_velocity,
     stagnation,
 )
-from jacmon.server.tasks.base import TaskContext, TaskOutcome, TaskSpec
+from jacmon.monitoring.tasks.base import TaskContext, TaskOutcome, TaskSpec
 
 
 @dataclass(slots=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from jacmon.analytics import SECONDS_PER_DAY
 from jacmon.analytics.alert_rules import PlannedChange
-from jacmon.server.tasks.base import TaskContext, TaskOutcome, TaskSpec
+from jacmon.monitoring.tasks.base import TaskContext, TaskOutcome, TaskSpec
 from jacmon.store.alerts import expire_acknowledgements, retire_resolved
 from jacmon.store.task_runs import prune_runs
 

@@ -5,8 +5,14 @@ from __future__ import annotations
 import difflib
 
 from jacmon.errors import TaskError
-from jacmon.server.tasks import alert_cleanup, daily_analytics, engagement, performance, velocity
-from jacmon.server.tasks.base import TaskContext, TaskOutcome, TaskSpec
+from jacmon.monitoring.tasks import (
+    alert_cleanup,
+    daily_analytics,
+    engagement,
+    performance,
+    velocity,
+)
+from jacmon.monitoring.tasks.base import TaskContext, TaskOutcome, TaskSpec
 
 #: Every task by name, in the order ``jacmon tasks`` lists them.
 TASKS: dict[str, TaskSpec] = {
