@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -81,3 +84,20 @@ async def make_token(db_path: Path, **kwargs: Any) -> str:
     finally:
         await store.close()
     return token
+
+
+def run_jacmon(
+    *args: str, timeout: float = 60, config: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m jacmon ARGS`` as a user would: its result, whatever the exit code.
+
+    No user config is read (``JACMON_CONFIG`` is ``config`` or the null device); ``env``
+    adds or overrides variables.
+    """
+    return subprocess.run(
+        [sys.executable, "-m", "jacmon", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "JACMON_CONFIG": str(config) if config else os.devnull, **(env or {})},
+    )

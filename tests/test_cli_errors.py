@@ -5,24 +5,16 @@ Every case runs the real ``jacmon`` in its own process, as an operator would.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support import run_jacmon
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 
 
-def jacmon(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jacmon", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "JACMON_CONFIG": os.devnull},
-    )
+jacmon = run_jacmon
 
 
 def one_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:
@@ -38,6 +30,12 @@ def one_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:
 def test_port_in_use_is_one_line(tmp_path, busy_port):
     result = jacmon("serve", "--db", str(tmp_path / "j.db"), "--port", str(busy_port))
     one_error(result, f"127.0.0.1:{busy_port}", "in use")
+
+
+@pytest.mark.parametrize("mode", [["--web"], ["--headless", "--duration", "5"]])
+def test_a_demo_on_a_busy_port_is_one_line(tmp_path, busy_port, mode):
+    result = jacmon("demo", *mode, "--db", str(tmp_path / "j.db"), "--port", str(busy_port))
+    one_error(result, f"cannot listen on 127.0.0.1:{busy_port}: the port is in use")
 
 
 def test_check_tests_the_port(tmp_path, busy_port):

@@ -5,26 +5,13 @@ Each case runs the real ``jacmon`` in its own process, as an operator would.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-from support import flat
+from support import flat, run_jacmon
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 
 
-def jacmon(*args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "JACMON_CONFIG": str(config) if config else os.devnull}
-    return subprocess.run(
-        [sys.executable, "-m", "jacmon", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+jacmon = run_jacmon
 
 
 def test_serve_on_a_busy_port_fails_before_creating_the_database(tmp_path, busy_port):

@@ -180,16 +180,22 @@ async def test_matchers_severity_at_least_and_which_changes(store):
     assert len(receivers["a"].sent) == 1
 
 
-async def test_a_route_without_matchers_sends_fired_and_resolved(store):
-    clock = Clock()
-    notifier, receivers = await make_notifier(store, clock, group_wait=1, group_interval=1)
-    fired = await fire(store, ["ann"])
+async def fire_deliver_then_resolve_first(store, notifier, clock, learners: list[str]) -> None:
+    """Fire alerts for ``learners``, let them be sent, then resolve the first and send that
+    (group_wait and group_interval of 1 s: the clock moves 2 s before each send)."""
+    fired = await fire(store, learners)
     await notifier.route_once()
     clock.advance(2)
     await tick(notifier)
     await resolve(store, fired[0]["alert"])
     clock.advance(2)
     await tick(notifier)
+
+
+async def test_a_route_without_matchers_sends_fired_and_resolved(store):
+    clock = Clock()
+    notifier, receivers = await make_notifier(store, clock, group_wait=1, group_interval=1)
+    await fire_deliver_then_resolve_first(store, notifier, clock, ["ann"])
     assert [m.changes[0].change for m in receivers["a"].sent] == ["fired", "resolved"]
 
 
@@ -362,13 +368,7 @@ def test_durations_accept_text_or_seconds():
 async def test_retiring_a_resolved_alert_takes_its_outbox_rows_with_it(store):
     clock = Clock()
     notifier, _ = await make_notifier(store, clock, group_wait=1, group_interval=1)
-    fired = await fire(store, ["ann", "bob"])
-    await notifier.route_once()
-    clock.advance(2)
-    await tick(notifier)
-    await resolve(store, fired[0]["alert"])
-    clock.advance(2)
-    await tick(notifier)
+    await fire_deliver_then_resolve_first(store, notifier, clock, ["ann", "bob"])
     assert len(await notification_log(store.db.reader)) == 6  # 2 fired + 1 resolved, x2
     async with store.db.transaction() as conn:
         await retire_resolved(conn, before=time.time() + 1)

@@ -7,12 +7,11 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from support import event, recv_until
+from support import event, recv_until, run_jacmon
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -170,14 +169,7 @@ async def test_a_loop_that_died_is_restarted_and_healthz_recovers(tmp_path, serv
             assert "loops_down" not in health
 
 
-def jacmon_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jacmon", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "JACMON_CONFIG": os.devnull},
-    )
+jacmon_cli = run_jacmon
 
 
 @pytest.mark.timeout(120)

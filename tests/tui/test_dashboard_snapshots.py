@@ -7,8 +7,6 @@ picture depends on the frames below only.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from jacmon.client.streams import CONNECTED, RECONNECTING, ConnectionStatus
@@ -18,14 +16,8 @@ from jacmon.tui.messages import ConnectionChanged
 NOW = 1767607200.0  # 2026-01-05 10:00:00 UTC
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch):
-    """The feed shows local times: pin the zone so the pictures match anywhere."""
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+# The feed shows local times: pin the zone (conftest's utc) so the pictures match anywhere.
+pytestmark = pytest.mark.usefixtures("utc")
 
 
 def frozen_frames() -> list[dict]:

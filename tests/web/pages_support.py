@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import subprocess
-import sys
 import threading
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
@@ -192,14 +190,7 @@ def live_events(learner: str, count: int, *, path: str = "python-101") -> list[d
 
 
 def jacmon(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    """Run the jacmon CLI as a user would; fails the test on a non-zero exit."""
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "jacmon", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
+    """Run the jacmon CLI as a user would (wide, no colour); fails the test on a non-zero exit."""
+    done = support.run_jacmon(*args, timeout=timeout, env={"COLUMNS": "200", "NO_COLOR": "1"})
     assert done.returncode == 0, f"jacmon {' '.join(args)} failed:\n{done.stderr}"
     return done
