@@ -54,12 +54,6 @@ export function dateMinute(ts) {
   return text === "-" ? text : text.slice(0, 16);
 }
 
-/** "HH:MM" for chart axes. */
-export function clock(seconds) {
-  const d = new Date(seconds * 1000);
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}`;
-}
-
 /** A span of seconds as "45s", "12m", "3h", "5d"; null as "-". */
 export function span(seconds) {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "-";

@@ -49,12 +49,18 @@ export function evidence(alert) {
   return lines;
 }
 
-function ackText(alert, now) {
+function ackText(alert) {
   if (alert.acknowledged) {
     const until = alert.acknowledged.expires_at ? ` until ${dateMinute(alert.acknowledged.expires_at)}` : "";
     return `acked by ${alert.acknowledged.by}${until}`;
   }
   return alert.silenced ? `silenced until ${dateMinute(alert.silenced.until)}` : "";
+}
+
+/** An alert's message, and its acknowledgement or silence in brackets. */
+function messageHtml(alert) {
+  const state = ackText(alert);
+  return `${esc(alert.message)}${state ? ` <em class="acked">(${esc(state)})</em>` : ""}`;
 }
 
 export function alertColumns(now) {
@@ -63,7 +69,7 @@ export function alertColumns(now) {
     { title: "age", cls: "num", cell: (a) => ago(a.first_seen, now), sort: (a) => a.first_seen, hint: "how long it has been firing" },
     { title: "learner", cell: (a) => a.learner ?? "-" },
     { title: "rule", cls: "rule", cell: (a) => a.rule.replaceAll("_", " ") },
-    { title: "message", cls: "msg", cell: (a) => a.message, html: (a) => `${esc(a.message)}${ackText(a, now) ? ` <em class="acked">(${esc(ackText(a, now))})</em>` : ""}` },
+    { title: "message", cls: "msg", cell: (a) => a.message, html: (a) => messageHtml(a) },
   ];
 }
 

@@ -38,6 +38,8 @@ export function forgetToken() {
 export async function signIn({ learner = null } = {}) {
   const form = document.getElementById("signin");
   const message = document.getElementById("signin-message");
+  // Never let the browser submit the form itself: that would put the token in the URL.
+  form.addEventListener("submit", (event) => event.preventDefault());
   let token = storedToken();
   for (;;) {
     const answer = await whoami({ token, learner });
@@ -46,9 +48,12 @@ export async function signIn({ learner = null } = {}) {
       return { token, me: answer.body };
     }
     if (answer.status === 0) {
+      // The server cannot be reached: say so and ask again; there is nothing to type yet.
       message.textContent = `${answer.body.error}. Retrying…`;
       form.hidden = false;
+      form.querySelector("button[type=submit]").disabled = true;
       await new Promise((resolve) => setTimeout(resolve, 2000));
+      form.querySelector("button[type=submit]").disabled = false;
       continue;
     }
     forgetToken();
@@ -68,8 +73,7 @@ function nextSubmittedToken(form) {
   return new Promise((resolve) => {
     form.addEventListener(
       "submit",
-      (event) => {
-        event.preventDefault();
+      () => {
         const value = input.value.trim();
         input.value = "";
         resolve(value);
