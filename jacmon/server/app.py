@@ -25,7 +25,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -138,13 +137,6 @@ def _check_pem(flag: str, path: Path, what: str, marker: bytes) -> None:
         raise ConfigError(f"{flag} file {path} is not a PEM {what}")
 
 
-def _response(status: HTTPStatus, body: str, content_type: str = "text/plain") -> Response:
-    headers = Headers(
-        [("Content-Type", f"{content_type}; charset=utf-8"), ("Cache-Control", "no-store")]
-    )
-    return Response(status.value, status.phrase, headers, body.encode())
-
-
 def _request_token(request: Request, query: dict[str, list[str]]) -> str | None:
     """The token a request carries: ``Authorization: Bearer`` first, then ``?token=``."""
     header = request.headers.get("Authorization")
@@ -164,7 +156,7 @@ class Refused(Exception):
 
 def _json_response(status: HTTPStatus, body: dict[str, Any]) -> Response:
     """A JSON response that no cache keeps; token secrets redacted."""
-    return _response(status, redact(json.dumps(body)) + "\n", "application/json")
+    return text_response(status, redact(json.dumps(body)) + "\n", "application/json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -620,7 +612,7 @@ class JacmonServer:
             if len(request.headers.get_all(name)) > 1
         ]
         if repeated:
-            return _response(
+            return text_response(
                 HTTPStatus.BAD_REQUEST, f"header {repeated[0]} is sent twice; expected it once\n"
             )
         token = _request_token(request, query)
@@ -637,7 +629,7 @@ class JacmonServer:
         if not path.startswith("/ws/") or stream_name not in {s.value for s in Stream}:
             known = ", ".join(f"/ws/{s.value}" for s in Stream)
             web = "/, /learner, /static/<file>, " if self.web.enabled else ""
-            return _response(
+            return text_response(
                 HTTPStatus.NOT_FOUND,
                 redact(
                     f"unknown path {path[:200]}; known: {web}{known}, /whoami, /healthz, /metrics\n"
@@ -647,14 +639,14 @@ class JacmonServer:
         try:
             principal, learner = await self._admit(request, query, token, origin, stream)
         except Refused as refused:
-            return _response(refused.status, refused.reason + "\n")
+            return text_response(refused.status, refused.reason + "\n")
         since_text = query.get("since", [None])[0]
         since = None
         if since_text is not None:
             try:
                 since = parse_since(since_text)
             except ProtocolError as exc:
-                return _response(HTTPStatus.BAD_REQUEST, f"{exc}\n")
+                return text_response(HTTPStatus.BAD_REQUEST, f"{exc}\n")
         self._admitted[connection] = Admission(principal, stream, learner, since)
         return None
 
@@ -764,7 +756,7 @@ class JacmonServer:
         try:
             return await self._auth.authenticate(token, origin)
         except AuthError as exc:
-            return _response(HTTPStatus(exc.status), redact(f"{exc}\n"))
+            return text_response(HTTPStatus(exc.status), redact(f"{exc}\n"))
 
     async def _healthz(self, token: str | None, origin: OriginKind) -> Response:
         """Health as JSON: 200 "ok", or 503 "degraded" with the reasons.
@@ -791,7 +783,7 @@ class JacmonServer:
         if self.loops_down:
             body["loops_down"] = dict(self.loops_down)
         status = HTTPStatus.SERVICE_UNAVAILABLE if problems else HTTPStatus.OK
-        return _response(status, redact(json.dumps(body)) + "\n", "application/json")
+        return _json_response(status, body)
 
     async def _health_problems(self) -> dict[str, str]:
         """What is wrong right now, one sentence per cause: the database, writes, loops."""
@@ -817,12 +809,12 @@ class JacmonServer:
             if isinstance(principal, Response):
                 return principal
             if principal is not None and not principal.may_view():
-                return _response(
+                return text_response(
                     HTTPStatus.FORBIDDEN,
                     f"token {principal.name!r} has role {principal.role}; /metrics needs viewer, "
                     "admin or the metrics token\n",
                 )
-        return _response(HTTPStatus.OK, prometheus_text(self), "text/plain; version=0.0.4")
+        return text_response(HTTPStatus.OK, prometheus_text(self), "text/plain; version=0.0.4")
 
     # Connections
 

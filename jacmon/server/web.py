@@ -211,12 +211,13 @@ def _etag_matches(header: str | None, etag: str) -> bool:
     return "*" in candidates or etag in candidates
 
 
-def text_response(status: HTTPStatus, body: str) -> Response:
-    """A plain-text response that no cache keeps."""
+def text_response(status: HTTPStatus, body: str, content_type: str = "text/plain") -> Response:
+    """A UTF-8 text response (plain by default) that no cache keeps: every HTTP answer the
+    server writes itself, pages and files aside."""
     data = body.encode()
     headers = Headers(
         [
-            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Type", f"{content_type}; charset=utf-8"),
             ("Cache-Control", "no-store"),
             ("Content-Length", str(len(data))),
         ]
