@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from jacmon.config import Settings
+from jacmon.config import Settings, check_server_settings
 from jacmon.errors import JacmonError
 from jacmon.server.app import JacmonServer
 from jacmon.sim.simulator import DEMO_CATALOG, SimClock, Simulator
@@ -132,6 +132,8 @@ class DemoRuntime:
             settings.server.db = db
             settings.server.port = options.port
             settings.server.metrics_interval_s = 1.0
+            # The same checks a config file or serve's flags get (a port out of range).
+            check_server_settings(settings.server)
             started = time.monotonic()
             async with JacmonServer(
                 settings,

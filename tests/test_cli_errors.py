@@ -38,6 +38,12 @@ def test_a_demo_on_a_busy_port_is_one_line(tmp_path, busy_port, mode):
     one_error(result, f"cannot listen on 127.0.0.1:{busy_port}: the port is in use")
 
 
+@pytest.mark.parametrize("port", ["-1", "70000"])
+def test_a_demo_port_out_of_range_is_one_line(tmp_path, port):
+    result = jacmon("demo", "--web", "--db", str(tmp_path / "j.db"), "--port", port)
+    one_error(result, f"has value {port}", "from 0 to 65535")
+
+
 def test_check_tests_the_port(tmp_path, busy_port):
     result = jacmon("serve", "--check", "--db", str(tmp_path / "j.db"), "--port", str(busy_port))
     one_error(result, f"problem: cannot listen on 127.0.0.1:{busy_port}", "in use")
