@@ -44,7 +44,7 @@ from jacmon.events import validate_event
 
 RESULTS = Path(__file__).resolve().parent / "results-server"
 
-#: The events table as jacmon creates it (jacmon/store/schema.py, migration 1).
+#: The events table as jacmon creates it (jacmon/store/sqlite/schema.py, migration 1).
 EVENTS_DDL = """
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, ts REAL NOT NULL,

@@ -6,7 +6,7 @@
 No server and no WebSocket: the same events as bench_ingest.py, decoded and
 validated the way the server does, then stored with ``store_batch`` on a plain
 sqlite3 connection to a fresh database file, one transaction per batch. Each
-of the three progress statements (jacmon/store/progress_sql.py) is timed on
+of the three progress statements (jacmon/store/sqlite/progress_sql.py) is timed on
 its own: execute (the work inside SQLite) and fetching the RETURNING rows.
 Reported in microseconds per event, so the parts add up to the whole.
 
@@ -35,11 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import make_event
 
-import jacmon.store.ingest as ingest_module
+import jacmon.store.sqlite.ingest as ingest_module
 from jacmon.events import validate_event
-from jacmon.store import progress_sql
 from jacmon.store.catalog import Catalog
-from jacmon.store.database import Database
+from jacmon.store.sqlite import progress_sql
+from jacmon.store.sqlite.catalog import load_catalog_sync
+from jacmon.store.sqlite.database import Database
 
 
 @contextlib.contextmanager
@@ -96,7 +97,7 @@ def store_one(conn: sqlite3.Connection, catalog: Catalog, batch: list, next_seq:
 
 def store_all(conn: sqlite3.Connection, batches) -> None:
     """Store each batch of validated events in its own transaction."""
-    catalog = Catalog.load_sync(conn)
+    catalog = load_catalog_sync(conn)
     next_seq = 1
     for batch in batches:
         next_seq = store_one(conn, catalog, batch, next_seq)
@@ -157,7 +158,7 @@ def main() -> None:
     seconds: dict[str, float] = defaultdict(float)
     timed_statements(seconds)
     with fresh_database() as conn:
-        catalog = Catalog.load_sync(conn)
+        catalog = load_catalog_sync(conn)
         next_seq = 1
         for frame in frames:
             started = time.perf_counter()

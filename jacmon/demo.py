@@ -203,23 +203,11 @@ class DemoRuntime:
 
     async def _summarise(self, server: JacmonServer) -> None:
         summary = self.summary
-        conn = server.store.db.reader
         summary.events_stored = server.store.last_seq
         summary.simulated_days = round(summary.wall_s * self.options.speed / 86400, 2)
-        async with conn.execute(
-            "SELECT count(*) FROM alert_changes WHERE change = 'fired'"
-        ) as cursor:
-            (summary.alerts_raised,) = await cursor.fetchone()
-        async with conn.execute(
-            "SELECT rule, count(*) FROM alerts WHERE state = 'firing' GROUP BY rule"
-        ) as cursor:
-            summary.alerts_by_rule = {rule: n for rule, n in await cursor.fetchall()}
+        summary.alerts_raised, summary.alerts_by_rule = await server.store.alert_totals()
         summary.alerts_firing = sum(summary.alerts_by_rule.values())
-        async with conn.execute(
-            "SELECT task, outcome, count(*) FROM task_runs GROUP BY task, outcome"
-        ) as cursor:
-            for task, outcome, count in await cursor.fetchall():
-                summary.task_runs.setdefault(task, {})[outcome] = count
+        summary.task_runs = await server.store.run_totals()
 
 
 def run_headless(options: DemoOptions) -> DemoSummary:

@@ -80,7 +80,7 @@ async def make_token(db_path: Path, **kwargs: Any) -> str:
     """Create a token in the database at ``db_path`` (``create_token``'s keywords); its text."""
     store = await Store.open(db_path)
     try:
-        token, _ = await create_token(store.db, **kwargs)
+        token, _ = await create_token(store, **kwargs)
     finally:
         await store.close()
     return token

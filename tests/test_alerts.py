@@ -9,7 +9,7 @@ from test_tasks_fixtures import ago, alerts, ingest, open_store, run_task, score
 
 from jacmon.errors import JacmonError
 from jacmon.store import Store
-from jacmon.store.alerts import (
+from jacmon.store.sqlite.alerts import (
     acknowledge_alert,
     alert_changes_since,
     expire_acknowledgements,

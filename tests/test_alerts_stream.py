@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect
 
 from jacmon.monitoring.scheduler import ManualClock
 from jacmon.store import Store
-from jacmon.store.alerts import get_alert
+from jacmon.store.sqlite.alerts import get_alert
 
 START = datetime(2026, 3, 2, 10, 0, 30, tzinfo=UTC)
 

@@ -46,7 +46,7 @@ from test_terminal_tmux import Tmux, quit_and_check_exit, wait_for_screen
 
 from jacmon.analytics.alert_rules import AlertCondition, PlannedChange
 from jacmon.store import Store
-from jacmon.store.alerts import apply_alert_changes
+from jacmon.store.sqlite.alerts import apply_alert_changes
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

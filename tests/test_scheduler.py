@@ -17,7 +17,7 @@ from jacmon.monitoring.tasks import TaskOutcome, TaskSpec
 from jacmon.monitoring.tasks.config import load_tasks_config
 from jacmon.sim.clock import SimClock
 from jacmon.store import Store
-from jacmon.store.task_runs import recent_runs, record_run
+from jacmon.store.sqlite.task_runs import recent_runs, record_run
 
 T0 = datetime(2026, 3, 2, 10, 0, 30, tzinfo=UTC)
 WAIT_S = 60.0

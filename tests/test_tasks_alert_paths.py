@@ -12,7 +12,7 @@ from datetime import datetime
 from test_tasks_fixtures import ago, alerts, enrol, ev, open_store, progress, run_task
 
 from jacmon.analytics.alert_rules import AlertCondition, PlannedChange
-from jacmon.store.alerts import apply_alert_changes
+from jacmon.store.sqlite.alerts import apply_alert_changes
 
 
 def scored(learner: str, path: str, when: datetime, percent: float) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from test_tasks_fixtures import NOW, ago, alerts, ev, open_store, run_task
 
 from jacmon.analytics.alert_rules import AlertCondition, PlannedChange
-from jacmon.store.alerts import (
+from jacmon.store.sqlite.alerts import (
     acknowledge_alert,
     alert_changes_since,
     apply_alert_changes,

@@ -13,7 +13,7 @@ from typing import Any
 from jacmon.events import validate_event
 from jacmon.monitoring.scheduler import RunResult, Scheduler
 from jacmon.store import Store
-from jacmon.store.alerts import list_alerts
+from jacmon.store.sqlite.alerts import list_alerts
 
 #: "Now" of most task tests: a Monday noon, UTC.
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from test_tasks_fixtures import ago, alerts, ingest, open_store, run_task, score
 
-from jacmon.store.alerts import alert_changes_since
+from jacmon.store.sqlite.alerts import alert_changes_since
 
 
 def _by_learner(found: list[dict]) -> dict[str, dict]:

@@ -27,7 +27,7 @@ import pytest
 
 from jacmon.analytics.alert_rules import AlertCondition, PlannedChange
 from jacmon.client.ingest import IngestClient
-from jacmon.store.alerts import apply_alert_changes
+from jacmon.store.sqlite.alerts import apply_alert_changes
 
 #: Every panel side by side (below 110 columns the dashboard shows one at a time).
 COLUMNS, ROWS = 120, 40

@@ -4,7 +4,7 @@ This is the reference statement of the rules. A batch folds into one
 :class:`BatchProgress` (one delta per learner x module, learner x path and
 learner), and the ``apply_*`` functions below turn an old row and a delta into
 the new row. The store applies the same rules as set-based SQL inside the
-ingest transaction (jacmon/store/progress_sql.py); tests hold the two to the
+ingest transaction (jacmon/store/sqlite/progress_sql.py); tests hold the two to the
 same results over random event streams. Nothing here touches the database.
 
 Rules, in short (docs/architecture.md has the full table):

@@ -22,12 +22,7 @@ from jacmon.commands.common import (
 )
 from jacmon.durations import parse_duration
 from jacmon.errors import UsageError
-from jacmon.store.alerts import (
-    ALERT_STATES,
-    acknowledge_alert,
-    list_alerts,
-    unacknowledge_alert,
-)
+from jacmon.store.types import ALERT_STATES
 
 alerts_app = typer.Typer(
     help="List alerts, acknowledge one (jacmon alerts ack ID) or withdraw that (unack ID).",
@@ -64,7 +59,7 @@ def alerts_command(
     alerts = run(
         with_store(
             existing_db(db, config),
-            lambda store: list_alerts(store.db.reader, state=state, learner=learner),
+            lambda store: store.list_alerts(state=state, learner=learner),
             readonly=True,
         )
     )
@@ -127,8 +122,8 @@ def ack_command(
     change = run(
         with_store(
             path,
-            lambda store: acknowledge_alert(
-                store.db, alert_id, by=by or os_login(), note=note, expires_at=expires_at
+            lambda store: store.acknowledge_alert(
+                alert_id, by=by or os_login(), note=note, expires_at=expires_at
             ),
         )
     )
@@ -159,7 +154,7 @@ def unack_command(
     change = run(
         with_store(
             path,
-            lambda store: unacknowledge_alert(store.db, alert_id, by=by or os_login(), note=note),
+            lambda store: store.unacknowledge_alert(alert_id, by=by or os_login(), note=note),
         )
     )
     if as_json:

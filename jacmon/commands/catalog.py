@@ -20,14 +20,14 @@ from jacmon.commands.common import (
     with_store,
 )
 from jacmon.store import Store
-from jacmon.store.catalog import CatalogPath, modules_left_out, parse_catalog_file
+from jacmon.store.catalog import CatalogPath, parse_catalog_file
 
 err_console = Console(stderr=True, soft_wrap=True)
 
 
 async def _load_and_check(store: Store, paths: list[CatalogPath]) -> dict[str, list[str]]:
     """Load ``paths`` and return the modules seen in events that they leave out."""
-    left_out = await modules_left_out(store.db.reader, paths)
+    left_out = await store.modules_left_out(paths)
     await store.load_catalog(paths)
     return left_out
 
@@ -72,15 +72,9 @@ def show(
 ) -> None:
     """Show the catalog: each path's modules, in order, and where they came from."""
 
-    async def catalog_rows(store: Store) -> list[dict]:
-        async with store.db.reader.execute(
-            "SELECT c.path, p.title AS path_title, p.source, c.position, c.module, c.title"
-            " FROM catalog_modules c JOIN catalog_paths p ON p.path = c.path"
-            " ORDER BY c.path, c.position"
-        ) as cursor:
-            return [dict(r) for r in await cursor.fetchall()]
-
-    rows = run(with_store(existing_db(db, config), catalog_rows, readonly=True))
+    rows = run(
+        with_store(existing_db(db, config), lambda store: store.catalog_rows(), readonly=True)
+    )
     if json_output:
         print_json(rows)
         return

@@ -22,7 +22,7 @@ from jacmon.commands.common import (
 )
 from jacmon.errors import UsageError
 from jacmon.notify.model import AlertChange, Notification
-from jacmon.store.notify import STATES, notification_log
+from jacmon.store.types import STATES
 
 notify_app = typer.Typer(
     help="Notifications: what was sent, retried or failed (log), and a test send (test).",
@@ -49,9 +49,7 @@ def log_command(
     rows = run(
         with_store(
             path,
-            lambda store: notification_log(
-                store.db.reader, receiver=receiver, state=state, limit=limit
-            ),
+            lambda store: store.notification_log(receiver=receiver, state=state, limit=limit),
             readonly=True,
         )
     )

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
-import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +24,7 @@ log = logging.getLogger("jacmon.serve")
 
 async def _serve(settings: Settings) -> None:
     from jacmon.server.app import JacmonServer
-    from jacmon.store.database import ServeLock
+    from jacmon.store import serve_lock
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -35,7 +33,7 @@ async def _serve(settings: Settings) -> None:
     host, port = settings.server.host, settings.server.port
     # The server opens (creates, migrates) the database before it binds: a busy port
     # found only then would leave a new empty database behind. Say why first.
-    held = ServeLock(settings.server.db).problem()
+    held = serve_lock(settings.server.db).problem()
     if held is not None:
         raise StoreError(held)  # as the server's own lock refusal: exit 1
     if port != 0 and (busy := check_port(host, port)) is not None:
@@ -54,20 +52,6 @@ async def _serve(settings: Settings) -> None:
         await server.shutdown()
 
 
-def schema_version(path: Path) -> int | str | None:
-    """Schema version of the database; None if there is no file, the error text if unreadable."""
-    if not path.exists():
-        return None
-    try:
-        with contextlib.closing(
-            sqlite3.connect(f"file:{path.absolute()}?mode=ro", uri=True)
-        ) as conn:
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            return conn.execute("PRAGMA user_version").fetchone()[0]
-    except sqlite3.Error as exc:
-        return str(exc)
-
-
 async def _check(settings: Settings) -> tuple[dict, list[str]]:
     """Everything ``serve`` would do, checked without listening (the port is bound for a
     moment). Returns (plan, problems)."""
@@ -76,12 +60,9 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
     from jacmon.monitoring.tasks.config import load_tasks_config
     from jacmon.notify.check import check_notify
     from jacmon.server.app import load_tls
-    from jacmon.server.auth import active_token_count, tokens_required
+    from jacmon.server.auth import tokens_required
     from jacmon.server.web import default_static_root, page_url
-    from jacmon.store import Store
-    from jacmon.store.alerts import open_alerts
-    from jacmon.store.database import ServeLock
-    from jacmon.store.schema import latest_version
+    from jacmon.store import Store, latest_schema_version, schema_version, serve_lock
 
     problems: list[str] = []
     server = settings.server
@@ -111,7 +92,7 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
             f"the web dashboard's files are missing ({default_static_root()} has no "
             "index.html); reinstall jacmon, or pass --no-web"
         )
-    held = ServeLock(server.db).problem()
+    held = serve_lock(server.db).problem()
     if held is not None:
         problems.append(held)
     elif server.port != 0 and (busy := check_port(server.host, server.port)) is not None:
@@ -121,17 +102,18 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
     firing: list[dict] = []
     plan["events_stored"] = 0
     version = schema_version(server.db)
+    latest = latest_schema_version()
     if version is None:
         plan["db_state"] = "does not exist yet; serve creates it"
     elif isinstance(version, str):
         problems.append(f"database {server.db} cannot be read: {version}")
-    elif version > latest_version():
+    elif version > latest:
         problems.append(
             f"database {server.db} has schema version {version}, newer than this jacmon "
-            f"({latest_version()}); upgrade jacmon"
+            f"({latest}); upgrade jacmon"
         )
-    elif version < latest_version():
-        plan["db_state"] = f"schema {version}; serve migrates it to {latest_version()} at start"
+    elif version < latest:
+        plan["db_state"] = f"schema {version}; serve migrates it to {latest} at start"
     else:
         plan["db_state"] = f"schema {version}, current"
         try:
@@ -140,9 +122,9 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
             problems.append(str(exc))
         else:
             try:
-                tokens = await active_token_count(store.db)
+                tokens = await store.active_token_count()
                 plan["events_stored"] = store.last_seq
-                firing = await open_alerts(store.db.reader)
+                firing = await store.open_alerts()
             finally:
                 await store.close()
     plan["active_tokens"] = tokens

@@ -21,7 +21,6 @@ from jacmon.commands.common import (
 )
 from jacmon.durations import format_duration, parse_duration
 from jacmon.errors import UsageError
-from jacmon.store.silences import add_silence, expire_silence, list_silences
 
 silence_app = typer.Typer(
     help=(
@@ -57,8 +56,7 @@ def add_command(
     silence, changes = run(
         with_store(
             existing_db(db, config),
-            lambda store: add_silence(
-                store.db,
+            lambda store: store.add_silence(
                 by=by or os_login(),
                 rule=rule,
                 learner=learner,
@@ -89,7 +87,7 @@ def list_command(
     silences = run(
         with_store(
             existing_db(db, config),
-            lambda store: list_silences(store.db.reader, include_expired=include_expired),
+            lambda store: store.list_silences(include_expired=include_expired),
             readonly=True,
         )
     )
@@ -129,7 +127,7 @@ def expire_command(
     silence, changes = run(
         with_store(
             existing_db(db, config),
-            lambda store: expire_silence(store.db, silence_id, by=by or os_login()),
+            lambda store: store.expire_silence(silence_id, by=by or os_login()),
         )
     )
     if as_json:

@@ -26,7 +26,6 @@ from jacmon.monitoring.scheduler import RunResult, Scheduler, next_runs
 from jacmon.monitoring.tasks import TASKS, get_task
 from jacmon.monitoring.tasks.config import load_tasks_config
 from jacmon.store import Store
-from jacmon.store.task_runs import last_runs
 
 
 def parse_at(value: str | None) -> datetime | None:
@@ -134,7 +133,7 @@ async def _task_rows(db: Path, tasks: dict[str, Any], now: datetime) -> list[dic
     config = load_tasks_config(tasks)
     store = await Store.open(db, readonly=True)
     try:
-        previous = await last_runs(store.db.reader)
+        previous = await store.last_runs()
     finally:
         await store.close()
     upcoming = next_runs(config, now)

@@ -38,7 +38,7 @@ def create(
     token, record = run(
         with_store(
             path,
-            lambda s: create_token(s.db, role=role, learner=learner, can_ack=can_ack, name=name),
+            lambda s: create_token(s, role=role, learner=learner, can_ack=can_ack, name=name),
         )
     )
     if json_output:
@@ -61,7 +61,7 @@ def list_(
     config: Path | None = ConfigOption,
 ) -> None:
     """List tokens (ids, roles, scope; never the secrets)."""
-    records = run(with_store(resolve_db(db, config), lambda s: list_tokens(s.db)))
+    records = run(with_store(resolve_db(db, config), lambda s: list_tokens(s)))
     if json_output:
         print_json(records)
         return
@@ -87,7 +87,7 @@ def revoke(
     config: Path | None = ConfigOption,
 ) -> None:
     """Revoke a token: new connections with it are refused."""
-    run(with_store(resolve_db(db, config), lambda s: revoke_token(s.db, token_id)))
+    run(with_store(resolve_db(db, config), lambda s: revoke_token(s, token_id)))
     typer.echo(f"revoked {token_id}")
 
 

@@ -39,7 +39,6 @@ from jacmon.errors import TaskError, UsageError
 from jacmon.monitoring.tasks import TaskContext, TaskOutcome, TaskSpec, get_task
 from jacmon.monitoring.tasks.config import TaskConfig, TasksConfig, load_tasks_config
 from jacmon.store import Store
-from jacmon.store import task_runs as runs
 
 log = logging.getLogger("jacmon.scheduler")
 
@@ -258,12 +257,12 @@ class Scheduler:
         if self._loop_task is not None:
             raise UsageError("the scheduler is already started")
         now = self.now()
-        stale = await runs.abandon_stale_runs(
-            self.store.db, now=now.timestamp(), live_run_ids=self._live_run_ids
+        stale = await self.store.abandon_stale_runs(
+            now=now.timestamp(), live_run_ids=self._live_run_ids
         )
         if stale:
             log.warning("marked %d run(s) left running by a stopped process abandoned", len(stale))
-        handled = await runs.last_scheduled(self.store.db.reader)
+        handled = await self.store.last_scheduled()
         for name, config in self.config.tasks.items():
             if not config.enabled:
                 continue
@@ -334,8 +333,7 @@ class Scheduler:
                 "grace_s": config.grace_s,
             }
             log.warning("%s missed %d fire time(s) up to %s", config.name, len(missed), missed[-1])
-            await runs.record_run(
-                self.store.db,
+            await self.store.record_run(
                 config.name,
                 outcome="missed",
                 trigger="schedule",
@@ -347,8 +345,7 @@ class Scheduler:
             return
         if state.running is not None and not state.running.done():
             log.warning("%s is still running; skipping the run due at %s", config.name, latest)
-            await runs.record_run(
-                self.store.db,
+            await self.store.record_run(
                 config.name,
                 outcome="skipped",
                 trigger="schedule",
@@ -395,8 +392,7 @@ class Scheduler:
         started = self.now()
         result = RunResult(config.name, trigger, "running", dry_run, None, scheduled, started, 0.0)
         if not dry_run:
-            run_id, began = await runs.begin_run(
-                self.store.db,
+            run_id, began = await self.store.begin_run(
                 config.name,
                 trigger=trigger,
                 scheduled=scheduled.timestamp() if scheduled else None,
@@ -447,8 +443,7 @@ class Scheduler:
         if result.run_id is None:
             return
         try:
-            await runs.finish_run(
-                self.store.db,
+            await self.store.finish_run(
                 result.run_id,
                 outcome=result.outcome,
                 finished=self.now().timestamp(),

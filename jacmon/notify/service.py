@@ -1,7 +1,7 @@
 """The notifier: routes alert changes into the outbox and delivers it, one loop per receiver.
 
 - The router (every ``poll_interval``) expands new alert changes into outbox rows
-  (:func:`jacmon.store.notify.route_new_changes`), plans repeats and lets silences
+  (:meth:`jacmon.store.Store.route_new_changes`), plans repeats and lets silences
   lapse, each in one short write transaction.
 - Each receiver has its own delivery loop, so a slow or broken receiver delays
   only itself: it claims a due group's batch (a transaction), sends it with no
@@ -23,18 +23,8 @@ from typing import Any
 from jacmon.notify.config import NotifySettings, Route
 from jacmon.notify.metrics import NotifyMetrics
 from jacmon.notify.model import Delivery, Notification, Receiver
-from jacmon.store.alerts import open_alerts
-from jacmon.store.database import Database
-from jacmon.store.notify import (
-    DueGroup,
-    claim_batch,
-    due_groups,
-    finish_batch,
-    open_counts,
-    plan_repeats,
-    route_new_changes,
-)
-from jacmon.store.silences import lapse_silences
+from jacmon.store import Store
+from jacmon.store.types import DueGroup
 
 log = logging.getLogger("jacmon.notify")
 
@@ -58,14 +48,14 @@ class Notifier:
 
     def __init__(
         self,
-        db: Database,
+        store: Store,
         settings: NotifySettings,
         receivers: Mapping[str, Receiver],
         *,
         clock: Callable[[], float] = time.time,
         metrics: NotifyMetrics | None = None,
     ) -> None:
-        self.db = db
+        self.store = store
         self.settings = settings
         self.receivers = dict(receivers)
         self.routes: dict[str, Route] = {route.name: route for route in settings.routes}
@@ -91,8 +81,7 @@ class Notifier:
         routing at the newest alert change (the history is not sent; what fires from
         now on is, even before the router's first pass)."""
         if self.settings.enabled:
-            async with self.db.transaction() as conn:
-                await route_new_changes(conn, (), now=self.clock(), limit=0)
+            await self.store.route_new_changes((), now=self.clock(), limit=0)
 
     # -- router ----------------------------------------------------------------
 
@@ -111,23 +100,20 @@ class Notifier:
         now = self.clock()
         read = 0
         if now - self._last_silence_check >= SILENCE_CHECK_S:
-            async with self.db.transaction() as conn:
-                await lapse_silences(conn, now=now, since=self._last_silence_check)
+            await self.store.lapse_silences(now=now, since=self._last_silence_check)
             self._last_silence_check = now
         if not self.settings.enabled:
             return 0
         while True:
-            async with self.db.transaction() as conn:
-                chunk = await route_new_changes(
-                    conn, self.settings.routes, now=now, limit=ROUTE_CHUNK
-                )
+            chunk = await self.store.route_new_changes(
+                self.settings.routes, now=now, limit=ROUTE_CHUNK
+            )
             read += chunk
             if chunk < ROUTE_CHUNK:
                 break
             await asyncio.sleep(0)  # let ingest and the streams in between chunks
-        async with self.db.transaction() as conn:
-            await plan_repeats(conn, self.routes, now=now)
-        self.metrics.set_pending(await open_counts(self.db.reader))
+        await self.store.plan_repeats(self.routes, now=now)
+        self.metrics.set_pending(await self.store.notification_counts())
         for event in self._wake.values():
             event.set()
         return read
@@ -148,14 +134,13 @@ class Notifier:
 
     async def deliver_due(self, name: str) -> float | None:
         """Send every group of receiver ``name`` that is due now; returns when the next is due."""
-        groups, upcoming = await due_groups(self.db.reader, name, self.routes, now=self.clock())
+        groups, upcoming = await self.store.due_groups(name, self.routes, now=self.clock())
         for group in groups:
             await self._send_group(group)
         return upcoming
 
     async def _send_group(self, group: DueGroup) -> None:
-        async with self.db.transaction() as conn:
-            claimed = await claim_batch(conn, group)
+        claimed = await self.store.claim_batch(group)
         if claimed is None:
             return
         # Decoded after the commit: a big group must not hold the writer (and ingest).
@@ -164,16 +149,14 @@ class Notifier:
         notification = claimed.notification(self.settings.dashboard_url, self._decoded)
         delivery = await self.send(notification)
         now = self.clock()
-        async with self.db.transaction() as conn:
-            state = await finish_batch(
-                conn,
-                notification,
-                delivery,
-                now=now,
-                max_age_s=self.settings.max_age_s,
-                backoff_base_s=self.settings.retry_backoff_s,
-                backoff_cap_s=self.settings.max_retry_backoff_s,
-            )
+        state = await self.store.finish_batch(
+            notification,
+            delivery,
+            now=now,
+            max_age_s=self.settings.max_age_s,
+            backoff_base_s=self.settings.retry_backoff_s,
+            backoff_cap_s=self.settings.max_retry_backoff_s,
+        )
         self.metrics.record(notification, delivery, state, now=now)
         if state == "failed":
             log.warning(
@@ -219,7 +202,7 @@ class Notifier:
         while True:
             alerts = [
                 a
-                for a in await open_alerts(self.db.reader)
+                for a in await self.store.open_alerts()
                 if not a.get("silenced") and any(r.matches(a) for r in routes)
             ]
             delivery = await receiver.resync(alerts)

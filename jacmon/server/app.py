@@ -56,7 +56,6 @@ from jacmon.server.auth import (
     OriginCheck,
     OriginKind,
     Principal,
-    active_token_count,
     is_loopback,
     origin_refusal,
     tokens_required,
@@ -68,10 +67,8 @@ from jacmon.server.ops import IngestCounters, prometheus_text
 from jacmon.server.sampler import MetricsSampler
 from jacmon.server.streams import initial_frames
 from jacmon.server.web import WebUI, page_url, security_headers, text_response
-from jacmon.store import IngestOutcome, Store
-from jacmon.store import alerts as alert_store
-from jacmon.store.database import ServeLock
-from jacmon.store.queries import learner_count, learner_path_row, learner_row, module_row
+from jacmon.store import IngestOutcome, Store, serve_lock
+from jacmon.store.rows import learner_path_row, learner_row, module_row
 
 log = logging.getLogger("jacmon.server")
 
@@ -216,7 +213,7 @@ class JacmonServer:
         self._admitted = weakref.WeakKeyDictionary()
         self._ws_server: Server | None = None
         self._origins: OriginCheck
-        self._lock = ServeLock(self.settings.db)
+        self._lock = serve_lock(self.settings.db)
         self._tasks: list[asyncio.Task] = []
         #: Background loops that died and are waiting to restart: name -> the cause.
         self.loops_down: dict[str, str] = {}
@@ -288,7 +285,7 @@ class JacmonServer:
             raise
         try:
             required = tokens_required(settings)
-            if required and await active_token_count(self.store.db) == 0:
+            if required and await self.store.active_token_count() == 0:
                 create = suggest_command(
                     "token create --role admin", db=settings.db, config=self.full_settings.source
                 )
@@ -296,7 +293,7 @@ class JacmonServer:
                     f"refusing to serve on {settings.host} without tokens: create one with "
                     f"{create}, or pass --insecure to serve openly"
                 )
-            self._auth = Authenticator(self.store.db, required=required)
+            self._auth = Authenticator(self.store, required=required)
             self.sampler = MetricsSampler(
                 clock=self.now,
                 interval_s=settings.metrics_interval_s,
@@ -304,12 +301,12 @@ class JacmonServer:
                 connected_clients=lambda: sum(self.hub.connection_counts().values()),
             )
             await self.sampler.prime(self.store)
-            await self.store.db.take_over_checkpoints()
+            await self.store.begin_serving()
             self.hub.seq[Stream.ACTIVITY] = self.store.last_seq
-            self._alert_seq = await alert_store.last_alert_change_seq(self.store.db.reader)
+            self._alert_seq = await self.store.last_alert_change_seq()
             self.hub.seq[Stream.ALERTS] = self._alert_seq
             # Primed before the scheduler starts: what its first runs fire is notified.
-            self.notifier = Notifier(self.store.db, notify_settings, receivers)
+            self.notifier = Notifier(self.store, notify_settings, receivers)
             await self.notifier.prime()
             if self.run_scheduler:
                 await self._start_scheduler()
@@ -527,7 +524,7 @@ class JacmonServer:
             summaries["paths"] = await self.store.path_summaries(paths, now=self.now())
             if module_keys:
                 summaries["modules"] = await self.store.module_summaries(module_keys)
-            total_learners = await learner_count(self.store.db.reader)
+            total_learners = await self.store.learner_count()
         own_modules = []
         if any(s.learner is not None for s in subs):
             # Learner-scoped clients see their own module rows.
@@ -549,9 +546,7 @@ class JacmonServer:
                 await asyncio.wait_for(self._alert_nudge.wait(), ALERT_POLL_S)
             self._alert_nudge.clear()
             try:
-                changes = await alert_store.alert_changes_since(
-                    self.store.db.reader, self._alert_seq, limit=1000
-                )
+                changes = await self.store.alert_changes_since(self._alert_seq, limit=1000)
             except Exception:
                 log.exception("reading alert changes failed")
                 continue
@@ -566,7 +561,7 @@ class JacmonServer:
         while True:
             await asyncio.sleep(CHECKPOINT_S)
             try:
-                await self.store.db.checkpoint()
+                await self.store.upkeep()
             except Exception:
                 log.exception("checkpoint failed")
 
@@ -589,12 +584,7 @@ class JacmonServer:
             }
             if not live:
                 continue
-            ids = sorted({p.token_id for p in live.values()})
-            marks = ",".join("?" * len(ids))
-            async with self.store.db.reader.execute(
-                f"SELECT id FROM tokens WHERE revoked IS NOT NULL AND id IN ({marks})", ids
-            ) as cursor:
-                revoked = {row[0] for row in await cursor.fetchall()}
+            revoked = await self.store.revoked_among(sorted({p.token_id for p in live.values()}))
             for ws, principal in live.items():
                 if principal.token_id in revoked:
                     log.info("closing a connection of revoked token %s", principal.token_id)
@@ -789,8 +779,7 @@ class JacmonServer:
         """What is wrong right now, one sentence per cause: the database, writes, loops."""
         problems: dict[str, str] = {}
         try:
-            async with self.store.db.reader.execute("SELECT 1") as cursor:
-                await cursor.fetchone()
+            await self.store.ping()
         except Exception as exc:
             log.error("health check: database error: %s", exc)
             problems["db"] = f"the database cannot be read: {exc}"
@@ -971,8 +960,7 @@ class JacmonServer:
             return
         try:
             if kind == ClientType.ACK:
-                await alert_store.acknowledge_alert(
-                    self.store.db,
+                await self.store.acknowledge_alert(
                     alert_id,
                     by=principal.name,
                     note=note,
@@ -982,8 +970,7 @@ class JacmonServer:
                     learner=sub.learner,
                 )
             else:
-                await alert_store.unacknowledge_alert(
-                    self.store.db,
+                await self.store.unacknowledge_alert(
                     alert_id,
                     by=principal.name,
                     note=note,

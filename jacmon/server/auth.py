@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from jacmon.errors import AuthError, UsageError
-from jacmon.store.database import Database
 
 if TYPE_CHECKING:
     from jacmon.config import ServerSettings
+    from jacmon.store import Store
 
 ROLES = ("viewer", "ingest", "admin")
 
@@ -79,7 +79,7 @@ def tokens_required(server: ServerSettings) -> bool:
 
 
 async def create_token(
-    db: Database,
+    store: Store,
     *,
     role: str,
     learner: str | None = None,
@@ -102,44 +102,21 @@ async def create_token(
         "created": time.time(),
         "revoked": None,
     }
-    async with db.transaction() as conn:
-        await conn.execute(
-            "INSERT INTO tokens (id, hash, role, learner, can_ack, name, created)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (token_id, _hash(secret), role, learner, int(can_ack), name, record["created"]),
-        )
+    await store.insert_token(record, _hash(secret))
     return f"jm_{token_id}_{secret}", record
 
 
-async def list_tokens(db: Database) -> list[dict[str, Any]]:
+async def list_tokens(store: Store) -> list[dict[str, Any]]:
     """Every token's record (never the secret), newest first."""
-    async with db.reader.execute(
-        "SELECT id, role, learner, can_ack, name, created, revoked FROM tokens"
-        " ORDER BY created DESC"
-    ) as cursor:
-        rows = await cursor.fetchall()
-    return [dict(row) | {"can_ack": bool(row["can_ack"])} for row in rows]
+    return await store.list_tokens()
 
 
-async def revoke_token(db: Database, token_id: str) -> None:
+async def revoke_token(store: Store, token_id: str) -> None:
     """Revoke by id (``jm_<id>_...``: the part after ``jm_``); a full token works too."""
     if token_id.startswith("jm_"):
         token_id = token_id.split("_")[1]
-    async with db.transaction() as conn:
-        cursor = await conn.execute(
-            "UPDATE tokens SET revoked = ? WHERE id = ? AND revoked IS NULL",
-            (time.time(), token_id),
-        )
-        if cursor.rowcount == 0:
-            raise UsageError(
-                f"no active token with id {token_id!r}; 'jacmon token list' shows the ids"
-            )
-
-
-async def active_token_count(db: Database) -> int:
-    async with db.reader.execute("SELECT count(*) FROM tokens WHERE revoked IS NULL") as cursor:
-        (count,) = await cursor.fetchone()
-    return count
+    if not await store.revoke_token(token_id, now=time.time()):
+        raise UsageError(f"no active token with id {token_id!r}; 'jacmon token list' shows the ids")
 
 
 class OriginKind(Enum):
@@ -247,8 +224,8 @@ class Authenticator:
     a token that *is* presented is always checked.
     """
 
-    def __init__(self, db: Database, *, required: bool):
-        self.db = db
+    def __init__(self, store: Store, *, required: bool):
+        self.store = store
         self.required = required
 
     async def authenticate(
@@ -273,10 +250,7 @@ class Authenticator:
         if len(parts) != 3 or parts[0] != "jm":
             raise AuthError("token is malformed; expected jm_<id>_<secret>", status=401)
         _, token_id, secret = parts
-        async with self.db.reader.execute(
-            "SELECT hash, role, learner, can_ack, revoked FROM tokens WHERE id = ?", (token_id,)
-        ) as cursor:
-            row = await cursor.fetchone()
+        row = await self.store.token_for_auth(token_id)
         if row is None or not hmac.compare_digest(row["hash"], _hash(secret)):
             raise AuthError(f"token {token_id!r} is not valid", status=401)
         if row["revoked"] is not None:

@@ -63,18 +63,11 @@ class MetricsSampler:
     async def prime(self, store: Store) -> None:
         """Fill the windows from the last hour (and last-seen from the last day) in the store."""
         now = self.clock()
-        async with store.db.reader.execute(
-            "SELECT learner, last_activity FROM learners WHERE last_activity >= ?",
-            (now - 86400,),
-        ) as cursor:
-            for learner, last in await cursor.fetchall():
-                self.windows.last_seen[learner] = last
-        async with store.db.reader.execute(
-            "SELECT ts, learner, score, type FROM events WHERE ts >= ?",
-            (now - self.windows.horizon_s,),
-        ) as cursor:
-            async for ts, learner, score, kind in cursor:
-                self.windows.add(ts=ts, learner=learner, score=score, event_type=kind, now=now)
+        self.windows.last_seen.update(await store.last_seen(since=now - 86400))
+        async for ts, learner, score, kind in store.recent_events(
+            since=now - self.windows.horizon_s
+        ):
+            self.windows.add(ts=ts, learner=learner, score=score, event_type=kind, now=now)
 
     def observe(self, stored: list[StoredEvent]) -> None:
         """Count committed events."""
@@ -139,19 +132,13 @@ class MetricsSampler:
         within the windows' span, and their last activity."""
         now = self.clock()
         try:
-            reader = store.db.reader
-            async with reader.execute(
-                "SELECT last_activity FROM learners WHERE learner = ?", (learner,)
-            ) as cursor:
-                row = await cursor.fetchone()
-            if row is not None:
-                windows.last_seen[learner] = min(row[0], now)
-            async with reader.execute(
-                "SELECT ts, score, type FROM events WHERE learner = ? AND ts >= ? AND seq <= ?",
-                (learner, now - windows.horizon_s, through_seq),
-            ) as cursor:
-                async for ts, score, kind in cursor:
-                    windows.add(ts=ts, learner=learner, score=score, event_type=kind, now=now)
+            seen = await store.last_seen(learner=learner)
+            if learner in seen:
+                windows.last_seen[learner] = min(seen[learner], now)
+            async for ts, _, score, kind in store.recent_events(
+                since=now - windows.horizon_s, learner=learner, through_seq=through_seq
+            ):
+                windows.add(ts=ts, learner=learner, score=score, event_type=kind, now=now)
         except Exception:
             # Its samples then count only live events; the stream goes on.
             log.exception("reading a learner's stored events failed")

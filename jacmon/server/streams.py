@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from jacmon.protocol import ServerType, Stream, envelope, envelope_from_json, event_json
 from jacmon.server.hub import Hub, Subscriber, alert_frame
-from jacmon.store import alerts as alert_store
 
 if TYPE_CHECKING:
     from jacmon.server.app import JacmonServer
@@ -84,22 +83,22 @@ async def alerts_frames(
     server: JacmonServer, sub: Subscriber, since: int | None
 ) -> tuple[list[bytes], bool]:
     """The changes after ``since`` if still stored, else a snapshot of the firing alerts."""
-    conn = server.store.db.reader
+    store = server.store
     # Read the high-water mark first: a change landing in between is then sent
     # as a delta too, and deltas are idempotent by alert id.
-    high = await alert_store.last_alert_change_seq(conn)
+    high = await store.last_alert_change_seq()
     frames: list[bytes] = []
     resumed = False
     if since is not None and since <= high:
         # Retention may have removed the changes right after since: then it is a gap.
-        first = await alert_store.alert_changes_since(conn, since, limit=1)
+        first = await store.alert_changes_since(since, limit=1)
         if not first or first[0]["seq"] == since + 1:
-            changes = await alert_store.alert_changes_since(conn, since, learner=sub.learner)
+            changes = await store.alert_changes_since(since, learner=sub.learner)
             frames = [alert_frame(c) for c in changes]
             high = max([high, *(c["seq"] for c in changes)])
             resumed = True
     if not resumed:
-        alerts = await alert_store.open_alerts(conn, learner=sub.learner)
+        alerts = await store.open_alerts(learner=sub.learner)
         frames = [
             envelope(
                 Stream.ALERTS,

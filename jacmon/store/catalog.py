@@ -8,14 +8,11 @@ A path never loaded is built from the modules seen in events.
 from __future__ import annotations
 
 import json
-import sqlite3
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import aiosqlite
 
 from jacmon.errors import JacmonError
 
@@ -29,10 +26,6 @@ class CatalogPath:
     modules: list[tuple[str, str | None]]  # (module id, title) in order
 
 
-_PATHS_SQL = "SELECT path, source FROM catalog_paths"
-_MODULES_SQL = "SELECT path, module FROM catalog_modules"
-
-
 @dataclass
 class Catalog:
     """In-memory module counts per path, kept in step with the catalog tables."""
@@ -42,10 +35,10 @@ class Catalog:
     known_modules: set[tuple[str, str]] = field(default_factory=set)
 
     @classmethod
-    def _from_rows(
+    def from_rows(
         cls, paths: Iterable[tuple[str, str]], modules: Iterable[tuple[str, str]]
     ) -> Catalog:
-        """Build from ``(path, source)`` and ``(path, module)`` rows."""
+        """Build from ``(path, source)`` and ``(path, module)`` rows of the catalog tables."""
         catalog = cls()
         for path, source in paths:
             catalog.module_counts.setdefault(path, 0)
@@ -56,35 +49,19 @@ class Catalog:
             catalog.module_counts[path] = catalog.module_counts.get(path, 0) + 1
         return catalog
 
-    @classmethod
-    async def load(cls, conn: aiosqlite.Connection) -> Catalog:
-        return cls._from_rows(
-            await conn.execute_fetchall(_PATHS_SQL), await conn.execute_fetchall(_MODULES_SQL)
-        )
+    def discover(self, pairs: Iterable[tuple[str | None, str | None]]) -> Discovered:
+        """Note paths and modules first seen in events; return what the store must insert.
 
-    @classmethod
-    def load_sync(cls, conn: sqlite3.Connection) -> Catalog:
-        """:meth:`load` for code running on the database thread."""
-        return cls._from_rows(conn.execute(_PATHS_SQL), conn.execute(_MODULES_SQL))
-
-    def discover(
-        self, conn: sqlite3.Connection, pairs: Iterable[tuple[str | None, str | None]]
-    ) -> set[str]:
-        """Record paths and modules first seen in events; return the paths whose count changed.
-
-        Runs inside the caller's transaction, on the database thread.
+        Called inside the batch's transaction: the store writes the returned rows
+        in it (and reloads the catalog if the transaction rolls back).
         """
-        changed: set[str] = set()
+        found = Discovered()
         for path, module in pairs:
             if path is None:
                 continue
             if path not in self.module_counts:
                 self.module_counts[path] = 0
-                conn.execute(
-                    "INSERT OR IGNORE INTO catalog_paths (path, title, source)"
-                    " VALUES (?, NULL, 'seen')",
-                    (path,),
-                )
+                found.paths.append(path)
             if module is None or (path, module) in self.known_modules:
                 continue
             if path in self.authoritative:
@@ -92,13 +69,21 @@ class Catalog:
                 continue
             self.known_modules.add((path, module))
             self.module_counts[path] += 1
-            conn.execute(
-                "INSERT OR IGNORE INTO catalog_modules (path, module, position, title, source) "
-                "VALUES (?, ?, ?, NULL, 'seen')",
-                (path, module, self.module_counts[path]),
-            )
-            changed.add(path)
-        return changed
+            found.modules.append((path, module, self.module_counts[path]))
+            found.changed.add(path)
+        return found
+
+
+@dataclass(slots=True)
+class Discovered:
+    """What :meth:`Catalog.discover` found new in a batch."""
+
+    #: Paths never seen before (stored with source 'seen').
+    paths: list[str] = field(default_factory=list)
+    #: (path, module, position) of modules never seen before.
+    modules: list[tuple[str, str, int]] = field(default_factory=list)
+    #: Paths whose module count changed (their learners' percents must be re-derived).
+    changed: set[str] = field(default_factory=set)
 
 
 def parse_catalog_file(path: Path) -> list[CatalogPath]:
@@ -150,43 +135,3 @@ def parse_catalog_file(path: Path) -> list[CatalogPath]:
             )
         result.append(CatalogPath(entry["id"], entry.get("title"), modules))
     return result
-
-
-def store_catalog(conn: sqlite3.Connection, paths: list[CatalogPath]) -> None:
-    """Replace those paths' module lists with the file's (inside the caller's transaction)."""
-    for entry in paths:
-        conn.execute(
-            "INSERT INTO catalog_paths (path, title, source) VALUES (?, ?, 'file') "
-            "ON CONFLICT (path) DO UPDATE SET title = excluded.title, source = 'file'",
-            (entry.id, entry.title),
-        )
-        conn.execute("DELETE FROM catalog_modules WHERE path = ?", (entry.id,))
-        conn.executemany(
-            "INSERT INTO catalog_modules (path, module, position, title, source) "
-            "VALUES (?, ?, ?, ?, 'file')",
-            [(entry.id, m, i + 1, title) for i, (m, title) in enumerate(entry.modules)],
-        )
-
-
-async def modules_left_out(
-    conn: aiosqlite.Connection, paths: list[CatalogPath]
-) -> dict[str, list[str]]:
-    """Per path of ``paths``: the modules learners have progress on that it does not list.
-
-    Empty when every module seen in events is in the catalog. Their progress is
-    kept but no longer counts towards the path's percent.
-    """
-    listed = {p.id: {module for module, _title in p.modules} for p in paths}
-    if not listed:
-        return {}
-    marks = ",".join("?" * len(listed))
-    left_out: dict[str, list[str]] = {}
-    async with conn.execute(
-        f"SELECT DISTINCT path, module FROM module_progress WHERE path IN ({marks})"
-        " ORDER BY path, module",
-        list(listed),
-    ) as cursor:
-        async for path, module in cursor:
-            if module not in listed[path]:
-                left_out.setdefault(path, []).append(module)
-    return left_out

@@ -18,14 +18,14 @@ from jacmon.notify.config import parse_notify
 from jacmon.notify.model import Delivery, Notification
 from jacmon.notify.service import Notifier
 from jacmon.store import Store
-from jacmon.store.alerts import (
+from jacmon.store.sqlite.alerts import (
     acknowledge_alert,
     apply_alert_changes,
     open_alerts,
     retire_resolved,
 )
-from jacmon.store.notify import notification_log
-from jacmon.store.silences import add_silence, expire_silence
+from jacmon.store.sqlite.notify import notification_log
+from jacmon.store.sqlite.silences import add_silence, expire_silence
 
 
 class Clock:
@@ -80,7 +80,7 @@ async def store(tmp_path):
 async def make_notifier(store, clock, **route) -> tuple[Notifier, dict[str, Recorder]]:
     settings = parse_notify(config(**route))
     receivers = {"a": Recorder("a"), "b": Recorder("b")}
-    notifier = Notifier(store.db, settings, receivers, clock=clock)
+    notifier = Notifier(store, settings, receivers, clock=clock)
     await notifier.route_once()  # the first pass sets the watermark: history is not sent
     return notifier, receivers
 
@@ -238,7 +238,7 @@ async def test_a_receiver_down_past_max_age_fails_the_notification(store):
     settings = parse_notify({**config(group_wait=1), "max_age": "1h"})
     down = Recorder("a")
     down.answers = [Delivery(ok=False, status="connection refused")] * 100
-    notifier = Notifier(store.db, settings, {"a": down, "b": Recorder("b")}, clock=clock)
+    notifier = Notifier(store, settings, {"a": down, "b": Recorder("b")}, clock=clock)
     await notifier.route_once()
     await fire(store, ["ann"])
     await notifier.route_once()
@@ -259,7 +259,7 @@ async def test_a_crash_between_claim_and_answer_resends_under_the_same_key(tmp_p
     await notifier.route_once()
     clock.advance(2)
     # Claimed (state sending), then the process dies before the answer is recorded.
-    from jacmon.store.notify import claim_batch, due_groups
+    from jacmon.store.sqlite.notify import claim_batch, due_groups
 
     (group,), _ = await due_groups(store.db.reader, "a", notifier.routes, now=clock())
     async with store.db.transaction() as conn:
@@ -269,7 +269,7 @@ async def test_a_crash_between_claim_and_answer_resends_under_the_same_key(tmp_p
     try:
         settings = parse_notify(config(group_wait=1))
         again = Recorder("a")
-        notifier = Notifier(store.db, settings, {"a": again, "b": Recorder("b")}, clock=clock)
+        notifier = Notifier(store, settings, {"a": again, "b": Recorder("b")}, clock=clock)
         await tick(notifier)
         (message,) = again.sent
         assert message.key == claimed.key

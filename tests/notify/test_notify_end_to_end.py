@@ -23,9 +23,9 @@ from websockets.asyncio.client import connect
 
 from jacmon.analytics.alert_rules import AlertCondition, PlannedChange
 from jacmon.store import Store
-from jacmon.store.alerts import apply_alert_changes
-from jacmon.store.notify import notification_log
-from jacmon.store.silences import add_silence
+from jacmon.store.sqlite.alerts import apply_alert_changes
+from jacmon.store.sqlite.notify import notification_log
+from jacmon.store.sqlite.silences import add_silence
 
 SECRET = "s3cret-for-tests"
 #: Fast timings so a test takes seconds; the semantics are the defaults'.

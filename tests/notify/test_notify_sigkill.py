@@ -19,7 +19,7 @@ from notify_support import free_port
 from test_tasks_fixtures import NOW, ago, ingest, score
 
 from jacmon.store import Store
-from jacmon.store.notify import notification_log
+from jacmon.store.sqlite.notify import notification_log
 
 LEARNERS = 30
 

@@ -15,7 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from jacmon.client.ingest import IngestClient
 from jacmon.store import Store
-from jacmon.store.alerts import acknowledge_alert
+from jacmon.store.sqlite.alerts import acknowledge_alert
 
 #: Data frame types per stream, and how to list the seqs of the data a frame carries.
 DATA = {

@@ -63,7 +63,7 @@ async def test_revoked_token_is_refused(tmp_path, server_factory):
     token = await make_token(db, role="viewer")
     await make_token(db, role="admin")  # tokens stay configured after the revocation
     store = await Store.open(db)
-    await revoke_token(store.db, token.split("_")[1])
+    await revoke_token(store, token.split("_")[1])
     await store.close()
     async with server_factory(db, server_require_tokens=True) as server:
         response = (await refused(server.url + f"/ws/activity?token={token}")).response
@@ -81,7 +81,7 @@ async def test_revoking_a_token_closes_its_open_connections_with_4001(
     async with server_factory(db) as server:
         async with connect(f"{server.url}/ws/activity?token={token}") as ws:
             await recv_until(ws, lambda m: m["type"] == "snapshot")
-            await revoke_token(server.server.store.db, token.split("_")[1])
+            await revoke_token(server.server.store, token.split("_")[1])
             with pytest.raises(ConnectionClosed) as info:
                 await recv_until(ws, lambda m: False)
             assert info.value.rcvd is not None and info.value.rcvd.code == 4001

@@ -15,7 +15,7 @@ from jacmon.store import Store
 async def make_tokens(db_path, *roles: str) -> list[str]:
     store = await Store.open(db_path)
     try:
-        return [(await create_token(store.db, role=role))[0] for role in roles]
+        return [(await create_token(store, role=role))[0] for role in roles]
     finally:
         await store.close()
 

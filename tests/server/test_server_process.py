@@ -126,7 +126,7 @@ async def test_sigterm_exits_0_after_a_background_loop_died(tmp_path):
     db = tmp_path / "j.db"
     store = await Store.open(db)
     try:
-        token, _ = await create_token(store.db, role="viewer")
+        token, _ = await create_token(store, role="viewer")
     finally:
         await store.close()
     process, port = await start_process(db)
@@ -156,7 +156,7 @@ async def test_a_loop_that_died_is_restarted_and_healthz_recovers(tmp_path, serv
     db = tmp_path / "j.db"
     store = await Store.open(db)
     try:
-        token, _ = await create_token(store.db, role="viewer")
+        token, _ = await create_token(store, role="viewer")
     finally:
         await store.close()
     async with server_factory(db) as running:

@@ -54,7 +54,7 @@ async def test_a_long_path_still_gets_a_short_fixed_4008_reason_and_no_secret_lo
 ):
     learner = str(uuid.uuid4())
     async with server_factory(tmp_path / "j.db", server_client_buffer_frames=2) as server:
-        token, record = await create_token(server.server.store.db, role="viewer")
+        token, record = await create_token(server.server.store, role="viewer")
         slow = await stuck_client(server, f"/ws/activity?since=0&learner={learner}&token={token}")
         stop = asyncio.Event()
         with caplog.at_level(logging.WARNING, logger="jacmon.hub"):

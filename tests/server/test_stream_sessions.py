@@ -20,7 +20,7 @@ from websockets.asyncio.client import connect
 from jacmon.client.ingest import IngestClient
 from jacmon.server.auth import create_token
 from jacmon.store import Store
-from jacmon.store.alerts import acknowledge_alert, get_alert
+from jacmon.store.sqlite.alerts import acknowledge_alert, get_alert
 
 #: Two learners whose latest scores are low: one consecutive_low_scores alert each.
 LOW_SCORES = [
@@ -43,7 +43,7 @@ async def alerts_db(tmp_path):
         await run_task(store, "performance")
         async with store.db.reader.execute("SELECT learner, id FROM alerts") as cursor:
             ids = {learner: alert_id for learner, alert_id in await cursor.fetchall()}
-        token, _ = await create_token(store.db, role="viewer", learner="a", can_ack=True)
+        token, _ = await create_token(store, role="viewer", learner="a", can_ack=True)
     finally:
         await store.close()
     return tmp_path / "jacmon.db", ids, token
@@ -225,7 +225,7 @@ async def test_a_viewer_without_can_ack_may_not_unack(tmp_path, server_factory):
     store = await Store.open(db)
     try:
         await acknowledge_alert(store.db, ids["a"], by="teacher")
-        viewer, _ = await create_token(store.db, role="viewer", name="wall screen")
+        viewer, _ = await create_token(store, role="viewer", name="wall screen")
     finally:
         await store.close()
     async with server_factory(db) as running:

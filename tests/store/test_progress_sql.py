@@ -1,6 +1,6 @@
 """The store's SQL progress statements against the reference rules, on random event streams.
 
-jacmon/store/progress_sql.py applies the progress rules as set-based SQL;
+jacmon/store/sqlite/progress_sql.py applies the progress rules as set-based SQL;
 jacmon/analytics/progress.py states them as pure Python. Here both see the
 same random events in the same random batches (out-of-order times, gaps
 between active days, duplicates, every event type, an authoritative catalog
@@ -25,7 +25,7 @@ from jacmon.analytics.progress import (
 from jacmon.events import EVENT_TYPES, Event, validate_event
 from jacmon.store import Store
 from jacmon.store.catalog import Catalog, CatalogPath
-from jacmon.store.progress_sql import MATH_FALLBACKS
+from jacmon.store.sqlite.progress_sql import MATH_FALLBACKS
 
 #: 2026-01-05T00:00:00Z.
 DAY0 = 1767571200

@@ -11,7 +11,8 @@ import pytest
 from jacmon.errors import JacmonError
 from jacmon.events import validate_event
 from jacmon.store import Store
-from jacmon.store.catalog import Catalog, CatalogPath, parse_catalog_file
+from jacmon.store.catalog import CatalogPath, parse_catalog_file
+from jacmon.store.sqlite.catalog import load_catalog
 
 TOML_CATALOG = """
 [[paths]]
@@ -220,7 +221,7 @@ async def test_discovered_path_becomes_authoritative_when_loaded(store):
 
 async def test_catalog_load_reads_the_tables_back(store):
     await store.load_catalog([CatalogPath("p", None, [("a", None), ("b", None)])])
-    fresh = await Catalog.load(store.db.reader)
+    fresh = await load_catalog(store.db.reader)
     assert fresh.module_counts == {"p": 2}
     assert fresh.authoritative == {"p"}
     assert fresh.known_modules == {("p", "a"), ("p", "b")}

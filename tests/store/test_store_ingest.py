@@ -17,7 +17,7 @@ from jacmon.errors import StoreError
 from jacmon.events import Event, validate_event
 from jacmon.store import Store
 from jacmon.store.catalog import CatalogPath
-from jacmon.store.schema import latest_version
+from jacmon.store.sqlite.schema import latest_version
 
 #: 2026-01-05T00:00:00Z in epoch seconds; its UTC day number is 20458.
 DAY0 = 1767571200

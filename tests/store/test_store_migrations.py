@@ -12,8 +12,9 @@ import aiosqlite
 import pytest
 
 from jacmon.errors import StoreError
-from jacmon.store import Store, database
-from jacmon.store.schema import MIGRATIONS, latest_version
+from jacmon.store import Store
+from jacmon.store.sqlite import database
+from jacmon.store.sqlite.schema import MIGRATIONS, latest_version
 
 
 @pytest.fixture

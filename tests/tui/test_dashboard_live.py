@@ -9,7 +9,7 @@ from tui_helpers import fire_alert, make_event, screen_text, send, wait_until
 
 from jacmon.client.streams import CONNECTED, RECONNECTING
 from jacmon.protocol import Stream
-from jacmon.store.alerts import get_alert
+from jacmon.store.sqlite.alerts import get_alert
 from jacmon.tui import JacmonDashboard
 from jacmon.tui.ack import AckScreen
 from jacmon.tui.widgets import ActivityFeed, AlertsPanel, ConnectionPanel, MetricsPanel

@@ -12,7 +12,7 @@ from textual.pilot import Pilot
 
 from jacmon.analytics.alert_rules import AlertCondition, PlannedChange
 from jacmon.client.ingest import IngestClient
-from jacmon.store.alerts import apply_alert_changes
+from jacmon.store.sqlite.alerts import apply_alert_changes
 
 #: Generous: the CI box has 2 shared cores.
 TIMEOUT_S = 30.0

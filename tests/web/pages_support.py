@@ -148,7 +148,7 @@ async def _prepare(db: Path, events: list[dict[str, Any]], now: datetime) -> lis
         if events:
             await store.ingest([validate_event(e) for e in events])
         await Scheduler(store, {}, lambda: now).run_once("performance")
-        from jacmon.store.alerts import open_alerts
+        from jacmon.store.sqlite.alerts import open_alerts
 
         return await open_alerts(store.db.reader)
     finally:

@@ -39,7 +39,7 @@ def tokens(tmp_path_factory) -> dict:
 async def _revoke(db, token: str) -> None:
     store = await Store.open(db)
     try:
-        await revoke_token(store.db, token)
+        await revoke_token(store, token)
     finally:
         await store.close()
 

@@ -10,12 +10,18 @@ import asyncio
 import http.client
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jacmon.config import Settings
 from jacmon.server.app import JacmonServer
+
+#: Ports whose test server is stopped now -> when its stop began (time.monotonic()). A
+#: page left open on such a server reconnects, and Chromium logs each refused attempt:
+#: the page fixture does not count those as page problems (see tests/web/conftest.py).
+STOPPED_PORTS: dict[int, float] = {}
 
 #: Generous bounds for a 2-core CI box, in seconds.
 START_TIMEOUT_S = 20.0
@@ -60,6 +66,7 @@ class ServerThread:
     def stop(self) -> None:
         if self._thread is None:
             return
+        STOPPED_PORTS[self.port] = time.monotonic()
         loop, stop = self._loop, self._stop
         if loop is not None and stop is not None:
             loop.call_soon_threadsafe(stop.set)
@@ -94,6 +101,7 @@ class ServerThread:
                 await asyncio.sleep(0.1)
         self.server = server
         self.port = server.port or 0
+        STOPPED_PORTS.pop(self.port, None)
         self._ready.set()
         try:
             await self._stop.wait()

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from jacmon.analytics import SECONDS_PER_DAY
 from jacmon.analytics.alert_rules import PlannedChange
 from jacmon.monitoring.tasks.base import TaskContext, TaskOutcome, TaskSpec
-from jacmon.store.alerts import expire_acknowledgements, retire_resolved
-from jacmon.store.task_runs import prune_runs
 
 
 @dataclass(slots=True)
@@ -31,23 +29,20 @@ async def run(ctx: TaskContext) -> TaskOutcome:
     params: CleanupParams = ctx.params
     now = ctx.now
     outcome = TaskOutcome()
-    async with ctx.writing() as conn:
-        expired = await expire_acknowledgements(conn, now=now, dry_run=ctx.dry_run)
-        retired = await retire_resolved(
-            conn, before=now - params.retention_days * SECONDS_PER_DAY, dry_run=ctx.dry_run
+    async with ctx.writing() as tx:
+        expired = await tx.expire_acknowledgements(now=now, dry_run=ctx.dry_run)
+        retired = await tx.retire_resolved(
+            before=now - params.retention_days * SECONDS_PER_DAY, dry_run=ctx.dry_run
         )
         runs = 0
         if params.run_retention_days is not None:
-            runs = await prune_runs(
-                conn, before=now - params.run_retention_days * SECONDS_PER_DAY, dry_run=ctx.dry_run
+            runs = await tx.prune_runs(
+                before=now - params.run_retention_days * SECONDS_PER_DAY, dry_run=ctx.dry_run
             )
         events = 0
         if params.event_retention_days is not None:
             cutoff = now - params.event_retention_days * SECONDS_PER_DAY
-            async with conn.execute("SELECT count(*) FROM events WHERE ts < ?", (cutoff,)) as cur:
-                (events,) = await cur.fetchone()
-            if events and not ctx.dry_run:
-                await conn.execute("DELETE FROM events WHERE ts < ?", (cutoff,))
+            events = await tx.delete_events_before(cutoff, dry_run=ctx.dry_run)
     outcome.alerts.extend(
         PlannedChange("update", None, change["alert"], "acknowledgement expired").as_dict()
         for change in expired

@@ -1,9 +1,9 @@
 """What every monitoring task shares: its spec, the context it runs in, what it returns.
 
-A task reads with set-based queries on the reader connection, works out what
-to change with the pure functions of :mod:`jacmon.analytics`, then writes in
-one short transaction. In a dry run it does the same reads and planning and
-writes nothing: its outcome says what it *would* do.
+A task reads through the store's set-based queries, works out what to change
+with the pure functions of :mod:`jacmon.analytics`, then writes in one short
+transaction (:meth:`jacmon.store.Store.transaction`). In a dry run it does the
+same reads and planning and writes nothing: its outcome says what it *would* do.
 """
 
 from __future__ import annotations
@@ -15,11 +15,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiosqlite
-
 from jacmon.analytics.alert_rules import Evaluation, count_actions, plan_alert_changes
-from jacmon.store import Store
-from jacmon.store.alerts import apply_alert_changes, open_alerts_of_rules
+from jacmon.store import Store, Transaction
 
 
 @dataclass(slots=True)
@@ -61,39 +58,32 @@ class TaskContext:
     def now(self) -> float:
         return self.now_dt.timestamp()
 
-    @property
-    def reader(self) -> aiosqlite.Connection:
-        return self.store.db.reader
-
     @contextlib.asynccontextmanager
-    async def writing(self) -> AsyncIterator[aiosqlite.Connection]:
-        """The write transaction; in a dry run the reader instead (callers must not write)."""
-        if self.dry_run:
-            yield self.reader
-        else:
-            async with self.store.db.transaction() as conn:
-                yield conn
+    async def writing(self) -> AsyncIterator[Transaction]:
+        """The write transaction; in a dry run a read-only one (whose writes raise)."""
+        async with self.store.transaction(write=not self.dry_run) as tx:
+            yield tx
 
     async def reconcile_alerts(
         self,
-        conn: aiosqlite.Connection,
+        tx: Transaction,
         evaluation: Evaluation,
         outcome: TaskOutcome,
         *,
         inhibited: dict[str, str] | None = None,
     ) -> None:
-        """Bring the open alerts of ``evaluation.rules`` in line, inside ``conn``'s transaction.
+        """Bring the open alerts of ``evaluation.rules`` in line, inside ``tx``.
 
-        The open alerts are read on ``conn`` so an acknowledgement made since the
+        The open alerts are read in ``tx`` so an acknowledgement made since the
         task's reads is not lost. Adds the changes (not the silent touches) to
         ``outcome.alerts`` and their counts to ``outcome.summary["alerts"]``.
         """
-        open_now = await open_alerts_of_rules(conn, evaluation.rules)
+        open_now = await tx.open_alerts_of_rules(evaluation.rules)
         plan = plan_alert_changes(open_now, evaluation, inhibited=inhibited)
         visible = [c for c in plan if c.action != "touch"]
         described = [c.as_dict() for c in visible]
         if not self.dry_run:
-            logged = await apply_alert_changes(conn, plan, now=self.now)
+            logged = await tx.apply_alert_changes(plan, now=self.now)
             for item, change in zip(described, logged, strict=True):
                 item["alert_id"] = change["alert"]["id"]
         outcome.alerts.extend(described)

@@ -10,7 +10,6 @@ from dataclasses import astuple, dataclass
 from datetime import date, timedelta
 
 from jacmon.analytics.daily import (
-    COMPLETION_TYPES,
     LearnerDay,
     day_bounds,
     local_date,
@@ -29,33 +28,10 @@ class DailyParams:
     include_today: bool = False
 
 
-_TYPES = ",".join(f"'{t}'" for t in COMPLETION_TYPES)
-
-_DAY_SQL = f"""
-SELECT learner,
-       count(*),
-       sum(type IN ({_TYPES})),
-       sum(type = 'assessment.attempted'),
-       count(score),
-       avg(score),
-       coalesce(sum(CASE WHEN type = 'session.ended' THEN duration_s END), 0.0)
-FROM events
-WHERE ts >= ? AND ts < ?
-GROUP BY learner
-"""
-
-
 async def _dates(ctx: TaskContext, params: DailyParams) -> list[date]:
     yesterday = local_date(ctx.now, ctx.tz) - timedelta(days=1)
     earlier = [yesterday - timedelta(days=n) for n in range(params.backfill_days, 0, -1)]
-    done: set[str] = set()
-    if earlier:
-        marks = ",".join("?" * len(earlier))
-        async with ctx.reader.execute(
-            f"SELECT day FROM daily_platform_stats WHERE day IN ({marks})",
-            [d.isoformat() for d in earlier],
-        ) as cursor:
-            done = {row[0] for row in await cursor.fetchall()}
+    done = await ctx.store.daily_snapshot_days([d.isoformat() for d in earlier])
     dates = [d for d in earlier if d.isoformat() not in done] + [yesterday]
     if params.include_today:
         dates.append(yesterday + timedelta(days=1))
@@ -67,8 +43,8 @@ async def run(ctx: TaskContext) -> TaskOutcome:
     per_day: dict[str, list[LearnerDay]] = {}
     for day in await _dates(ctx, params):
         start, end = day_bounds(day, ctx.tz)
-        async with ctx.reader.execute(_DAY_SQL, (start, end)) as cursor:
-            per_day[day.isoformat()] = [LearnerDay(*row) for row in await cursor.fetchall()]
+        rows = await ctx.store.learner_day_stats(start, end)
+        per_day[day.isoformat()] = [LearnerDay(*row) for row in rows]
     totals = {day: platform_totals(rows) for day, rows in per_day.items()}
     outcome = TaskOutcome(
         summary={
@@ -83,19 +59,10 @@ async def run(ctx: TaskContext) -> TaskOutcome:
     )
     if ctx.dry_run:
         return outcome
-    async with ctx.writing() as conn:
+    async with ctx.writing() as tx:
         for day, rows in per_day.items():
-            await conn.execute("DELETE FROM daily_learner_stats WHERE day = ?", (day,))
-            await conn.executemany(
-                "INSERT INTO daily_learner_stats (day, learner, activities, completions,"
-                " assessments, scored, avg_score, time_spent_s) VALUES (?,?,?,?,?,?,?,?)",
-                [(day, *astuple(r)) for r in rows],
-            )
-            await conn.execute(
-                "INSERT OR REPLACE INTO daily_platform_stats (day, active_learners, activities,"
-                " completions, assessments, avg_score, time_spent_s, computed_at)"
-                " VALUES (?,?,?,?,?,?,?,?)",
-                (day, *astuple(totals[day]), ctx.now),
+            await tx.replace_daily_stats(
+                day, [astuple(r) for r in rows], (*astuple(totals[day]), ctx.now)
             )
     return outcome
 

@@ -16,16 +16,9 @@ from typing import Any
 import aiosqlite
 
 from jacmon.analytics.alert_rules import PlannedChange
-from jacmon.errors import JacmonError
-from jacmon.store.database import Database, chunks
-from jacmon.store.queries import since_query
-
-ALERT_STATES = ("firing", "resolved")
-
-
-class AlertError(JacmonError):
-    """An alert does not exist or cannot take the change asked for."""
-
+from jacmon.store.sqlite.database import Database, chunks
+from jacmon.store.sqlite.queries import since_query
+from jacmon.store.types import ALERT_STATES, AlertError
 
 _COLUMNS = (
     "id, fingerprint, rule, severity, state, learner, path, message, numbers,"
@@ -174,6 +167,17 @@ async def alert_changes_since(
         else:
             log.warning("skipping alert change %d: its stored alert is not readable", s)
     return changes
+
+
+async def alert_totals(conn: aiosqlite.Connection) -> tuple[int, dict[str, int]]:
+    """(alerts ever fired, firing alerts per rule)."""
+    async with conn.execute("SELECT count(*) FROM alert_changes WHERE change = 'fired'") as cur:
+        (fired,) = await cur.fetchone()
+    async with conn.execute(
+        "SELECT rule, count(*) FROM alerts WHERE state = 'firing' GROUP BY rule"
+    ) as cursor:
+        firing = {rule: n for rule, n in await cursor.fetchall()}
+    return fired, firing
 
 
 async def last_alert_change_seq(conn: aiosqlite.Connection) -> int:

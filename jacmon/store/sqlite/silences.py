@@ -14,18 +14,14 @@ from typing import Any
 
 import aiosqlite
 
-from jacmon.errors import JacmonError
-from jacmon.store.alerts import ACTIVE_SILENCE_OF_ALERT, record_changes
-from jacmon.store.database import Database
+from jacmon.store.sqlite.alerts import ACTIVE_SILENCE_OF_ALERT, record_changes
+from jacmon.store.sqlite.database import Database
+from jacmon.store.types import SilenceError
 
 _COLUMNS = "id, rule, learner, path, starts_at, ends_at, created_by, note, expired_by, expired_at"
 
 
 _KEYS = tuple(column.strip() for column in _COLUMNS.split(","))
-
-
-class SilenceError(JacmonError):
-    """A silence command that cannot be carried out (the message says why)."""
 
 
 def silence_from_row(row: tuple) -> dict[str, Any]:

@@ -17,8 +17,8 @@ import aiosqlite
 
 from jacmon.errors import StoreError
 from jacmon.hints import suggest_command
-from jacmon.store.progress_sql import MATH_FALLBACKS
-from jacmon.store.schema import MIGRATIONS, latest_version
+from jacmon.store.sqlite.progress_sql import MATH_FALLBACKS
+from jacmon.store.sqlite.schema import MIGRATIONS, latest_version
 
 log = logging.getLogger("jacmon.store")
 
@@ -155,6 +155,21 @@ def location_problem(path: Path) -> str | None:
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"database {path}: directory {existing} is read-only (no write permission)"
     return None
+
+
+def schema_version(path: Path) -> int | str | None:
+    """Schema version of the database, read-only; None if there is no file, the error
+    text if it cannot be read."""
+    if not path.exists():
+        return None
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"file:{path.absolute()}?mode=ro", uri=True)
+        ) as conn:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error as exc:
+        return str(exc)
 
 
 class ServeLock:

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import aiosqlite
 
 from jacmon.store.catalog import Catalog
-from jacmon.store.database import chunks
+from jacmon.store.rows import (
+    LEARNER_FIELDS,
+    MODULE_ROW_FIELDS,
+    MODULE_SUMMARY_FIELDS,
+    PATH_FIELDS,
+    build_row,
+    learner_path_row,
+    learner_row,
+    module_row,
+)
+from jacmon.store.sqlite.database import chunks
 
 #: A learner counts as active on a path with activity this recent, in seconds.
 ACTIVE_WINDOW_S = 7 * 86400
@@ -133,119 +143,6 @@ async def module_summaries(
     ]
 
 
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _whole(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-def _real(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _percent(value: Any) -> float | None:
-    return None if value is None else round(float(value), 2)
-
-
-#: The one JSON type of each dashboard field, whichever row kind carries it: SQLite hands
-#: back a whole REAL as an int from some queries and a float from others, so every row
-#: sent (snapshot or progress) goes through build_row. None stays None.
-FIELD_TYPES: dict[str, Callable[[Any], Any]] = {
-    "learner": _text,
-    "path": _text,
-    "module": _text,
-    "title": _text,
-    "status": _text,
-    "position": _whole,
-    "modules": _whole,
-    "enrolled": _whole,
-    "active": _whole,
-    "completed": _whole,
-    "learners": _whole,
-    "events": _whole,
-    "modules_completed": _whole,
-    "xp": _whole,
-    "level": _whole,
-    "streak_days": _whole,
-    "longest_streak": _whole,
-    "percent": _percent,
-    "mean_percent": _percent,
-    "time_spent_s": _real,
-    "last_activity": _real,
-    "completed_at": _real,
-}
-
-
-def build_row(fields: Sequence[str], row: Mapping[str, Any]) -> dict[str, Any]:
-    """A dashboard row: ``fields`` of ``row``, each as its one type (FIELD_TYPES)."""
-    return {name: FIELD_TYPES[name](row[name]) for name in fields}
-
-
-#: A path summary (unscoped), or a learner's own path row (scoped snapshots).
-PATH_FIELDS = ("path", "title", "modules", "enrolled", "active", "completed", "mean_percent")
-MODULE_SUMMARY_FIELDS = (
-    "path",
-    "module",
-    "position",
-    "title",
-    "learners",
-    "completed",
-    "mean_percent",
-)
-LEARNER_PATH_FIELDS = (
-    "learner",
-    "path",
-    "status",
-    "percent",
-    "modules_completed",
-    "time_spent_s",
-    "xp",
-    "level",
-    "streak_days",
-    "last_activity",
-    "completed_at",
-)
-LEARNER_FIELDS = (
-    "learner",
-    "events",
-    "time_spent_s",
-    "xp",
-    "level",
-    "streak_days",
-    "longest_streak",
-    "last_activity",
-)
-
-
-#: A learner's module row as the dashboard sends it (learner-scoped clients only).
-MODULE_ROW_FIELDS = (
-    "learner",
-    "path",
-    "module",
-    "status",
-    "percent",
-    "time_spent_s",
-    "last_activity",
-)
-
-
-def learner_path_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A learner x path progress row as the dashboard stream sends it."""
-    return build_row(LEARNER_PATH_FIELDS, row)
-
-
-def learner_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A learner row as the dashboard stream sends it."""
-    return build_row(LEARNER_FIELDS, row)
-
-
-def module_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A learner's module row as the dashboard stream sends it (learner-scoped clients)."""
-    return build_row(MODULE_ROW_FIELDS, row)
-
-
 async def learner_count(conn: aiosqlite.Connection) -> int:
     """How many learners the store has seen."""
     async with conn.execute("SELECT count(*) FROM learners") as cursor:
@@ -325,3 +222,38 @@ async def progress_snapshot(
         "total_learners": total_learners,
         "truncated": total_learners > len(learners),
     }
+
+
+async def last_seen(
+    conn: aiosqlite.Connection, *, since: float | None = None, learner: str | None = None
+) -> dict[str, float]:
+    """See :meth:`jacmon.store.base.Store.last_seen`."""
+    if learner is None:
+        sql = "SELECT learner, last_activity FROM learners WHERE last_activity >= ?"
+        params: list[Any] = [since or 0.0]
+    else:
+        sql = "SELECT learner, last_activity FROM learners WHERE learner = ?"
+        params = [learner]
+    async with conn.execute(sql, params) as cursor:
+        return {name: last for name, last in await cursor.fetchall()}
+
+
+async def recent_events(
+    conn: aiosqlite.Connection,
+    *,
+    since: float,
+    learner: str | None = None,
+    through_seq: int | None = None,
+) -> AsyncIterator[tuple[float, str, float | None, str]]:
+    """See :meth:`jacmon.store.base.Store.recent_events`."""
+    sql = "SELECT ts, learner, score, type FROM events WHERE ts >= ?"
+    params: list[Any] = [since]
+    if learner is not None:
+        sql += " AND learner = ?"
+        params.append(learner)
+    if through_seq is not None:
+        sql += " AND seq <= ?"
+        params.append(through_seq)
+    async with conn.execute(sql, params) as cursor:
+        async for row in cursor:
+            yield tuple(row)

@@ -13,36 +13,24 @@ simulated demo.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
 
 from jacmon.notify.config import Route
-from jacmon.notify.model import AlertChange, Delivery, Notification
-from jacmon.store.database import chunks, get_meta, set_meta
+from jacmon.notify.model import Delivery, Notification
+from jacmon.store.sqlite.database import chunks, get_meta, set_meta
+from jacmon.store.types import ClaimedBatch, DueGroup, batch_key
 
-#: Notification states; pending and sending are the open ones.
-STATES = ("pending", "sending", "sent", "failed", "silenced")
-#: Changes the router looks at (``updated`` is the task re-measuring a firing alert).
 ROUTED_CHANGES = frozenset({"fired", "resolved", "acknowledged", "unacknowledged"})
 #: Retry backoff defaults: the first wait and the cap, in seconds (full jitter below them).
 BACKOFF_BASE_S = 2.0
 BACKOFF_CAP_S = 600.0
 #: Longest text kept from a receiver's answer.
 DETAIL_CHARS = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class DueGroup:
-    """An alert group of one receiver with something to send now."""
-
-    receiver: str
-    group_key: str
 
 
 async def route_new_changes(
@@ -155,47 +143,6 @@ async def due_groups(
         elif upcoming is None or at < upcoming:
             upcoming = at
     return due, upcoming
-
-
-def batch_key(receiver: str, group_key: str, ids: list[int]) -> str:
-    """The idempotency key of a message: the same for every retry of the same rows."""
-    text = f"{receiver}\n{group_key}\n{min(ids)}-{max(ids)}-{len(ids)}"
-    return "jm-" + hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedBatch:
-    """A batch as claimed: its key, group labels and raw rows (change, seq, alert JSON,
-    routed at, alert id). :meth:`notification` decodes it, after the write transaction."""
-
-    receiver: str
-    key: str
-    labels: dict[str, str]
-    rows: list[tuple[str, int, str, float, int]]
-
-    def notification(
-        self, dashboard_url: str | None = None, shared: dict[int, AlertChange] | None = None
-    ) -> Notification:
-        """The message to send. ``shared`` keeps the changes by seq across receivers: the
-        same burst goes to each of them, and each alert is decoded at most once (and not
-        at all for a receiver that forwards the stored JSON)."""
-        cache = {} if shared is None else shared
-        changes = []
-        for change, seq, body, _, alert_id in self.rows:
-            item = cache.get(seq) if seq else None
-            if item is None:
-                item = AlertChange(change, seq, raw=body, alert_id=alert_id)
-                if seq:
-                    cache[seq] = item
-            changes.append(item)
-        return Notification(
-            receiver=self.receiver,
-            key=self.key,
-            group=self.labels,
-            changes=tuple(changes),
-            created_at=min(row[3] for row in self.rows),
-            dashboard_url=dashboard_url,
-        )
 
 
 async def claim_batch(conn: aiosqlite.Connection, group: DueGroup) -> ClaimedBatch | None:
@@ -346,7 +293,7 @@ async def plan_repeats(
         ]
     if not groups:
         return 0
-    from jacmon.store.alerts import open_alerts  # the alerts module imports nothing of ours
+    from jacmon.store.sqlite.alerts import open_alerts  # the alerts module imports nothing of ours
 
     firing = [a for a in await open_alerts(conn) if not a["acknowledged"] and not a.get("silenced")]
     rows = []

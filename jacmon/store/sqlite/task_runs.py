@@ -14,7 +14,7 @@ from typing import Any
 
 import aiosqlite
 
-from jacmon.store.database import Database
+from jacmon.store.sqlite.database import Database
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -197,6 +197,17 @@ async def recent_runs(
         params = (task, limit)
     async with conn.execute(sql, params) as cursor:
         return [run_from_row(row) for row in await cursor.fetchall()]
+
+
+async def run_totals(conn: aiosqlite.Connection) -> dict[str, dict[str, int]]:
+    """Task -> outcome -> how many runs are recorded."""
+    totals: dict[str, dict[str, int]] = {}
+    async with conn.execute(
+        "SELECT task, outcome, count(*) FROM task_runs GROUP BY task, outcome"
+    ) as cursor:
+        for task, outcome, count in await cursor.fetchall():
+            totals.setdefault(task, {})[outcome] = count
+    return totals
 
 
 async def prune_runs(conn: aiosqlite.Connection, *, before: float, dry_run: bool = False) -> int:

@@ -5,28 +5,17 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
-from jacmon.errors import StoreError
 from jacmon.events import Event
 from jacmon.store.catalog import Catalog
-from jacmon.store.database import chunks
-from jacmon.store.progress_sql import (
+from jacmon.store.sqlite.catalog import insert_discovered
+from jacmon.store.sqlite.database import chunks
+from jacmon.store.sqlite.progress_sql import (
     update_learners,
     update_module_progress,
     update_path_progress,
 )
-
-
-class StorageUnavailable(StoreError):
-    """A batch could not be stored for a reason of the storage, not of the events.
-
-    Disk full, a read-only file, an I/O error, or the database file removed or
-    replaced while open. Nothing of the batch was stored; the message names the
-    problem and what clears it.
-    """
-
+from jacmon.store.types import IngestOutcome, ProgressChanges, StoredEvent
 
 #: SQLite primary result codes that mean the storage, not the batch, failed: what to say.
 _STORAGE_PROBLEMS: dict[int, str] = {
@@ -54,40 +43,6 @@ def storage_problem(exc: BaseException, path: object) -> str | None:
     if template is None:
         return None
     return template.format(path=path) + f" (SQLite: {exc})"
-
-
-@dataclass(slots=True)
-class StoredEvent:
-    """An event as stored: its sequence number and its JSON text (extras included)."""
-
-    seq: int
-    event: Event
-    body: str
-
-
-@dataclass(slots=True)
-class ProgressChanges:
-    """Rows the batch changed, as dicts, for the dashboard stream's deltas."""
-
-    paths: list[dict[str, Any]] = field(default_factory=list)
-    modules: list[dict[str, Any]] = field(default_factory=list)
-    learners: list[dict[str, Any]] = field(default_factory=list)
-    #: Paths whose module count changed (their learners' percents were re-derived).
-    recounted: set[str] = field(default_factory=set)
-
-    def __bool__(self) -> bool:
-        return bool(self.paths or self.modules or self.learners)
-
-
-@dataclass(slots=True)
-class IngestOutcome:
-    """What one committed batch did."""
-
-    stored: list[StoredEvent]
-    #: Indexes (into the events given) that were duplicates of stored ids.
-    duplicate_indexes: list[int]
-    changes: ProgressChanges
-    last_seq: int
 
 
 def _existing_ids(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
@@ -219,7 +174,9 @@ def _update_progress(
 ) -> ProgressChanges:
     """Progress for the events stored as ``first_seq``..``last_seq``; the changed rows."""
     changes = ProgressChanges()
-    recount = catalog.discover(conn, pairs)
+    found = catalog.discover(pairs)
+    insert_discovered(conn, found)
+    recount = found.changed
     if recount:
         recompute_path_percents(conn, catalog, recount)
         changes.recounted = recount

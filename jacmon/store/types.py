@@ -1,0 +1,118 @@
+"""What every store hands back, whatever the backend: stored events, ingest outcomes,
+notification batches, and the errors a store raises for its callers to show."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from jacmon.errors import JacmonError, StoreError
+from jacmon.events import Event
+from jacmon.notify.model import AlertChange, Notification
+
+ALERT_STATES = ("firing", "resolved")
+
+#: Notification states; pending and sending are the open ones.
+STATES = ("pending", "sending", "sent", "failed", "silenced")
+#: Changes the router looks at (``updated`` is the task re-measuring a firing alert).
+
+
+class AlertError(JacmonError):
+    """An alert does not exist or cannot take the change asked for."""
+
+
+class SilenceError(JacmonError):
+    """A silence command that cannot be carried out (the message says why)."""
+
+
+class StorageUnavailable(StoreError):
+    """A batch could not be stored for a reason of the storage, not of the events.
+
+    Disk full, a read-only file, an I/O error, or the database file removed or
+    replaced while open. Nothing of the batch was stored; the message names the
+    problem and what clears it.
+    """
+
+
+@dataclass(slots=True)
+class StoredEvent:
+    """An event as stored: its sequence number and its JSON text (extras included)."""
+
+    seq: int
+    event: Event
+    body: str
+
+
+@dataclass(slots=True)
+class ProgressChanges:
+    """Rows the batch changed, as dicts, for the dashboard stream's deltas."""
+
+    paths: list[dict[str, Any]] = field(default_factory=list)
+    modules: list[dict[str, Any]] = field(default_factory=list)
+    learners: list[dict[str, Any]] = field(default_factory=list)
+    #: Paths whose module count changed (their learners' percents were re-derived).
+    recounted: set[str] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.paths or self.modules or self.learners)
+
+
+@dataclass(slots=True)
+class IngestOutcome:
+    """What one committed batch did."""
+
+    stored: list[StoredEvent]
+    #: Indexes (into the events given) that were duplicates of stored ids.
+    duplicate_indexes: list[int]
+    changes: ProgressChanges
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class DueGroup:
+    """An alert group of one receiver with something to send now."""
+
+    receiver: str
+    group_key: str
+
+
+def batch_key(receiver: str, group_key: str, ids: list[int]) -> str:
+    """The idempotency key of a message: the same for every retry of the same rows."""
+    text = f"{receiver}\n{group_key}\n{min(ids)}-{max(ids)}-{len(ids)}"
+    return "jm-" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedBatch:
+    """A batch as claimed: its key, group labels and raw rows (change, seq, alert JSON,
+    routed at, alert id). :meth:`notification` decodes it, after the write transaction."""
+
+    receiver: str
+    key: str
+    labels: dict[str, str]
+    rows: list[tuple[str, int, str, float, int]]
+
+    def notification(
+        self, dashboard_url: str | None = None, shared: dict[int, AlertChange] | None = None
+    ) -> Notification:
+        """The message to send. ``shared`` keeps the changes by seq across receivers: the
+        same burst goes to each of them, and each alert is decoded at most once (and not
+        at all for a receiver that forwards the stored JSON)."""
+        cache = {} if shared is None else shared
+        changes = []
+        for change, seq, body, _, alert_id in self.rows:
+            item = cache.get(seq) if seq else None
+            if item is None:
+                item = AlertChange(change, seq, raw=body, alert_id=alert_id)
+                if seq:
+                    cache[seq] = item
+            changes.append(item)
+        return Notification(
+            receiver=self.receiver,
+            key=self.key,
+            group=self.labels,
+            changes=tuple(changes),
+            created_at=min(row[3] for row in self.rows),
+            dashboard_url=dashboard_url,
+        )
