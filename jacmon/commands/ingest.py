@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import json
 import signal
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -28,23 +25,14 @@ from jacmon.commands.common import (
 )
 from jacmon.config import load_settings
 from jacmon.errors import EventValidationError, JacmonError, UsageError
-from jacmon.lrs import LrsTailer, TailerSettings, TailStats, wait_unless_stopped
-from jacmon.xapi import StatementMappingError, statement_to_event
+from jacmon.sources.files import FORMATS, CountingReader, read_records, to_event
+from jacmon.sources.lrs import LrsTailer, TailerSettings, TailStats, wait_unless_stopped
 
 # soft_wrap: summary lines stay whole, for people and for grep.
 err_console = Console(stderr=True, soft_wrap=True)
 
 #: How many rejections the summary lists one by one (all are counted).
 SHOWN_REJECTIONS = 20
-
-
-@dataclass(slots=True)
-class Record:
-    """One input record: where it came from (for messages) and its decoded value or error."""
-
-    where: str
-    value: Any = None
-    error: str | None = None
 
 
 @dataclass(slots=True)
@@ -79,136 +67,6 @@ class FileSummary:
         }
 
 
-class _CountingReader:
-    """Reads lines from a binary stream and counts the bytes consumed (for the progress bar)."""
-
-    def __init__(self, stream: IO[bytes]):
-        self.stream = stream
-        self.consumed = 0
-
-    def lines(self) -> Iterator[bytes]:
-        for line in self.stream:
-            self.consumed += len(line)
-            yield line
-
-
-#: Appended to a rejection when the input looks like the other --format.
-XAPI_HINT = "this looks like an xAPI statements array; add --format xapi"
-XAPI_LINE_HINT = "this looks like an xAPI statement; add --format xapi"
-NATIVE_HINT = (
-    "this looks like a native jacmon event; leave out --format xapi (jsonl is the default)"
-)
-
-
-def _json_lines(reader: _CountingReader, name: str) -> Iterator[Record]:
-    """One :class:`Record` per non-blank line of JSON text.
-
-    An input that opens with ``[`` is one JSON array, not JSON lines: it is one
-    rejection with the --format hint, not a rejection per line.
-    """
-    lines = reader.lines()
-    for raw in lines:
-        if not raw.strip():
-            continue
-        if raw.lstrip().startswith(b"["):
-            for _ in lines:
-                pass  # consumed, so the progress bar and byte count reach the end
-            yield Record(name, error=f"a JSON array, not one JSON object per line: {XAPI_HINT}")
-            return
-        yield from _json_lines_from(raw, lines, name)
-        return
-
-
-def _looks_like_statement(value: Any) -> bool:
-    return isinstance(value, dict) and "actor" in value and "verb" in value
-
-
-def _looks_like_native_event(value: Any) -> bool:
-    return (
-        isinstance(value, dict)
-        and "actor" not in value
-        and {"type", "learner", "ts"} <= value.keys()
-    )
-
-
-def _xapi_records(reader: _CountingReader, name: str) -> Iterator[Record]:
-    """Statements from a JSON array (the whole input) or JSON lines, detected by the first byte."""
-    lines = reader.lines()
-    first = b""
-    for raw in lines:
-        if raw.strip():
-            first = raw
-            break
-    if not first:
-        return
-    if not first.lstrip().startswith(b"["):
-        yield from _json_lines_from(first, lines, name)
-        return
-    text = first + b"".join(lines)
-    try:
-        statements = json.loads(text)
-    except RecursionError:
-        yield Record(name, error="not a valid JSON array of statements (nested too deeply)")
-        return
-    except (ValueError, UnicodeDecodeError) as exc:
-        yield Record(name, error=f"not a valid JSON array of statements ({exc})")
-        return
-    if not isinstance(statements, list):
-        yield Record(name, error="expected a JSON array of xAPI statements")
-        return
-    for index, statement in enumerate(statements):
-        yield Record(f"{name}[{index}]", statement)
-
-
-def _json_lines_from(first: bytes, rest: Iterator[bytes], name: str) -> Iterator[Record]:
-    """Like :func:`_json_lines` when the first non-blank line was already read."""
-    # Leading blank lines before ``first`` are not counted in the line numbers.
-    number = 0
-    for raw in itertools.chain([first] if first else [], rest):
-        number += 1
-        text = raw.strip()
-        if not text:
-            continue
-        where = f"{name}:{number}"
-        try:
-            value = json.loads(text)
-        except RecursionError:
-            yield Record(
-                where, error="not valid JSON (nested too deeply); expected one JSON object per line"
-            )
-            continue
-        except (ValueError, UnicodeDecodeError) as exc:
-            yield Record(where, error=f"not valid JSON ({exc}); expected one JSON object per line")
-            continue
-        yield Record(where, value)
-
-
-def _to_event(record: Record, fmt: str) -> dict[str, Any]:
-    """Check one record locally; raise :class:`EventValidationError` with the reason."""
-    if record.error is not None:
-        raise EventValidationError(record.error)
-    if fmt == "xapi":
-        try:
-            event = statement_to_event(record.value)
-        except StatementMappingError as exc:
-            hint = f"; {NATIVE_HINT}" if _looks_like_native_event(record.value) else ""
-            raise EventValidationError(
-                f"statement {exc.statement_id or '?'}: {exc}{hint}"
-            ) from None
-        return event.as_compact_dict()
-    from jacmon.events import validate_event
-
-    try:
-        validate_event(record.value)
-    except EventValidationError as exc:
-        if _looks_like_statement(record.value):
-            raise EventValidationError(f"{exc}; {XAPI_LINE_HINT}") from None
-        if isinstance(record.value, list):
-            raise EventValidationError(f"{exc}; {XAPI_HINT}") from None
-        raise
-    return record.value
-
-
 async def ingest_file(
     stream: IO[bytes],
     name: str,
@@ -226,8 +84,8 @@ async def ingest_file(
     stops the rest.
     """
     summary = FileSummary()
-    reader = _CountingReader(stream)
-    records = _xapi_records(reader, name) if fmt == "xapi" else _json_lines(reader, name)
+    reader = CountingReader(stream)
+    records = read_records(reader, name, fmt)
     progress = Progress(
         TextColumn("[bold]ingest[/]"),
         BarColumn(),
@@ -265,7 +123,7 @@ async def ingest_file(
             for index, record in enumerate(records):
                 summary.read += 1
                 try:
-                    event = _to_event(record, fmt)
+                    event = to_event(record, fmt)
                 except EventValidationError as exc:
                     summary.rejected.append(Rejection(index, record.where, str(exc)))
                     continue
@@ -473,7 +331,7 @@ def register(app: typer.Typer) -> None:
         """
         settings = load_settings(config, overrides={"client": {"server": server, "token": token}})
         check_server_url(settings.client.server)
-        if fmt not in ("jsonl", "xapi"):
+        if fmt not in FORMATS:
             raise UsageError(f"--format has value {fmt!r}; expected 'jsonl' or 'xapi'")
         if (source is None) == (lrs is None):
             raise UsageError(

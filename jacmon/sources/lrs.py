@@ -25,8 +25,8 @@ from typing import Any, Protocol
 
 from jacmon.client.ingest import Ack
 from jacmon.errors import ConfigError, JacmonError
-from jacmon.lrs_client import LrsClient, LrsError, LrsUnavailable, check_endpoint
-from jacmon.xapi import Skipped, map_statements, statement_stored
+from jacmon.sources.lrs_client import LrsClient, LrsError, LrsUnavailable, check_endpoint
+from jacmon.sources.xapi import Skipped, map_statements, statement_stored
 
 logger = logging.getLogger("jacmon.lrs")
 
