@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import signal
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,47 +23,17 @@ from jacmon.commands.common import (
     run,
 )
 from jacmon.config import load_settings
-from jacmon.errors import EventValidationError, JacmonError, UsageError
-from jacmon.sources.files import FORMATS, CountingReader, read_records, to_event
-from jacmon.sources.lrs import LrsTailer, TailerSettings, TailStats, wait_unless_stopped
+from jacmon.errors import UsageError
+from jacmon.sources.files import FORMATS, FileSource, FileSummary
+from jacmon.sources.lrs import LrsTailer, TailerSettings, TailStats
+from jacmon.sources.pump import Outage, Pump, Tally
+from jacmon.sources.remote import RemoteSink
 
 # soft_wrap: summary lines stay whole, for people and for grep.
 err_console = Console(stderr=True, soft_wrap=True)
 
 #: How many rejections the summary lists one by one (all are counted).
 SHOWN_REJECTIONS = 20
-
-
-@dataclass(slots=True)
-class Rejection:
-    """One record that was not stored: its 0-based ``index`` in the input, where it was
-    (``file:line`` or ``file[i]``) and why."""
-
-    index: int
-    where: str
-    error: str
-
-    def as_dict(self) -> dict[str, Any]:
-        # The shape of the ingest ack's rejections ({index, error}), plus where.
-        return {"index": self.index, "where": self.where, "error": self.error}
-
-
-@dataclass(slots=True)
-class FileSummary:
-    """What one file ingest did."""
-
-    read: int = 0
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: list[Rejection] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "read": self.read,
-            "accepted": self.accepted,
-            "duplicates": self.duplicates,
-            "rejected": [r.as_dict() for r in self.rejected],
-        }
 
 
 async def ingest_file(
@@ -83,9 +52,7 @@ async def ingest_file(
     A bad record is listed in the summary with where it was and why; it never
     stops the rest.
     """
-    summary = FileSummary()
-    reader = CountingReader(stream)
-    records = read_records(reader, name, fmt)
+    source = FileSource(stream, name, fmt=fmt, batch_size=batch_size)
     progress = Progress(
         TextColumn("[bold]ingest[/]"),
         BarColumn(),
@@ -98,41 +65,17 @@ async def ingest_file(
     async with IngestClient(server, token=token) as client:
         with progress:
             task = progress.add_task("ingest", total=total_bytes, counts="")
-            batch: list[dict[str, Any]] = []
-            #: (input index, where) of each event in ``batch``.
-            wheres: list[tuple[int, str]] = []
 
-            async def flush() -> None:
-                if not batch:
-                    return
-                ack = await client.send_batch(batch)
-                summary.accepted += ack.accepted
-                summary.duplicates += ack.duplicates
-                for rejection in ack.rejected:
-                    index, where = wheres[rejection.index]
-                    summary.rejected.append(Rejection(index, where, rejection.error))
-                batch.clear()
-                wheres.clear()
+            def show(summary: Tally) -> None:
                 progress.update(
                     task,
-                    completed=reader.consumed,
+                    completed=source.reader.consumed,
                     counts=f"{summary.accepted} new, {summary.duplicates} dup, "
                     f"{len(summary.rejected)} rejected",
                 )
 
-            for index, record in enumerate(records):
-                summary.read += 1
-                try:
-                    event = to_event(record, fmt)
-                except EventValidationError as exc:
-                    summary.rejected.append(Rejection(index, record.where, str(exc)))
-                    continue
-                batch.append(event)
-                wheres.append((index, record.where))
-                if len(batch) >= batch_size:
-                    await flush()
-            await flush()
-    return summary
+            await Pump(client, source.summary, on_batch=show).drain(source)
+    return source.summary
 
 
 def _print_file_summary(summary: FileSummary, name: str, console: Console) -> None:
@@ -152,29 +95,6 @@ def _print_file_summary(summary: FileSummary, name: str, console: Console) -> No
         console.print(f"  ... and {len(summary.rejected) - SHOWN_REJECTIONS} more (use --json)")
 
 
-class _ServerAway(JacmonError):
-    """The jacmon server connection failed while tailing; the tailer reconnects."""
-
-
-class _Sink:
-    """An :class:`IngestClient` whose failures become :class:`_ServerAway` (follow mode retries)."""
-
-    def __init__(self, client: IngestClient):
-        self.client = client
-
-    async def send_batch(self, events, *, cursor=None):  # type: ignore[no-untyped-def]
-        try:
-            return await self.client.send_batch(events, cursor=cursor)
-        except JacmonError as exc:
-            raise _ServerAway(str(exc)) from None
-
-    async def get_cursor(self, name: str) -> str | None:
-        try:
-            return await self.client.get_cursor(name)
-        except JacmonError as exc:
-            raise _ServerAway(str(exc)) from None
-
-
 async def tail_lrs(
     settings: TailerSettings,
     *,
@@ -183,7 +103,11 @@ async def tail_lrs(
     follow: bool,
     console: Console,
 ) -> TailStats:
-    """Read the LRS once (or keep following it until SIGINT/SIGTERM) into the server."""
+    """Read the LRS once (or keep following it until SIGINT/SIGTERM) into the server.
+
+    Following, a jacmon server that goes away is waited for (and said so on
+    ``console``); the first connection is not retried, so a wrong --server fails.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -199,45 +123,25 @@ async def tail_lrs(
                 highlight=False,
             )
 
-    tailer: LrsTailer | None = None
-    delay = settings.poll_interval_s
     try:
-        while True:
-            try:
-                async with contextlib.AsyncExitStack() as stack:
-                    try:
-                        client = await stack.enter_async_context(IngestClient(server, token=token))
-                    except JacmonError as exc:
-                        if tailer is None:
-                            raise  # the first connection: a wrong --server should fail fast
-                        raise _ServerAway(str(exc)) from None
-                    if tailer is None:
-                        tailer = LrsTailer(settings, _Sink(client), on_progress=show)
-                    else:
-                        # A batch whose ack was lost may have been committed: re-read the cursor.
-                        tailer.sink = _Sink(client)
-                        tailer.reload()
-                    # Connected: the next outage backs off from the start again.
-                    delay = settings.poll_interval_s
-                    if follow:
-                        await tailer.follow(stop)
-                    else:
-                        await tailer.poll()
-                    return tailer.stats
-            except _ServerAway as exc:
-                if not follow:
-                    raise
-                assert tailer is not None
-                tailer.stats.outages += 1
+        async with RemoteSink(server, token=token) as sink:
+            tailer = LrsTailer(settings, sink, on_progress=show)
+
+            def report(outage: Outage) -> None:
+                if outage.side != "sink":
+                    tailer.log_outage(outage)
+                    return
                 console.print(
-                    f"jacmon server away ({exc}); retrying in {delay:.0f}s",
+                    f"jacmon server away ({outage.error}); retrying in {outage.wait_s:.0f}s",
                     highlight=False,
                     markup=False,
                 )
-                await wait_unless_stopped(stop, delay)
-                if stop.is_set():
-                    return tailer.stats
-                delay = min(delay * 2, settings.retry_max_s)
+
+            if follow:
+                await tailer.follow(stop, on_outage=report)
+            else:
+                await tailer.poll()
+            return tailer.stats
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -251,7 +155,7 @@ def _tail_summary(stats: TailStats) -> dict[str, Any]:
         "duplicates": stats.duplicates,
         "unmappable": stats.unmappable,
         # The shape of every rejection list ({error}); the tailer keeps no input index.
-        "rejected": [{"error": reason} for reason in stats.rejected],
+        "rejected": [{"error": f"{r.where}: {r.error}"} for r in stats.rejected],
         "polls": stats.polls,
         "outages": stats.outages,
         "watermark": stats.watermark,
@@ -274,8 +178,8 @@ def _print_tail_summary(stats: TailStats, url: str, console: Console) -> None:
             highlight=False,
             markup=False,
         )
-    for reason in stats.rejected[:SHOWN_REJECTIONS]:
-        console.print(f"  rejected {reason}", highlight=False, markup=False)
+    for refusal in stats.rejected[:SHOWN_REJECTIONS]:
+        console.print(f"  rejected {refusal.where}: {refusal.error}", highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:

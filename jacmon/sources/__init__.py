@@ -6,7 +6,8 @@
 - :mod:`~jacmon.sources.lrs`: the LRS tailer with its watermark (``jacmon ingest --lrs``,
   ``jacmon serve``'s ``[lrs]``);
 - :mod:`~jacmon.sources.pump`: the one loop that sends a source's batches to a sink,
-  tallies the acks and backs off while either side is away.
+  tallies the acks and backs off while either side is away;
+- :mod:`~jacmon.sources.remote`: the server's ``/ws/ingest`` as a sink that reconnects.
 
 No import of the server, the terminal UI or the CLI (import-linter checks it): the
 sink is anything with ``send_batch``/``get_cursor``, such as

@@ -3,18 +3,20 @@
 A file (or stdin) becomes :class:`Record` values, one per line or array item,
 each with where it was (``file:line`` or ``file[i]``) for messages;
 :func:`to_event` checks one locally (or maps it from xAPI) so a bad record is
-reported by line and never stops the rest. Nothing here talks to a server.
+reported by line and never stops the rest. :class:`FileSource` turns the good
+ones into batches for :mod:`jacmon.sources.pump`. Nothing here talks to a server.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
 from jacmon.errors import EventValidationError
+from jacmon.sources.pump import Batch, Tally
 from jacmon.sources.xapi import StatementMappingError, statement_to_event
 
 #: The input formats: ``jsonl`` (native events, one per line) and ``xapi`` (statements).
@@ -164,3 +166,57 @@ def read_records(reader: CountingReader, name: str, fmt: str) -> Iterator[Record
     """The records of ``reader`` in format ``fmt`` (see :data:`FORMATS`); ``name`` prefixes
     each record's ``where``."""
     return xapi_records(reader, name) if fmt == "xapi" else json_lines(reader, name)
+
+
+@dataclass(slots=True)
+class FileSummary(Tally):
+    """What one file ingest did: the pump's tally plus the records read.
+
+    Its rejections carry the record's 0-based index in the input and where it was.
+    """
+
+    #: Records read, good and bad.
+    read: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "read": self.read,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": [r.as_dict() for r in self.rejected],
+        }
+
+
+class FileSource:
+    """The records of ``stream`` (named ``name`` in messages) as batches of at most
+    ``batch_size`` checked events; bad records go to :attr:`summary` as rejections.
+
+    One pass reads the stream to its end; :attr:`reader` counts the bytes read.
+    """
+
+    def __init__(self, stream: IO[bytes], name: str, *, fmt: str, batch_size: int) -> None:
+        self.reader = CountingReader(stream)
+        self.name = name
+        self.fmt = fmt
+        self.batch_size = batch_size
+        self.summary = FileSummary()
+
+    async def batches(self) -> AsyncGenerator[Batch, None]:
+        """Batches of the good records, in input order; the rest are counted as rejected."""
+        events: list[dict[str, Any]] = []
+        #: (input index, where) of each event in ``events``.
+        origins: list[tuple[int | None, str]] = []
+        for index, record in enumerate(read_records(self.reader, self.name, self.fmt)):
+            self.summary.read += 1
+            try:
+                event = to_event(record, self.fmt)
+            except EventValidationError as exc:
+                self.summary.refuse(record.where, str(exc), index)
+                continue
+            events.append(event)
+            origins.append((index, record.where))
+            if len(events) >= self.batch_size:
+                yield Batch(events, origins=origins)
+                events, origins = [], []
+        if events:
+            yield Batch(events, origins=origins)
