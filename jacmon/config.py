@@ -127,7 +127,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     #: Scheduler and task settings, read by :mod:`jacmon.monitoring.scheduler` (free-form table).
     tasks: dict[str, Any] = field(default_factory=dict)
-    #: LRS tailer settings, read by :mod:`jacmon.lrs` (free-form table).
+    #: LRS tailer settings, read by :mod:`jacmon.sources.lrs` (free-form table).
     lrs: dict[str, Any] = field(default_factory=dict)
     #: Notification receivers and routes, read by :mod:`jacmon.notify.config`.
     notify: dict[str, Any] = field(default_factory=dict)
@@ -221,7 +221,7 @@ def apply_section(section: Any, name: str, values: Mapping[str, Any]) -> None:
 #: Sections of typed settings (each key coerced to its field's type) ...
 _TYPED_SECTIONS = ("server", "client", "web")
 #: ... and sections kept as raw tables, validated where they are used
-#: (monitoring/tasks/config.py, lrs.py, notify/config.py).
+#: (monitoring/tasks/config.py, sources/lrs.py, notify/config.py).
 _SECTIONS = (*_TYPED_SECTIONS, "tasks", "lrs", "notify")
 
 

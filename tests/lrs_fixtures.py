@@ -229,7 +229,7 @@ def running_ralph(workdir: Path) -> Iterator[RalphLrs]:
 
 
 # Statement factory: statements of mixed verbs and, built from the same inputs
-# (not through jacmon.xapi), the event each one must become.
+# (not through jacmon.sources.xapi), the event each one must become.
 
 ADL = "http://adlnet.gov/expapi/verbs/"
 COURSE = "http://adlnet.gov/expapi/activities/course"

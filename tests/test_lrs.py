@@ -2,7 +2,7 @@
 
 The tailer talks HTTP to Ralph and writes through the real ingest path: the
 running server over WebSocket (``running_server``), or the store in-process as
-``jacmon serve`` does with :func:`jacmon.lrs.run_tailer`.
+``jacmon serve`` does with :func:`jacmon.sources.lrs.run_tailer`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from lrs_fixtures import (
 from jacmon.client.ingest import Ack, IngestClient
 from jacmon.errors import ConfigError
 from jacmon.events import validate_event
-from jacmon.lrs import LrsTailer, TailerSettings, run_tailer
-from jacmon.lrs_client import LrsError, LrsUnavailable
+from jacmon.sources.lrs import LrsTailer, TailerSettings, run_tailer
+from jacmon.sources.lrs_client import LrsError, LrsUnavailable
 from jacmon.store import Store
 
 # Generous: a loaded 2-core box.
@@ -254,7 +254,7 @@ def test_bad_lrs_settings_name_the_key(values: dict[str, Any], message: str) -> 
 
 
 def test_more_links_resolve_against_the_origin_only() -> None:
-    from jacmon.lrs_client import LrsClient
+    from jacmon.sources.lrs_client import LrsClient
 
     client = LrsClient("http://127.0.0.1:8100/some/prefix/xAPI/")
     assert client.endpoint == "http://127.0.0.1:8100/some/prefix/xAPI"

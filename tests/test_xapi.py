@@ -1,4 +1,4 @@
-"""The xAPI -> jacmon event mapping (jacmon/xapi.py), statement by statement."""
+"""The xAPI -> jacmon event mapping (jacmon/sources/xapi.py), statement by statement."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from lrs_fixtures import check_event, mixed_statement, unmappable_statements
 
-from jacmon.xapi import (
+from jacmon.sources.xapi import (
     ADL,
     PROGRESS_EXTENSION,
     StatementMappingError,

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import json
 import signal
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,186 +23,17 @@ from jacmon.commands.common import (
     run,
 )
 from jacmon.config import load_settings
-from jacmon.errors import EventValidationError, JacmonError, UsageError
-from jacmon.lrs import LrsTailer, TailerSettings, TailStats, wait_unless_stopped
-from jacmon.xapi import StatementMappingError, statement_to_event
+from jacmon.errors import UsageError
+from jacmon.sources.files import FORMATS, FileSource, FileSummary
+from jacmon.sources.lrs import LrsTailer, TailerSettings, TailStats
+from jacmon.sources.pump import Outage, Pump, Tally
+from jacmon.sources.remote import RemoteSink
 
 # soft_wrap: summary lines stay whole, for people and for grep.
 err_console = Console(stderr=True, soft_wrap=True)
 
 #: How many rejections the summary lists one by one (all are counted).
 SHOWN_REJECTIONS = 20
-
-
-@dataclass(slots=True)
-class Record:
-    """One input record: where it came from (for messages) and its decoded value or error."""
-
-    where: str
-    value: Any = None
-    error: str | None = None
-
-
-@dataclass(slots=True)
-class Rejection:
-    """One record that was not stored: its 0-based ``index`` in the input, where it was
-    (``file:line`` or ``file[i]``) and why."""
-
-    index: int
-    where: str
-    error: str
-
-    def as_dict(self) -> dict[str, Any]:
-        # The shape of the ingest ack's rejections ({index, error}), plus where.
-        return {"index": self.index, "where": self.where, "error": self.error}
-
-
-@dataclass(slots=True)
-class FileSummary:
-    """What one file ingest did."""
-
-    read: int = 0
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: list[Rejection] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "read": self.read,
-            "accepted": self.accepted,
-            "duplicates": self.duplicates,
-            "rejected": [r.as_dict() for r in self.rejected],
-        }
-
-
-class _CountingReader:
-    """Reads lines from a binary stream and counts the bytes consumed (for the progress bar)."""
-
-    def __init__(self, stream: IO[bytes]):
-        self.stream = stream
-        self.consumed = 0
-
-    def lines(self) -> Iterator[bytes]:
-        for line in self.stream:
-            self.consumed += len(line)
-            yield line
-
-
-#: Appended to a rejection when the input looks like the other --format.
-XAPI_HINT = "this looks like an xAPI statements array; add --format xapi"
-XAPI_LINE_HINT = "this looks like an xAPI statement; add --format xapi"
-NATIVE_HINT = (
-    "this looks like a native jacmon event; leave out --format xapi (jsonl is the default)"
-)
-
-
-def _json_lines(reader: _CountingReader, name: str) -> Iterator[Record]:
-    """One :class:`Record` per non-blank line of JSON text.
-
-    An input that opens with ``[`` is one JSON array, not JSON lines: it is one
-    rejection with the --format hint, not a rejection per line.
-    """
-    lines = reader.lines()
-    for raw in lines:
-        if not raw.strip():
-            continue
-        if raw.lstrip().startswith(b"["):
-            for _ in lines:
-                pass  # consumed, so the progress bar and byte count reach the end
-            yield Record(name, error=f"a JSON array, not one JSON object per line: {XAPI_HINT}")
-            return
-        yield from _json_lines_from(raw, lines, name)
-        return
-
-
-def _looks_like_statement(value: Any) -> bool:
-    return isinstance(value, dict) and "actor" in value and "verb" in value
-
-
-def _looks_like_native_event(value: Any) -> bool:
-    return (
-        isinstance(value, dict)
-        and "actor" not in value
-        and {"type", "learner", "ts"} <= value.keys()
-    )
-
-
-def _xapi_records(reader: _CountingReader, name: str) -> Iterator[Record]:
-    """Statements from a JSON array (the whole input) or JSON lines, detected by the first byte."""
-    lines = reader.lines()
-    first = b""
-    for raw in lines:
-        if raw.strip():
-            first = raw
-            break
-    if not first:
-        return
-    if not first.lstrip().startswith(b"["):
-        yield from _json_lines_from(first, lines, name)
-        return
-    text = first + b"".join(lines)
-    try:
-        statements = json.loads(text)
-    except RecursionError:
-        yield Record(name, error="not a valid JSON array of statements (nested too deeply)")
-        return
-    except (ValueError, UnicodeDecodeError) as exc:
-        yield Record(name, error=f"not a valid JSON array of statements ({exc})")
-        return
-    if not isinstance(statements, list):
-        yield Record(name, error="expected a JSON array of xAPI statements")
-        return
-    for index, statement in enumerate(statements):
-        yield Record(f"{name}[{index}]", statement)
-
-
-def _json_lines_from(first: bytes, rest: Iterator[bytes], name: str) -> Iterator[Record]:
-    """Like :func:`_json_lines` when the first non-blank line was already read."""
-    # Leading blank lines before ``first`` are not counted in the line numbers.
-    number = 0
-    for raw in itertools.chain([first] if first else [], rest):
-        number += 1
-        text = raw.strip()
-        if not text:
-            continue
-        where = f"{name}:{number}"
-        try:
-            value = json.loads(text)
-        except RecursionError:
-            yield Record(
-                where, error="not valid JSON (nested too deeply); expected one JSON object per line"
-            )
-            continue
-        except (ValueError, UnicodeDecodeError) as exc:
-            yield Record(where, error=f"not valid JSON ({exc}); expected one JSON object per line")
-            continue
-        yield Record(where, value)
-
-
-def _to_event(record: Record, fmt: str) -> dict[str, Any]:
-    """Check one record locally; raise :class:`EventValidationError` with the reason."""
-    if record.error is not None:
-        raise EventValidationError(record.error)
-    if fmt == "xapi":
-        try:
-            event = statement_to_event(record.value)
-        except StatementMappingError as exc:
-            hint = f"; {NATIVE_HINT}" if _looks_like_native_event(record.value) else ""
-            raise EventValidationError(
-                f"statement {exc.statement_id or '?'}: {exc}{hint}"
-            ) from None
-        return event.as_compact_dict()
-    from jacmon.events import validate_event
-
-    try:
-        validate_event(record.value)
-    except EventValidationError as exc:
-        if _looks_like_statement(record.value):
-            raise EventValidationError(f"{exc}; {XAPI_LINE_HINT}") from None
-        if isinstance(record.value, list):
-            raise EventValidationError(f"{exc}; {XAPI_HINT}") from None
-        raise
-    return record.value
 
 
 async def ingest_file(
@@ -225,9 +52,7 @@ async def ingest_file(
     A bad record is listed in the summary with where it was and why; it never
     stops the rest.
     """
-    summary = FileSummary()
-    reader = _CountingReader(stream)
-    records = _xapi_records(reader, name) if fmt == "xapi" else _json_lines(reader, name)
+    source = FileSource(stream, name, fmt=fmt, batch_size=batch_size)
     progress = Progress(
         TextColumn("[bold]ingest[/]"),
         BarColumn(),
@@ -240,41 +65,17 @@ async def ingest_file(
     async with IngestClient(server, token=token) as client:
         with progress:
             task = progress.add_task("ingest", total=total_bytes, counts="")
-            batch: list[dict[str, Any]] = []
-            #: (input index, where) of each event in ``batch``.
-            wheres: list[tuple[int, str]] = []
 
-            async def flush() -> None:
-                if not batch:
-                    return
-                ack = await client.send_batch(batch)
-                summary.accepted += ack.accepted
-                summary.duplicates += ack.duplicates
-                for rejection in ack.rejected:
-                    index, where = wheres[rejection.index]
-                    summary.rejected.append(Rejection(index, where, rejection.error))
-                batch.clear()
-                wheres.clear()
+            def show(summary: Tally) -> None:
                 progress.update(
                     task,
-                    completed=reader.consumed,
+                    completed=source.reader.consumed,
                     counts=f"{summary.accepted} new, {summary.duplicates} dup, "
                     f"{len(summary.rejected)} rejected",
                 )
 
-            for index, record in enumerate(records):
-                summary.read += 1
-                try:
-                    event = _to_event(record, fmt)
-                except EventValidationError as exc:
-                    summary.rejected.append(Rejection(index, record.where, str(exc)))
-                    continue
-                batch.append(event)
-                wheres.append((index, record.where))
-                if len(batch) >= batch_size:
-                    await flush()
-            await flush()
-    return summary
+            await Pump(client, source.summary, on_batch=show).drain(source)
+    return source.summary
 
 
 def _print_file_summary(summary: FileSummary, name: str, console: Console) -> None:
@@ -294,29 +95,6 @@ def _print_file_summary(summary: FileSummary, name: str, console: Console) -> No
         console.print(f"  ... and {len(summary.rejected) - SHOWN_REJECTIONS} more (use --json)")
 
 
-class _ServerAway(JacmonError):
-    """The jacmon server connection failed while tailing; the tailer reconnects."""
-
-
-class _Sink:
-    """An :class:`IngestClient` whose failures become :class:`_ServerAway` (follow mode retries)."""
-
-    def __init__(self, client: IngestClient):
-        self.client = client
-
-    async def send_batch(self, events, *, cursor=None):  # type: ignore[no-untyped-def]
-        try:
-            return await self.client.send_batch(events, cursor=cursor)
-        except JacmonError as exc:
-            raise _ServerAway(str(exc)) from None
-
-    async def get_cursor(self, name: str) -> str | None:
-        try:
-            return await self.client.get_cursor(name)
-        except JacmonError as exc:
-            raise _ServerAway(str(exc)) from None
-
-
 async def tail_lrs(
     settings: TailerSettings,
     *,
@@ -325,7 +103,11 @@ async def tail_lrs(
     follow: bool,
     console: Console,
 ) -> TailStats:
-    """Read the LRS once (or keep following it until SIGINT/SIGTERM) into the server."""
+    """Read the LRS once (or keep following it until SIGINT/SIGTERM) into the server.
+
+    Following, a jacmon server that goes away is waited for (and said so on
+    ``console``); the first connection is not retried, so a wrong --server fails.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -341,45 +123,25 @@ async def tail_lrs(
                 highlight=False,
             )
 
-    tailer: LrsTailer | None = None
-    delay = settings.poll_interval_s
     try:
-        while True:
-            try:
-                async with contextlib.AsyncExitStack() as stack:
-                    try:
-                        client = await stack.enter_async_context(IngestClient(server, token=token))
-                    except JacmonError as exc:
-                        if tailer is None:
-                            raise  # the first connection: a wrong --server should fail fast
-                        raise _ServerAway(str(exc)) from None
-                    if tailer is None:
-                        tailer = LrsTailer(settings, _Sink(client), on_progress=show)
-                    else:
-                        # A batch whose ack was lost may have been committed: re-read the cursor.
-                        tailer.sink = _Sink(client)
-                        tailer.reload()
-                    # Connected: the next outage backs off from the start again.
-                    delay = settings.poll_interval_s
-                    if follow:
-                        await tailer.follow(stop)
-                    else:
-                        await tailer.poll()
-                    return tailer.stats
-            except _ServerAway as exc:
-                if not follow:
-                    raise
-                assert tailer is not None
-                tailer.stats.outages += 1
+        async with RemoteSink(server, token=token) as sink:
+            tailer = LrsTailer(settings, sink, on_progress=show)
+
+            def report(outage: Outage) -> None:
+                if outage.side != "sink":
+                    tailer.log_outage(outage)
+                    return
                 console.print(
-                    f"jacmon server away ({exc}); retrying in {delay:.0f}s",
+                    f"jacmon server away ({outage.error}); retrying in {outage.wait_s:.0f}s",
                     highlight=False,
                     markup=False,
                 )
-                await wait_unless_stopped(stop, delay)
-                if stop.is_set():
-                    return tailer.stats
-                delay = min(delay * 2, settings.retry_max_s)
+
+            if follow:
+                await tailer.follow(stop, on_outage=report)
+            else:
+                await tailer.poll()
+            return tailer.stats
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -393,7 +155,7 @@ def _tail_summary(stats: TailStats) -> dict[str, Any]:
         "duplicates": stats.duplicates,
         "unmappable": stats.unmappable,
         # The shape of every rejection list ({error}); the tailer keeps no input index.
-        "rejected": [{"error": reason} for reason in stats.rejected],
+        "rejected": [{"error": f"{r.where}: {r.error}"} for r in stats.rejected],
         "polls": stats.polls,
         "outages": stats.outages,
         "watermark": stats.watermark,
@@ -416,8 +178,8 @@ def _print_tail_summary(stats: TailStats, url: str, console: Console) -> None:
             highlight=False,
             markup=False,
         )
-    for reason in stats.rejected[:SHOWN_REJECTIONS]:
-        console.print(f"  rejected {reason}", highlight=False, markup=False)
+    for refusal in stats.rejected[:SHOWN_REJECTIONS]:
+        console.print(f"  rejected {refusal.where}: {refusal.error}", highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -473,7 +235,7 @@ def register(app: typer.Typer) -> None:
         """
         settings = load_settings(config, overrides={"client": {"server": server, "token": token}})
         check_server_url(settings.client.server)
-        if fmt not in ("jsonl", "xapi"):
+        if fmt not in FORMATS:
             raise UsageError(f"--format has value {fmt!r}; expected 'jsonl' or 'xapi'")
         if (source is None) == (lrs is None):
             raise UsageError(

@@ -55,13 +55,13 @@ async def _serve(settings: Settings) -> None:
 async def _check(settings: Settings) -> tuple[dict, list[str]]:
     """Everything ``serve`` would do, checked without listening (the port is bound for a
     moment). Returns (plan, problems)."""
-    from jacmon.lrs import check_lrs_table
     from jacmon.monitoring.scheduler import next_runs
     from jacmon.monitoring.tasks.config import load_tasks_config
     from jacmon.notify.check import check_notify
     from jacmon.server.app import load_tls
     from jacmon.server.auth import tokens_required
     from jacmon.server.web import default_static_root, page_url
+    from jacmon.sources.lrs import check_lrs_table
     from jacmon.store import Store, latest_schema_version, schema_version, serve_lock
 
     problems: list[str] = []

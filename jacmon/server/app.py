@@ -265,7 +265,7 @@ class JacmonServer:
         Raises JacmonError for what an operator must fix (another server on the
         database, a bad TLS file, a bad ``[lrs]`` key) before anything starts.
         """
-        from jacmon.lrs import check_lrs_table
+        from jacmon.sources.lrs import check_lrs_table
 
         settings = self.settings
         ssl_context = load_tls(settings.tls_cert, settings.tls_key)
@@ -348,7 +348,7 @@ class JacmonServer:
         if self.notifier is not None:
             loops |= self.notifier.loops()
         if run_lrs:
-            from jacmon.lrs import run_tailer
+            from jacmon.sources.lrs import run_tailer
 
             lrs = self.full_settings.lrs
             loops["lrs-tailer"] = lambda: run_tailer(lrs, ServerSink(self), self._lrs_stop)

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from jacmon.errors import JacmonError
+from jacmon.sources.pump import Unavailable
 
 XAPI_VERSION = "1.0.3"
 
@@ -29,7 +30,7 @@ class LrsError(JacmonError):
     """The LRS refused the request or answered something that is not xAPI; retrying won't help."""
 
 
-class LrsUnavailable(LrsError):
+class LrsUnavailable(LrsError, Unavailable):
     """The LRS cannot be reached right now (down, timing out, 5xx, 429); retry later."""
 
 

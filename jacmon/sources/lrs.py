@@ -8,43 +8,32 @@ asks for statements stored since ``watermark - overlap`` (an LRS may make a
 statement visible a little after its ``stored`` time); statements read twice
 are dropped by id here, and by the server's duplicate check after a restart.
 
-:func:`run_tailer` is the entry point for ``jacmon serve`` (from the ``[lrs]``
-settings); ``jacmon ingest --lrs`` drives :class:`LrsTailer` directly.
+:class:`LrsTailer` is a source of :mod:`jacmon.sources.pump`: one poll is one
+pass, one page one batch. :func:`run_tailer` is the entry point for ``jacmon
+serve`` (from the ``[lrs]`` settings); ``jacmon ingest --lrs`` drives
+:class:`LrsTailer` directly.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from jacmon.client.ingest import Ack
 from jacmon.errors import ConfigError, JacmonError
-from jacmon.lrs_client import LrsClient, LrsError, LrsUnavailable, check_endpoint
-from jacmon.xapi import Skipped, map_statements, statement_stored
+from jacmon.sources.lrs_client import LrsClient, LrsError, check_endpoint
+from jacmon.sources.pump import Backoff, Batch, Outage, Pump, Sink, Tally
+from jacmon.sources.xapi import Skipped, map_statements, statement_stored
 
+# The logger's name predates the move to jacmon.sources: log filters keep working.
 logger = logging.getLogger("jacmon.lrs")
 
 #: How many unmappable statements (with reasons) :class:`TailStats` keeps for the report.
 MAX_SKIPPED_KEPT = 1000
-
-
-class IngestSink(Protocol):
-    """Where the tailer puts events and its cursor.
-
-    :class:`jacmon.client.ingest.IngestClient` is one; the server passes an in-process twin.
-    """
-
-    async def send_batch(
-        self, events: Sequence[Any], *, cursor: tuple[str, str] | None = None
-    ) -> Ack: ...
-
-    async def get_cursor(self, name: str) -> str | None: ...
 
 
 @dataclass(slots=True)
@@ -168,25 +157,22 @@ def _iso(seconds: float) -> str:
 
 
 @dataclass(slots=True)
-class TailStats:
-    """Running totals of one tailer, for the progress display and the final report."""
+class TailStats(Tally):
+    """Running totals of one tailer, for the progress display and the final report.
+
+    The pump's :class:`~jacmon.sources.pump.Tally` (accepted, duplicates, rejected
+    events named ``statement <id>``, outages: times the LRS or the server could not
+    be reached, or a fault was waited out) plus what only the tailer knows.
+    """
 
     #: Statements read from the LRS (re-reads within the overlap window not counted).
     fetched: int = 0
-    #: Events the server stored for the first time.
-    accepted: int = 0
-    #: Events the server already had (a re-read after a restart).
-    duplicates: int = 0
     #: Statements that could not be mapped (see :attr:`skipped`).
     unmappable: int = 0
-    #: Events the server refused, with its reason.
-    rejected: list[str] = field(default_factory=list)
     #: The first :data:`MAX_SKIPPED_KEPT` unmappable statements and why.
     skipped: list[Skipped] = field(default_factory=list)
     #: Polls done (one poll reads every page there is).
     polls: int = 0
-    #: Times the LRS or the server could not be reached.
-    outages: int = 0
     #: The watermark now: ``stored`` of the newest statement ingested (ISO 8601), or None.
     watermark: str | None = None
 
@@ -194,13 +180,14 @@ class TailStats:
 class LrsTailer:
     """Reads an LRS page by page and sends what it maps to ``sink`` with the watermark.
 
+    A :class:`~jacmon.sources.pump.FollowedSource`: :meth:`batches` is one poll.
     ``on_progress`` is called with the :class:`TailStats` after every page.
     """
 
     def __init__(
         self,
         settings: TailerSettings,
-        sink: IngestSink,
+        sink: Sink,
         *,
         on_progress: Callable[[TailStats], None] | None = None,
     ) -> None:
@@ -258,6 +245,16 @@ class LrsTailer:
 
     async def poll(self) -> int:
         """Read every page there is now and ingest it; return how many new statements were read."""
+        before = self.stats.fetched
+        await Pump(self.sink, self.stats).drain(self)
+        return self.stats.fetched - before
+
+    async def batches(self) -> AsyncGenerator[Batch, None]:
+        """One poll as batches, one per page, each with the cursor it may move.
+
+        The pump resumes this only once the sink stored a batch: the watermark
+        moves, and the page's statement ids are remembered, after that.
+        """
         if not self._loaded:
             await self.load_watermark()
         since: str | None = None
@@ -266,7 +263,6 @@ class LrsTailer:
             overlap = self.settings.overlap_s
             since = _iso(self._watermark - overlap) if overlap > 0 else self.stats.watermark
         url = self.client.statements_url(since=since, limit=self.settings.page_size)
-        fresh_total = 0
         # The cursor may only move with a page if pages come oldest first; an LRS
         # that ignores 'ascending' gets its watermark moved once the poll is done.
         ordered = True
@@ -289,19 +285,19 @@ class LrsTailer:
             if page_max is not None:
                 poll_max = page_max if poll_max is None else max(poll_max, page_max)
             cursor = self._cursor_after(page_max if ordered else None)
-            await self._ingest([s for s, _ in fresh], cursor)
+            yield self._map([s for s, _ in fresh], cursor)
+            self._committed(cursor)
             for statement, stored_at in fresh:
                 self._remember(statement, stored_at)
-            fresh_total += len(fresh)
             if self.on_progress is not None:
                 self.on_progress(self.stats)
         if not ordered and poll_max is not None:
             cursor = self._cursor_after(poll_max)
             if cursor is not None:
-                await self._ingest([], cursor)
+                yield Batch([], cursor)
+                self._committed(cursor)
         self._forget_old()
         self.stats.polls += 1
-        return fresh_total
 
     def _cursor_after(self, page_max: tuple[float, str] | None) -> tuple[str, str] | None:
         """The cursor to store with a batch: the page's newest ``stored`` if it moves forward."""
@@ -309,9 +305,11 @@ class LrsTailer:
             return None
         return (self.cursor_name, page_max[1])
 
-    async def _ingest(
-        self, statements: list[dict[str, Any]], cursor: tuple[str, str] | None
-    ) -> None:
+    def _map(self, statements: list[dict[str, Any]], cursor: tuple[str, str] | None) -> Batch:
+        """The batch for one page's new statements; the unmappable ones are counted here.
+
+        With no events and no cursor the pump sends nothing.
+        """
         outcome = map_statements(statements, start=self.stats.fetched)
         self.stats.fetched += len(statements)
         for skipped in outcome.skipped:
@@ -319,14 +317,12 @@ class LrsTailer:
             if len(self.stats.skipped) < MAX_SKIPPED_KEPT:
                 self.stats.skipped.append(skipped)
             logger.warning("lrs: skipped statement %s: %s", skipped.statement_id, skipped.reason)
-        if not outcome.events and cursor is None:
-            return
-        ack = await self.sink.send_batch(outcome.events, cursor=cursor)
-        self.stats.accepted += ack.accepted
-        self.stats.duplicates += ack.duplicates
-        for rejection in ack.rejected:
-            event_id = outcome.events[rejection.index].get("id")
-            self.stats.rejected.append(f"statement {event_id}: {rejection.error}")
+        # A rejection names the statement: mapped events keep the statement id.
+        origins = [(None, f"statement {event.get('id')}") for event in outcome.events]
+        return Batch(outcome.events, cursor, origins)
+
+    def _committed(self, cursor: tuple[str, str] | None) -> None:
+        """The batch with ``cursor`` is stored: the watermark moves to it."""
         if cursor is not None:
             self._set_watermark(cursor[1])
 
@@ -345,54 +341,58 @@ class LrsTailer:
         horizon = self._watermark - self.settings.overlap_s - 1.0
         self._recent = {k: t for k, t in self._recent.items() if t >= horizon}
 
-    async def follow(self, stop: asyncio.Event) -> None:
+    async def follow(
+        self,
+        stop: asyncio.Event,
+        *,
+        on_outage: Callable[[Outage], None] | None = None,
+        retry_faults: bool = False,
+    ) -> None:
         """Poll until ``stop`` is set, waiting ``poll_interval_s`` once caught up.
 
-        While the LRS is unreachable it retries with a growing delay (up to
-        ``retry_max_s``); a page interrupted by an outage is read again from
-        the watermark. :class:`LrsError` that retrying cannot fix is raised.
+        While the LRS (or the jacmon server) is unreachable it retries with a
+        growing delay, from ``poll_interval_s`` up to ``retry_max_s``; a page
+        interrupted by an outage is read again from the watermark.
+        :class:`LrsError` that retrying cannot fix is raised, unless
+        ``retry_faults`` (then it is logged and retried every ``retry_max_s``).
+        ``on_outage`` reports each wait (default: :meth:`log_outage`).
         """
-        delay = self.settings.poll_interval_s
-        while not stop.is_set():
-            try:
-                await self.poll()
-            except LrsUnavailable as exc:
-                self.stats.outages += 1
-                logger.warning("lrs unavailable (%s); retrying in %.1fs", exc, delay)
-                await wait_unless_stopped(stop, delay)
-                delay = min(delay * 2, self.settings.retry_max_s)
-                continue
-            delay = self.settings.poll_interval_s
-            await wait_unless_stopped(stop, self.settings.poll_interval_s)
+        pump = Pump(
+            self.sink,
+            self.stats,
+            on_outage=on_outage or self.log_outage,
+            retry_faults=retry_faults,
+        )
+        backoff = Backoff(first_s=self.settings.poll_interval_s, max_s=self.settings.retry_max_s)
+        await pump.follow(self, stop, interval_s=self.settings.poll_interval_s, backoff=backoff)
 
-
-async def wait_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep ``seconds`` or until ``stop`` is set, whichever comes first."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    def log_outage(self, outage: Outage) -> None:
+        """Log one wait of :meth:`follow`: a warning while something is away, an error for
+        a fault."""
+        if outage.side == "fault":
+            logger.error("lrs tailer: %s; retrying in %.0fs", outage.error, outage.wait_s)
+        elif outage.side == "sink":
+            logger.warning(
+                "lrs: jacmon server away (%s); retrying in %.1fs", outage.error, outage.wait_s
+            )
+        else:
+            logger.warning("lrs unavailable (%s); retrying in %.1fs", outage.error, outage.wait_s)
 
 
 async def run_tailer(
     settings_lrs: Mapping[str, Any],
-    sink: IngestSink,
+    sink: Sink,
     stop: asyncio.Event,
 ) -> TailStats:
     """Tail the LRS of the ``[lrs]`` settings into ``sink`` until ``stop`` is set.
 
     ``sink`` stores events and the cursor in one transaction (see
-    :class:`IngestSink`). Nothing short of ``stop`` ends it: LRS outages are
-    retried, and errors retrying cannot fix (bad credentials, a sink failure)
-    are logged and retried every ``retry_max_s`` so a fixed LRS is picked up
-    without restarting the server. Returns the totals when stopped.
+    :class:`~jacmon.sources.pump.Sink`). Nothing short of ``stop`` ends it: LRS
+    outages are retried, and errors retrying cannot fix (bad credentials, a sink
+    failure) are logged and retried every ``retry_max_s`` so a fixed LRS is picked
+    up without restarting the server. Returns the totals when stopped.
     """
     settings = TailerSettings.from_mapping(settings_lrs)
     tailer = LrsTailer(settings, sink)
-    while not stop.is_set():
-        try:
-            await tailer.follow(stop)
-        except JacmonError as exc:
-            tailer.stats.outages += 1
-            logger.error("lrs tailer: %s; retrying in %.0fs", exc, settings.retry_max_s)
-            tailer.reload()
-            await wait_unless_stopped(stop, settings.retry_max_s)
+    await tailer.follow(stop, retry_faults=True)
     return tailer.stats
