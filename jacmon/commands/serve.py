@@ -58,8 +58,8 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
     from jacmon.monitoring.scheduler import next_runs
     from jacmon.monitoring.tasks.config import load_tasks_config
     from jacmon.notify.check import check_notify
-    from jacmon.server.app import load_tls
     from jacmon.server.auth import tokens_required
+    from jacmon.server.tls import load_tls
     from jacmon.server.web import default_static_root, page_url
     from jacmon.sources.lrs import check_lrs_table
     from jacmon.store import Store, latest_schema_version, schema_version, serve_lock

@@ -9,18 +9,21 @@ the connection stays open: nothing a producer sends closes it with 1011.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
-import weakref
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from jacmon.bus import EventsCommitted
 from jacmon.client.ingest import Ack
+from jacmon.config import ServerSettings
 from jacmon.errors import EventValidationError
 from jacmon.events import (
     MAX_ID_LENGTH,
@@ -31,10 +34,9 @@ from jacmon.events import (
     validate_event,
 )
 from jacmon.protocol import ServerType, Stream, envelope, error_data
+from jacmon.server.context import ServerContext
+from jacmon.server.ops import IngestCounters
 from jacmon.store import StorageUnavailable
-
-if TYPE_CHECKING:
-    from jacmon.server.app import JacmonServer
 
 log = logging.getLogger("jacmon.ingest")
 
@@ -88,37 +90,6 @@ def _ping_id(value: Any) -> Any:
     )
 
 
-async def handle_ingest(server: JacmonServer, ws: ServerConnection) -> None:
-    """Serve one producer connection until it closes."""
-    server.ingest_connections += 1
-    try:
-        async for frame in ws:
-            reply = await _answer(server, frame)
-            await ws.send(reply, text=True)
-    except ConnectionClosed:
-        pass
-    finally:
-        server.ingest_connections -= 1
-
-
-async def _answer(server: JacmonServer, frame: str | bytes) -> bytes:
-    """The reply to one frame: an ack, a pong, a cursor or an error; never an exception."""
-    try:
-        return await _handle_frame(server, frame)
-    except StorageUnavailable as exc:
-        return _error(
-            "storage_unavailable",
-            f"batch not stored: {exc}; nothing of it was acknowledged, send it again later",
-        )
-    except Exception:
-        # A bug must not close the producer with 1011 and lose its other batches.
-        log.exception("ingest frame failed")
-        return _error(
-            "internal_error",
-            "the server failed on this frame and stored nothing of it; see the server log",
-        )
-
-
 def _decode(frame: str | bytes) -> Any:
     """The frame's JSON value; ValueError with the reason if it is not JSON.
 
@@ -137,64 +108,11 @@ def _decode(frame: str | bytes) -> Any:
         raise ValueError(str(exc)) from None
 
 
-async def _handle_frame(server: JacmonServer, frame: str | bytes) -> bytes:
-    started = time.perf_counter()
-    try:
-        message = _decode(frame)
-    except ValueError as exc:
-        return _error("bad_json", f"frame is not valid JSON ({exc}); send a JSON array of events")
-    cursor = None
-    if isinstance(message, dict):
-        kind = message.get("type")
-        if kind == "ping":
-            try:
-                ping_id = _ping_id(message.get("id"))
-            except ValueError as exc:
-                return _error("bad_message", str(exc))
-            return envelope(Stream.INGEST, ServerType.PONG, 0, {"id": ping_id})
-        if kind == "cursor.get":
-            name = message.get("name")
-            if not isinstance(name, str) or not name or not is_valid_unicode(name):
-                return _error(
-                    "bad_message", f"cursor.get needs a 'name' string, got {describe(name)}"
-                )
-            value = await server.store.get_cursor(name)
-            return envelope(Stream.INGEST, ServerType.CURSOR, 0, {"name": name, "value": value})
-        if kind != "batch":
-            return _error(
-                "bad_message",
-                f"message type {describe(kind)} is unknown on /ws/ingest; send a JSON array of "
-                "events, or an object with type 'batch', 'cursor.get' or 'ping'",
-            )
-        events_raw = message.get("events")
-        if "cursor" in message and message["cursor"] is not None:
-            try:
-                cursor = _parse_cursor(message["cursor"])
-            except ValueError as exc:
-                return _error("bad_message", str(exc))
-    else:
-        events_raw = message
-    if not isinstance(events_raw, list):
-        return _error(
-            "bad_batch",
-            f"batch is {type(events_raw).__name__}; expected a JSON array of event objects",
-        )
-    if len(events_raw) > MAX_BATCH_EVENTS:
-        return _error(
-            "batch_too_large",
-            f"batch has {len(events_raw)} events; send at most {MAX_BATCH_EVENTS} per frame",
-        )
-    ack = await ingest_events(server, events_raw, cursor=cursor)
-    server.ingest_counters.latency.observe(time.perf_counter() - started)
-    return envelope(Stream.INGEST, ServerType.ACK, ack["last_seq"], ack)
-
-
-def time_bounds(server: JacmonServer) -> TimeBounds:
-    """The event times ``server`` accepts now (on its clock: the simulated one in the demo)."""
-    settings = server.settings
+def time_bounds(settings: ServerSettings, now: float) -> TimeBounds:
+    """The event times accepted at ``now`` (the server's clock: simulated in the demo)."""
     earliest = datetime.fromisoformat(settings.earliest_event_ts).timestamp()
     skew = settings.max_clock_skew_s
-    return TimeBounds(earliest=earliest, latest=server.now() + skew, skew_s=skew)
+    return TimeBounds(earliest=earliest, latest=now + skew, skew_s=skew)
 
 
 class _OutOfRangeWarnings:
@@ -214,79 +132,193 @@ class _OutOfRangeWarnings:
         self.unlogged = 0
 
 
-#: One rate limit per server (tests run several in one process).
-_out_of_range_warnings: weakref.WeakKeyDictionary[JacmonServer, _OutOfRangeWarnings] = (
-    weakref.WeakKeyDictionary()
-)
+class IngestService:
+    """Ingest for one server: producer connections on ``/ws/ingest`` and in-process
+    producers (:meth:`sink`), the same path: validate, store in one transaction,
+    publish the committed batch to the bus, acknowledge."""
 
+    def __init__(self, ctx: ServerContext):
+        self.ctx = ctx
+        self.counters = IngestCounters()
+        #: Open ``/ws/ingest`` connections.
+        self.connections = 0
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._out_of_range = _OutOfRangeWarnings()
 
-def _validate_batch(
-    server: JacmonServer, events_raw: list[Any]
-) -> tuple[list[Event], list[int], list[dict[str, Any]]]:
-    """(valid events, their indexes in the batch, rejections as ``{"index", "error"}``)."""
-    valid: list[Event] = []
-    indexes: list[int] = []
-    rejected: list[dict[str, Any]] = []
-    bounds = time_bounds(server)
-    reject_out_of_range = server.settings.out_of_range_ts == "reject"
-    for index, body in enumerate(events_raw):
+    async def wait_idle(self) -> None:
+        """Return once no batch is between arrival and commit (shutdown waits for it)."""
+        await self._idle.wait()
+
+    @contextlib.asynccontextmanager
+    async def _batch_in_flight(self) -> AsyncIterator[None]:
+        self._inflight += 1
+        self._idle.clear()
         try:
-            event = validate_event(body)
-        except EventValidationError as exc:
-            rejected.append({"index": index, "error": str(exc)})
-            continue
-        problem = bounds.problem(event)
-        if problem is not None:
-            if reject_out_of_range:
-                rejected.append({"index": index, "error": str(problem)})
+            yield
+        finally:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._idle.set()
+
+    async def handle(self, ws: ServerConnection) -> None:
+        """Serve one producer connection until it closes."""
+        self.connections += 1
+        try:
+            async for frame in ws:
+                reply = await self._answer(frame)
+                await ws.send(reply, text=True)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.connections -= 1
+
+    async def _answer(self, frame: str | bytes) -> bytes:
+        """The reply to one frame: an ack, a pong, a cursor or an error; never an exception."""
+        try:
+            return await self._handle_frame(frame)
+        except StorageUnavailable as exc:
+            return _error(
+                "storage_unavailable",
+                f"batch not stored: {exc}; nothing of it was acknowledged, send it again later",
+            )
+        except Exception:
+            # A bug must not close the producer with 1011 and lose its other batches.
+            log.exception("ingest frame failed")
+            return _error(
+                "internal_error",
+                "the server failed on this frame and stored nothing of it; see the server log",
+            )
+
+    async def _handle_frame(self, frame: str | bytes) -> bytes:
+        started = time.perf_counter()
+        try:
+            message = _decode(frame)
+        except ValueError as exc:
+            return _error(
+                "bad_json", f"frame is not valid JSON ({exc}); send a JSON array of events"
+            )
+        cursor = None
+        if isinstance(message, dict):
+            kind = message.get("type")
+            if kind == "ping":
+                try:
+                    ping_id = _ping_id(message.get("id"))
+                except ValueError as exc:
+                    return _error("bad_message", str(exc))
+                return envelope(Stream.INGEST, ServerType.PONG, 0, {"id": ping_id})
+            if kind == "cursor.get":
+                name = message.get("name")
+                if not isinstance(name, str) or not name or not is_valid_unicode(name):
+                    return _error(
+                        "bad_message", f"cursor.get needs a 'name' string, got {describe(name)}"
+                    )
+                value = await self.ctx.store.get_cursor(name)
+                return envelope(Stream.INGEST, ServerType.CURSOR, 0, {"name": name, "value": value})
+            if kind != "batch":
+                return _error(
+                    "bad_message",
+                    f"message type {describe(kind)} is unknown on /ws/ingest; send a JSON array of "
+                    "events, or an object with type 'batch', 'cursor.get' or 'ping'",
+                )
+            events_raw = message.get("events")
+            if "cursor" in message and message["cursor"] is not None:
+                try:
+                    cursor = _parse_cursor(message["cursor"])
+                except ValueError as exc:
+                    return _error("bad_message", str(exc))
+        else:
+            events_raw = message
+        if not isinstance(events_raw, list):
+            return _error(
+                "bad_batch",
+                f"batch is {type(events_raw).__name__}; expected a JSON array of event objects",
+            )
+        if len(events_raw) > MAX_BATCH_EVENTS:
+            return _error(
+                "batch_too_large",
+                f"batch has {len(events_raw)} events; send at most {MAX_BATCH_EVENTS} per frame",
+            )
+        ack = await self.ingest_events(events_raw, cursor=cursor)
+        self.counters.latency.observe(time.perf_counter() - started)
+        return envelope(Stream.INGEST, ServerType.ACK, ack["last_seq"], ack)
+
+    def _validate_batch(
+        self, events_raw: list[Any]
+    ) -> tuple[list[Event], list[int], list[dict[str, Any]]]:
+        """(valid events, their indexes in the batch, rejections as ``{"index", "error"}``)."""
+        valid: list[Event] = []
+        indexes: list[int] = []
+        rejected: list[dict[str, Any]] = []
+        settings = self.ctx.settings
+        bounds = time_bounds(settings, self.ctx.now())
+        reject_out_of_range = settings.out_of_range_ts == "reject"
+        for index, body in enumerate(events_raw):
+            try:
+                event = validate_event(body)
+            except EventValidationError as exc:
+                rejected.append({"index": index, "error": str(exc)})
                 continue
-            _out_of_range_warnings.setdefault(server, _OutOfRangeWarnings()).note(str(problem))
-        valid.append(event)
-        indexes.append(index)
-    return valid, indexes, rejected
+            problem = bounds.problem(event)
+            if problem is not None:
+                if reject_out_of_range:
+                    rejected.append({"index": index, "error": str(problem)})
+                    continue
+                self._out_of_range.note(str(problem))
+            valid.append(event)
+            indexes.append(index)
+        return valid, indexes, rejected
 
+    async def ingest_events(
+        self, events_raw: list[Any], *, cursor: tuple[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Validate, store (one transaction) and publish one batch; returns the ack's data.
 
-async def ingest_events(
-    server: JacmonServer, events_raw: list[Any], *, cursor: tuple[str, str] | None = None
-) -> dict[str, Any]:
-    """Validate, store (one transaction) and publish one batch; returns the ack's data.
+        ``cursor`` is stored with the batch unless every event of a non-empty batch
+        was rejected: a producer's watermark must not move past events that are not
+        stored. Raises StorageUnavailable when the storage fails (nothing stored).
+        """
+        valid, indexes, rejected = self._validate_batch(events_raw)
+        keep_cursor = cursor is not None and (bool(valid) or not events_raw)
+        store = self.ctx.store
+        async with self._batch_in_flight():
+            outcome = await store.ingest(valid, cursor=cursor if keep_cursor else None)
+        counters = self.counters
+        counters.batches += 1
+        counters.accepted += len(outcome.stored)
+        counters.duplicates += len(outcome.duplicate_indexes)
+        counters.rejected += len(rejected)
+        if outcome.stored:
+            # No await since the commit: every subscriber has the batch before anything
+            # else runs (the streams' register-snapshot-live handshake relies on it).
+            self.ctx.bus.publish(EventsCommitted(outcome.stored, outcome.changes))
+        ack: dict[str, Any] = {
+            "accepted": len(outcome.stored),
+            "duplicates": len(outcome.duplicate_indexes),
+            "duplicate_indexes": [indexes[i] for i in outcome.duplicate_indexes],
+            "rejected": rejected,
+            "last_seq": store.last_seq,
+        }
+        if cursor is not None:
+            ack["cursor_stored"] = keep_cursor
+        return ack
 
-    ``cursor`` is stored with the batch unless every event of a non-empty batch
-    was rejected: a producer's watermark must not move past events that are not
-    stored. Raises StorageUnavailable when the storage fails (nothing stored).
-    """
-    valid, indexes, rejected = _validate_batch(server, events_raw)
-    keep_cursor = cursor is not None and (bool(valid) or not events_raw)
-    async with server.batch_in_flight():
-        outcome = await server.store.ingest(valid, cursor=cursor if keep_cursor else None)
-    counters = server.ingest_counters
-    counters.batches += 1
-    counters.accepted += len(outcome.stored)
-    counters.duplicates += len(outcome.duplicate_indexes)
-    counters.rejected += len(rejected)
-    server.on_committed(outcome)
-    ack: dict[str, Any] = {
-        "accepted": len(outcome.stored),
-        "duplicates": len(outcome.duplicate_indexes),
-        "duplicate_indexes": [indexes[i] for i in outcome.duplicate_indexes],
-        "rejected": rejected,
-        "last_seq": server.store.last_seq,
-    }
-    if cursor is not None:
-        ack["cursor_stored"] = keep_cursor
-    return ack
+    def sink(self) -> ServerSink:
+        """An in-process producer's way in (the LRS tailer): the same path, no socket."""
+        return ServerSink(self)
 
 
 class ServerSink:
     """In-process ingest for producers inside the server (the LRS tailer): same path, no socket."""
 
-    def __init__(self, server: JacmonServer):
-        self.server = server
+    def __init__(self, service: IngestService):
+        self.service = service
 
     async def send_batch(
         self, events: Sequence[Any], *, cursor: tuple[str, str] | None = None
     ) -> Ack:
-        return Ack.from_message(await ingest_events(self.server, list(events), cursor=cursor))
+        return Ack.from_message(await self.service.ingest_events(list(events), cursor=cursor))
 
     async def get_cursor(self, name: str) -> str | None:
-        return await self.server.store.get_cursor(name)
+        return await self.service.ctx.store.get_cursor(name)

@@ -1,15 +1,16 @@
-"""Operations endpoints: ``GET /healthz`` (JSON) and ``GET /metrics`` (Prometheus text)."""
+"""The ``/metrics`` page (Prometheus text) and the ingest counters it shows."""
 
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from jacmon.logs import redact
 
 if TYPE_CHECKING:
-    from jacmon.server.app import JacmonServer
+    from jacmon.server.hub import HubCounters
 
 #: Upper bounds of the ingest batch latency buckets, in seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -57,17 +58,22 @@ def _per_stream(name: str, kind: str, help_text: str, counts: dict) -> list[str]
     return lines
 
 
-def prometheus_text(server: JacmonServer) -> str:
-    """The /metrics page (redacted: no label may carry a token secret)."""
-    hub = server.hub
-    ingest = server.ingest_counters
-    counters = hub.counters
+def prometheus_text(
+    *,
+    connections: dict[str, int],
+    ingest: IngestCounters,
+    counters: HubCounters,
+    last_seq: int,
+    extra: Iterable[str] = (),
+) -> str:
+    """The /metrics page (redacted: no label may carry a token secret). ``connections``:
+    open connections per stream; ``extra``: more lines (the notifier's)."""
     lines = [
         *_per_stream(
             "jacmon_connections",
             "gauge",
             "Open WebSocket connections per stream.",
-            server.connection_counts(),
+            connections,
         ),
         "# HELP jacmon_events_total Events received at ingest, by outcome.",
         "# TYPE jacmon_events_total counter",
@@ -97,8 +103,7 @@ def prometheus_text(server: JacmonServer) -> str:
         *ingest.latency.lines("jacmon_ingest_batch_seconds"),
         "# HELP jacmon_last_seq Sequence number of the newest stored event.",
         "# TYPE jacmon_last_seq gauge",
-        f"jacmon_last_seq {server.store.last_seq}",
+        f"jacmon_last_seq {last_seq}",
+        *extra,
     ]
-    if server.notifier is not None:
-        lines += server.notifier.metrics.prometheus_lines()
     return redact("\n".join(lines) + "\n")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jacmon.analytics.live import LiveWindows, RateMeter
+from jacmon.bus import Bus, EventsCommitted
 from jacmon.store import Store, StoredEvent
 
 log = logging.getLogger("jacmon.sampler")
@@ -68,6 +69,10 @@ class MetricsSampler:
             since=now - self.windows.horizon_s
         ):
             self.windows.add(ts=ts, learner=learner, score=score, event_type=kind, now=now)
+
+    def subscribe(self, bus: Bus) -> None:
+        """Count every committed batch the bus carries (its windows are fed from it)."""
+        bus.subscribe(EventsCommitted, lambda fact: self.observe(fact.stored))
 
     def observe(self, stored: list[StoredEvent]) -> None:
         """Count committed events."""

@@ -8,13 +8,9 @@ and nothing is sent twice.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from jacmon.protocol import ServerType, Stream, envelope, envelope_from_json, event_json
+from jacmon.server.context import ServerContext
 from jacmon.server.hub import Hub, Subscriber, alert_frame
-
-if TYPE_CHECKING:
-    from jacmon.server.app import JacmonServer
 
 #: Events in the activity snapshot.
 ACTIVITY_SNAPSHOT_EVENTS = 50
@@ -43,20 +39,20 @@ def _activity_frames(rows: list[tuple[int, str]], *, reset: bool | None) -> list
 
 
 async def activity_frames(
-    server: JacmonServer, sub: Subscriber, since: int | None
+    ctx: ServerContext, sub: Subscriber, since: int | None
 ) -> tuple[list[bytes], bool]:
     """(frames, resumed): the missed events after ``since``, or a snapshot of the last 50.
 
     A ``since`` older than the replay window (or than the oldest stored event)
     gets a snapshot flagged ``reset``: the client knows it has a gap.
     """
-    store = server.store
+    store = ctx.store
     last = store.last_seq
     frames: list[bytes]
     resumed = False
     # A since from the future (another database, or a reset one) starts over, and so
     # does one older than the replay window or than the oldest event retention kept.
-    since_ok = since is not None and last - server.settings.replay_window <= since <= last
+    since_ok = since is not None and last - ctx.settings.replay_window <= since <= last
     if since_ok:
         oldest = await store.oldest_seq()
         since_ok = oldest == 0 or since >= oldest - 1
@@ -80,10 +76,10 @@ async def activity_frames(
 
 
 async def alerts_frames(
-    server: JacmonServer, sub: Subscriber, since: int | None
+    ctx: ServerContext, sub: Subscriber, since: int | None
 ) -> tuple[list[bytes], bool]:
     """The changes after ``since`` if still stored, else a snapshot of the firing alerts."""
-    store = server.store
+    store = ctx.store
     # Read the high-water mark first: a change landing in between is then sent
     # as a delta too, and deltas are idempotent by alert id.
     high = await store.last_alert_change_seq()
@@ -113,43 +109,43 @@ async def alerts_frames(
     return frames, resumed
 
 
-async def metrics_frames(server: JacmonServer, sub: Subscriber) -> list[bytes]:
+async def metrics_frames(ctx: ServerContext, sub: Subscriber) -> list[bytes]:
     """The last 15 minutes of samples (always a fresh snapshot: metrics do not replay).
 
     A learner-scoped client waits for that learner's windows to be filled from the
     store, so its snapshot already counts the learner's stored events.
     """
     if sub.learner is not None:
-        await server.sampler.learner_ready(sub.learner)
-    samples = server.sampler.history_for(sub.learner)
-    sub.delivered_seq = server.hub.seq[Stream.METRICS]
+        await ctx.sampler.learner_ready(sub.learner)
+    samples = ctx.sampler.history_for(sub.learner)
+    sub.delivered_seq = ctx.hub.seq[Stream.METRICS]
     return [
         envelope(
             Stream.METRICS,
             ServerType.SNAPSHOT,
             sub.delivered_seq,
-            {"samples": samples, "interval_s": server.settings.metrics_interval_s},
+            {"samples": samples, "interval_s": ctx.settings.metrics_interval_s},
         )
     ]
 
 
-async def dashboard_frames(server: JacmonServer, sub: Subscriber) -> list[bytes]:
+async def dashboard_frames(ctx: ServerContext, sub: Subscriber) -> list[bytes]:
     """Progress per path, module and learner (always a fresh snapshot)."""
-    snapshot = await server.store.progress_snapshot(learner=sub.learner, now=server.now())
+    snapshot = await ctx.store.progress_snapshot(learner=sub.learner, now=ctx.now())
     # Rows merged while reading are older than or equal to the snapshot's.
     sub.pending_rows.clear()
-    sub.delivered_seq = server.hub.seq[Stream.DASHBOARD]
+    sub.delivered_seq = ctx.hub.seq[Stream.DASHBOARD]
     return [envelope(Stream.DASHBOARD, ServerType.SNAPSHOT, sub.delivered_seq, snapshot)]
 
 
 async def initial_frames(
-    server: JacmonServer, sub: Subscriber, since: int | None
+    ctx: ServerContext, sub: Subscriber, since: int | None
 ) -> tuple[list[bytes], bool]:
     """Dispatch to the stream's snapshot/resume logic; returns (frames, resumed)."""
     if sub.stream == Stream.ACTIVITY:
-        return await activity_frames(server, sub, since)
+        return await activity_frames(ctx, sub, since)
     if sub.stream == Stream.ALERTS:
-        return await alerts_frames(server, sub, since)
+        return await alerts_frames(ctx, sub, since)
     if sub.stream == Stream.METRICS:
-        return await metrics_frames(server, sub), False
-    return await dashboard_frames(server, sub), False
+        return await metrics_frames(ctx, sub), False
+    return await dashboard_frames(ctx, sub), False

@@ -73,9 +73,9 @@ async def test_revoked_token_is_refused(tmp_path, server_factory):
 async def test_revoking_a_token_closes_its_open_connections_with_4001(
     tmp_path, server_factory, monkeypatch
 ):
-    from jacmon.server import app
+    from jacmon.server import loops
 
-    monkeypatch.setattr(app, "REVOCATION_POLL_S", 0.1)
+    monkeypatch.setattr(loops, "STORE_WATCH_S", 0.1)
     db = tmp_path / "j.db"
     token = await make_token(db, role="viewer")
     async with server_factory(db) as server:

@@ -234,11 +234,11 @@ async def test_slow_activity_client_is_closed_with_4008_and_can_resume(tmp_path,
 async def test_a_catalog_loaded_beside_a_running_server_is_picked_up(
     tmp_path, server_factory, monkeypatch
 ):
-    from jacmon.server import app
+    from jacmon.server import loops
     from jacmon.store import Store
     from jacmon.store.catalog import CatalogPath
 
-    monkeypatch.setattr(app, "REVOCATION_POLL_S", 0.1)
+    monkeypatch.setattr(loops, "STORE_WATCH_S", 0.1)
     async with server_factory(tmp_path / "j.db") as server:
         async with IngestClient(server.url) as client:
             await client.send_batch([event(1, module="m1", progress=100)])

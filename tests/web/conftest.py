@@ -79,12 +79,13 @@ def page(browser, browser_problems: BrowserProblems) -> Iterator:
     page = context.new_page()
     page.set_default_timeout(PAGE_TIMEOUT_MS)
 
-    arrived: dict[str, float] = {}
+    #: Each problem's first arrival (time.monotonic()) and the URL Chromium gave with it.
+    arrived: dict[str, tuple[float, str]] = {}
 
     def on_console(message) -> None:
         if message.type == "error":
             text = f"console {message.type}: {message.text}"
-            arrived.setdefault(text, time.monotonic())
+            arrived.setdefault(text, (time.monotonic(), message.location.get("url") or ""))
             browser_problems.seen.append(text)
 
     page.on("console", on_console)
@@ -92,12 +93,14 @@ def page(browser, browser_problems: BrowserProblems) -> Iterator:
     yield page
     context.close()
     left = [
-        text for text in browser_problems.seen if not _after_stop(text, arrived.get(text, -1.0))
+        text
+        for text in browser_problems.seen
+        if not _after_stop(text, *arrived.get(text, (-1.0, "")))
     ]
     assert left == [], "the browser reported problems"
 
 
-def _after_stop(text: str, at: float) -> bool:
+def _after_stop(text: str, at: float, url: str) -> bool:
     """Chromium's own log of a refused reconnect to a test server that the test stopped
     for good before it logged (the page outlives a ``with server_thread(...)`` block):
     not a problem of the page. A server stopped and started again is not skipped: its
@@ -105,5 +108,6 @@ def _after_stop(text: str, at: float) -> bool:
     if "ERR_CONNECTION_REFUSED" not in text:
         return False
     return any(
-        f"127.0.0.1:{port}/" in text and at >= stopped for port, stopped in STOPPED_PORTS.items()
+        f"127.0.0.1:{port}/" in f"{text} {url}" and at >= stopped
+        for port, stopped in STOPPED_PORTS.items()
     )

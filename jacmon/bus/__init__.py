@@ -1,0 +1,24 @@
+"""The bus: committed facts, in commit order, to whoever on this node reacts to them.
+
+A fact is published once it is committed to the store (events with their
+sequence numbers and the progress rows they changed, alert changes, a catalog
+reload, revoked tokens). What a node does with a fact (fan-out to its clients,
+metrics windows, closing revoked connections) subscribes to the bus; nothing
+that produces facts knows who listens. :class:`LocalBus` is the one-process
+bus; a bus between nodes implements the same interface.
+"""
+
+from jacmon.bus.base import Bus, FactHandler
+from jacmon.bus.facts import AlertsChanged, CatalogChanged, EventsCommitted, Fact, TokensRevoked
+from jacmon.bus.local import LocalBus
+
+__all__ = [
+    "AlertsChanged",
+    "Bus",
+    "CatalogChanged",
+    "EventsCommitted",
+    "Fact",
+    "FactHandler",
+    "LocalBus",
+    "TokensRevoked",
+]
