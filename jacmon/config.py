@@ -48,6 +48,13 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     db: Path = field(default_factory=default_db_path)
+    #: A shared store for several nodes, ``postgresql://user:password@host:port/database``;
+    #: unset: the SQLite file at ``db`` (one node).
+    store: str | None = None
+    #: The bus between nodes, ``redis://host:port/0``; unset: one node, no bus.
+    bus: str | None = None
+    #: This node's name in /metrics labels and the bus (default: host name and process id).
+    node: str | None = None
     #: Serve off loopback without tokens (not recommended).
     insecure: bool = False
     #: Require a token even on loopback.
@@ -96,6 +103,11 @@ class ServerSettings:
     #: ``text`` for a terminal, ``json`` for JSON lines.
     log_format: str = "text"
 
+    @property
+    def store_location(self) -> str | Path:
+        """Where the store is: the ``store`` URL if set, else the SQLite file ``db``."""
+        return self.store or self.db
+
 
 @dataclass(slots=True)
 class ClientSettings:
@@ -140,6 +152,9 @@ ENV_ALIASES: dict[str, tuple[str, str]] = {
     "JACMON_HOST": ("server", "host"),
     "JACMON_PORT": ("server", "port"),
     "JACMON_DB": ("server", "db"),
+    "JACMON_STORE": ("server", "store"),
+    "JACMON_BUS": ("server", "bus"),
+    "JACMON_NODE": ("server", "node"),
     "JACMON_LOG_LEVEL": ("server", "log_level"),
     "JACMON_LOG_FORMAT": ("server", "log_format"),
     "JACMON_SERVER": ("client", "server"),

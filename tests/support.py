@@ -101,3 +101,17 @@ def run_jacmon(
         timeout=timeout,
         env={**os.environ, "JACMON_CONFIG": str(config) if config else os.devnull, **(env or {})},
     )
+
+
+async def until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    """Poll ``check`` (a function, or one returning a coroutine) until it gives a true
+    value, and return it; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

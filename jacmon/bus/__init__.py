@@ -11,6 +11,26 @@ bus; a bus between nodes implements the same interface.
 from jacmon.bus.base import Bus, FactHandler
 from jacmon.bus.facts import AlertsChanged, CatalogChanged, EventsCommitted, Fact, TokensRevoked
 from jacmon.bus.local import LocalBus
+from jacmon.store import Store
+
+
+async def open_bus(url: str | None, store: Store, *, node: str) -> Bus:
+    """The bus ``url`` names (``redis://...``), started; with no url, the one-node bus."""
+    if not url:
+        return LocalBus()
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        from jacmon.errors import ConfigError
+
+        raise ConfigError(
+            f"server.bus is {url.split('@')[-1]!r}; expected a redis:// or rediss:// URL "
+            "(or none, for one node)"
+        )
+    from jacmon.bus.redis import RedisBus
+
+    bus = RedisBus(url, store, node=node)
+    await bus.start()
+    return bus
+
 
 __all__ = [
     "AlertsChanged",
@@ -21,4 +41,5 @@ __all__ = [
     "FactHandler",
     "LocalBus",
     "TokensRevoked",
+    "open_bus",
 ]

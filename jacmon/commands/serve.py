@@ -24,7 +24,7 @@ log = logging.getLogger("jacmon.serve")
 
 async def _serve(settings: Settings) -> None:
     from jacmon.server.app import JacmonServer
-    from jacmon.store import serve_lock
+    from jacmon.store import display_location, serve_lock
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -33,7 +33,7 @@ async def _serve(settings: Settings) -> None:
     host, port = settings.server.host, settings.server.port
     # The server opens (creates, migrates) the database before it binds: a busy port
     # found only then would leave a new empty database behind. Say why first.
-    held = serve_lock(settings.server.db).problem()
+    held = serve_lock(settings.server.store_location).problem()
     if held is not None:
         raise StoreError(held)  # as the server's own lock refusal: exit 1
     if port != 0 and (busy := check_port(host, port)) is not None:
@@ -41,7 +41,8 @@ async def _serve(settings: Settings) -> None:
     server = JacmonServer(settings)
     await server.start()  # a port it cannot listen on is a UsageError naming it
     try:
-        print(f"jacmon serving on {server.url}  (db {settings.server.db})", file=sys.stderr)
+        where = display_location(settings.server.store_location)
+        print(f"jacmon serving on {server.url}  (db {where})", file=sys.stderr)
         if server.web_url is not None:
             print(f"web dashboard: {server.web_url}", file=sys.stderr)
         else:
@@ -62,14 +63,20 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
     from jacmon.server.tls import load_tls
     from jacmon.server.web import default_static_root, page_url
     from jacmon.sources.lrs import check_lrs_table
-    from jacmon.store import Store, latest_schema_version, schema_version, serve_lock
+    from jacmon.store import (
+        Store,
+        display_location,
+        latest_schema_version,
+        schema_version,
+        serve_lock,
+    )
 
     problems: list[str] = []
     server = settings.server
     plan: dict = {
         "listen": f"{'wss' if server.tls_cert else 'ws'}://{server.host}:{server.port}",
         "streams": [f"/ws/{stream.value}" for stream in Stream],
-        "db": str(server.db),
+        "db": display_location(server.store_location),
         "web": (
             page_url(server.host, server.port, tls=server.tls_cert is not None)
             if settings.web.enabled
@@ -92,7 +99,7 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
             f"the web dashboard's files are missing ({default_static_root()} has no "
             "index.html); reinstall jacmon, or pass --no-web"
         )
-    held = serve_lock(server.db).problem()
+    held = serve_lock(server.store_location).problem()
     if held is not None:
         problems.append(held)
     elif server.port != 0 and (busy := check_port(server.host, server.port)) is not None:
@@ -101,15 +108,17 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
     tokens = 0
     firing: list[dict] = []
     plan["events_stored"] = 0
-    version = schema_version(server.db)
+    location = server.store_location
+    shown = display_location(location)
+    version = schema_version(location)
     latest = latest_schema_version()
     if version is None:
         plan["db_state"] = "does not exist yet; serve creates it"
     elif isinstance(version, str):
-        problems.append(f"database {server.db} cannot be read: {version}")
+        problems.append(f"database {shown} cannot be read: {version}")
     elif version > latest:
         problems.append(
-            f"database {server.db} has schema version {version}, newer than this jacmon "
+            f"database {shown} has schema version {version}, newer than this jacmon "
             f"({latest}); upgrade jacmon"
         )
     elif version < latest:
@@ -117,7 +126,7 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
     else:
         plan["db_state"] = f"schema {version}, current"
         try:
-            store = await Store.open(server.db, readonly=True)
+            store = await Store.open(location, readonly=True)
         except JacmonError as exc:
             problems.append(str(exc))
         else:
@@ -201,6 +210,23 @@ def serve(
     ),
     db: Path | None = DbOption,
     config: Path | None = ConfigOption,
+    store: str | None = typer.Option(
+        None,
+        "--store",
+        metavar="URL",
+        help="A store shared by several nodes: postgresql://user:password@host:port/db.",
+        show_default="the SQLite file at --db",
+    ),
+    bus: str | None = typer.Option(
+        None,
+        "--bus",
+        metavar="URL",
+        help="The bus between nodes: redis://host:port/0.",
+        show_default="none (one node)",
+    ),
+    node: str | None = typer.Option(
+        None, "--node", help="This node's name in /metrics and on the bus.", show_default="host-pid"
+    ),
     insecure: bool | None = typer.Option(
         None, "--insecure", help="Serve off loopback without tokens (not recommended)."
     ),
@@ -242,6 +268,9 @@ def serve(
                 "host": host,
                 "port": port,
                 "db": db,
+                "store": store,
+                "bus": bus,
+                "node": node,
                 "insecure": insecure,
                 "require_tokens": require_tokens,
                 "tls_cert": tls_cert,

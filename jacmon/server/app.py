@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 import weakref
 from collections.abc import Callable, Coroutine
@@ -29,7 +31,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from jacmon import __version__
-from jacmon.bus import Bus, LocalBus, TokensRevoked
+from jacmon.bus import Bus, LocalBus, TokensRevoked, open_bus
 from jacmon.config import ServerSettings, Settings
 from jacmon.errors import JacmonError, ProtocolError, UsageError
 from jacmon.hints import suggest_command
@@ -52,7 +54,7 @@ from jacmon.server.sampler import MetricsSampler
 from jacmon.server.sessions import StreamSessions
 from jacmon.server.tls import load_tls
 from jacmon.server.web import WebUI, page_url, security_headers, text_response
-from jacmon.store import Store, serve_lock
+from jacmon.store import Store, display_location, serve_lock
 
 log = logging.getLogger("jacmon.server")
 
@@ -108,7 +110,9 @@ class JacmonServer:
         self._admitted: weakref.WeakKeyDictionary[ServerConnection, Admission]
         self._admitted = weakref.WeakKeyDictionary()
         self._ws_server: Server | None = None
-        self._lock = serve_lock(self.settings.db)
+        self._lock = serve_lock(self.settings.store_location)
+        #: This node's name (/metrics labels, the bus).
+        self.node = self.settings.node or f"{socket.gethostname()}-{os.getpid()}"
         self._lrs_stop = asyncio.Event()
         #: Closes of revoked tokens' connections under way.
         self._closing: set[asyncio.Task] = set()
@@ -173,7 +177,7 @@ class JacmonServer:
         )
         self._lock.acquire()
         try:
-            self.store = await Store.open(settings.db)
+            self.store = await Store.open(settings.store_location)
         except BaseException:
             self._lock.release()
             raise
@@ -196,6 +200,7 @@ class JacmonServer:
             )
             await self.sampler.prime(self.store)
             await self.store.begin_serving()
+            self.bus = await open_bus(settings.bus, self.store, node=self.node)
             self._wire(await self.store.last_alert_change_seq())
             # Primed before the scheduler starts: what its first runs fire is notified.
             self.notifier = Notifier(self.store, notify_settings, receivers)
@@ -226,7 +231,13 @@ class JacmonServer:
             self._lock.release()
             raise
         self.port = self._ws_server.sockets[0].getsockname()[1]
-        log.info("serving on %s (db %s)", self.url, settings.db)
+        log.info(
+            "serving on %s (node %s, db %s, bus %s)",
+            self.url,
+            self.node,
+            display_location(settings.store_location),
+            display_location(settings.bus) if settings.bus else "none",
+        )
 
     def _wire(self, last_alert_seq: int) -> None:
         """Build the parts around the open store and subscribe them to the bus."""
@@ -346,6 +357,7 @@ class JacmonServer:
             ingest=self.ingest.counters,
             counters=self.hub.counters,
             last_seq=self.store.last_seq,
+            node=self.node,
             extra=self.notifier.metrics.prometheus_lines() if self.notifier else (),
         )
 

@@ -64,10 +64,12 @@ def prometheus_text(
     ingest: IngestCounters,
     counters: HubCounters,
     last_seq: int,
+    node: str,
     extra: Iterable[str] = (),
 ) -> str:
     """The /metrics page (redacted: no label may carry a token secret). ``connections``:
-    open connections per stream; ``extra``: more lines (the notifier's)."""
+    open connections per stream; ``node`` labels every sample (several nodes are scraped
+    apart); ``extra``: more lines (the notifier's)."""
     lines = [
         *_per_stream(
             "jacmon_connections",
@@ -106,4 +108,17 @@ def prometheus_text(
         f"jacmon_last_seq {last_seq}",
         *extra,
     ]
+    lines = [_with_node(line, node) for line in lines]
     return redact("\n".join(lines) + "\n")
+
+
+def _with_node(line: str, node: str) -> str:
+    """A sample line with ``node="<node>"`` as its first label (comments unchanged)."""
+    if line.startswith("#") or not line:
+        return line
+    label = 'node="' + node.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    name, sep, rest = line.partition("{")
+    if sep:
+        return f"{name}{{{label},{rest}"
+    name, _, value = line.partition(" ")
+    return f"{name}{{{label}}} {value}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from jacmon.store.base import Store, Transaction
 from jacmon.store.types import (
@@ -28,6 +29,7 @@ __all__ = [
     "Store",
     "StoredEvent",
     "Transaction",
+    "display_location",
     "latest_schema_version",
     "schema_version",
     "serve_lock",
@@ -44,6 +46,21 @@ class ServeLock(Protocol):
 
     def problem(self) -> str | None:
         """For ``serve --check``: why the store cannot be served now, or None."""
+
+
+def display_location(location: str | Path) -> str:
+    """``location`` fit for messages and logs: a URL's password left out."""
+    text = str(location)
+    if "://" not in text:
+        return text
+    parts = urlsplit(text)
+    if parts.password is None:
+        return text
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit(parts._replace(netloc=user + host))
 
 
 def serve_lock(location: Path) -> ServeLock:

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from jacmon.store.catalog import Catalog, CatalogPath
-from jacmon.store.types import ClaimedBatch, DueGroup, IngestOutcome
+from jacmon.store.types import ClaimedBatch, DueGroup, IngestOutcome, ProgressChanges
 
 if TYPE_CHECKING:
     from jacmon.analytics.alert_rules import PlannedChange
@@ -117,11 +117,11 @@ class Store(abc.ABC):
 
     @classmethod
     async def open(cls, location: Any, *, readonly: bool = False) -> Store:
-        """Open the store at ``location`` (a SQLite file path), created and migrated
-        unless ``readonly``."""
-        from jacmon.store.sqlite.store import SqliteStore
+        """Open the store at ``location`` (a SQLite file path, or a backend's URL), created
+        and migrated unless ``readonly``."""
+        from jacmon.store.backends import open_store
 
-        return await SqliteStore.open(location, readonly=readonly)
+        return await open_store(location, readonly=readonly)
 
     @property
     @abc.abstractmethod
@@ -193,6 +193,16 @@ class Store(abc.ABC):
         self, seq: int, *, learner: str | None = None, limit: int | None = None
     ) -> list[tuple[int, str]]:
         """(seq, body) of the events after ``seq``, in order."""
+
+    @abc.abstractmethod
+    async def committed_seq(self) -> int:
+        """The newest committed event's seq, whoever wrote it (several nodes may write
+        one store; ``last_seq`` is what this process has seen)."""
+
+    @abc.abstractmethod
+    async def progress_rows_for(self, learners: Sequence[str]) -> ProgressChanges:
+        """The current progress rows (learner, path and module rows) of ``learners``: what a
+        node that missed some batches sends its dashboards instead of their deltas."""
 
     @abc.abstractmethod
     async def oldest_seq(self) -> int:

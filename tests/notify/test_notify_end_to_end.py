@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import recv_until
+from support import recv_until, until
 from test_tasks_fixtures import ago, ingest, run_task, score
 from websockets.asyncio.client import connect
 
@@ -66,18 +66,6 @@ async def fire(running, learners, *, path="python-101", rule="inactivity"):
     ]
     async with running.server.store.db.transaction() as conn:
         return await apply_alert_changes(conn, planned, now=time.time())
-
-
-async def until(check, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def verify(body: bytes, headers: dict[str, str]) -> bool:
@@ -154,9 +142,10 @@ async def test_a_receiver_down_gets_everything_once_it_is_back(start, http_recei
         assert running.server.notifier.metrics.sent["flaky"] == 1
         async with httpx.AsyncClient() as http:
             page = (await http.get(f"http://127.0.0.1:{running.port}/metrics")).text
-        assert 'jacmon_notifications_sent_total{receiver="flaky"} 1' in page
-        assert 'jacmon_notifications_retries_total{receiver="flaky"} 3' in page
-        assert 'jacmon_notification_delivery_seconds_count{receiver="flaky"} 1' in page
+        node = f'node="{running.server.node}"'
+        assert f'jacmon_notifications_sent_total{{{node},receiver="flaky"}} 1' in page
+        assert f'jacmon_notifications_retries_total{{{node},receiver="flaky"}} 3' in page
+        assert f'jacmon_notification_delivery_seconds_count{{{node},receiver="flaky"}} 1' in page
     finally:
         await running.stop()
 

@@ -53,11 +53,15 @@ async def test_metrics_counts_ingest_outcomes(running_server):
     status, headers, body = await http_get(running_server.port, "/metrics")
     text = body.decode()
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
-    assert 'jacmon_events_total{outcome="accepted"} 1' in text
-    assert 'jacmon_events_total{outcome="duplicate"} 1' in text
-    assert 'jacmon_events_total{outcome="rejected"} 1' in text
-    assert "jacmon_ingest_batch_seconds_count 1" in text
-    assert 'jacmon_connections{stream="activity"} 0' in text
+    # Every sample names the node that served it (several nodes are scraped apart).
+    node = f'node="{running_server.server.node}"'
+    assert f'jacmon_events_total{{{node},outcome="accepted"}} 1' in text
+    assert f'jacmon_events_total{{{node},outcome="duplicate"}} 1' in text
+    assert f'jacmon_events_total{{{node},outcome="rejected"}} 1' in text
+    assert f"jacmon_ingest_batch_seconds_count{{{node}}} 1" in text
+    assert f'jacmon_connections{{{node},stream="activity"}} 0' in text
+    samples = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert samples and all(line.split("{", 1)[1].startswith(node) for line in samples)
 
 
 async def test_plain_http_to_a_stream_path_is_refused_cleanly(running_server):

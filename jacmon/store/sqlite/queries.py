@@ -19,6 +19,7 @@ from jacmon.store.rows import (
     module_row,
 )
 from jacmon.store.sqlite.database import chunks
+from jacmon.store.types import ProgressChanges
 
 #: A learner counts as active on a path with activity this recent, in seconds.
 ACTIVE_WINDOW_S = 7 * 86400
@@ -257,3 +258,20 @@ async def recent_events(
     async with conn.execute(sql, params) as cursor:
         async for row in cursor:
             yield tuple(row)
+
+
+async def progress_rows_for(conn: aiosqlite.Connection, learners: Sequence[str]) -> ProgressChanges:
+    """Every progress row of ``learners`` now, as the ingest path reports changed rows."""
+    changes = ProgressChanges()
+    for chunk in chunks(sorted(set(learners))):
+        marks = ",".join("?" * len(chunk))
+        for table, rows in (
+            ("learners", changes.learners),
+            ("path_progress", changes.paths),
+            ("module_progress", changes.modules),
+        ):
+            async with conn.execute(
+                f"SELECT * FROM {table} WHERE learner IN ({marks})", list(chunk)
+            ) as cursor:
+                rows.extend(dict(row) for row in await cursor.fetchall())
+    return changes

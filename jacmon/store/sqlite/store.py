@@ -31,7 +31,13 @@ from jacmon.store.sqlite.catalog import (
 )
 from jacmon.store.sqlite.database import SET_META, Database, get_meta
 from jacmon.store.sqlite.ingest import recompute_path_percents, storage_problem, store_batch
-from jacmon.store.types import ClaimedBatch, DueGroup, IngestOutcome, StorageUnavailable
+from jacmon.store.types import (
+    ClaimedBatch,
+    DueGroup,
+    IngestOutcome,
+    ProgressChanges,
+    StorageUnavailable,
+)
 
 if TYPE_CHECKING:
     from jacmon.analytics.alert_rules import PlannedChange
@@ -39,6 +45,12 @@ if TYPE_CHECKING:
     from jacmon.notify.model import Delivery, Notification
 
 log = logging.getLogger("jacmon.store")
+
+#: The newest committed seq: retention may have deleted the newest events, meta keeps it.
+_HEAD_SQL = (
+    "SELECT max(coalesce((SELECT max(seq) FROM events), 0),"
+    " coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_seq'), 0))"
+)
 
 
 def _file_identity(path: Path) -> tuple[int, int] | None:
@@ -99,10 +111,7 @@ class SqliteStore(Store):
         db = await Database.open(path, readonly=readonly)
         conn = db.reader
         catalog = await load_catalog(conn)
-        async with conn.execute(
-            "SELECT max(coalesce((SELECT max(seq) FROM events), 0),"
-            " coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_seq'), 0))"
-        ) as cursor:
+        async with conn.execute(_HEAD_SQL) as cursor:
             (last_seq,) = await cursor.fetchone()
         server_id = await get_meta(conn, "server_id")
         if server_id is None and not readonly:
@@ -279,6 +288,15 @@ class SqliteStore(Store):
 
     async def module_summaries(self, keys: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         return await queries.module_summaries(self.db.reader, keys)
+
+    async def committed_seq(self) -> int:
+        # Read from the file: a command (or a test's second store) may have written to it.
+        async with self.db.reader.execute(_HEAD_SQL) as cursor:
+            (head,) = await cursor.fetchone()
+        return max(head, self.last_seq)
+
+    async def progress_rows_for(self, learners: Sequence[str]) -> ProgressChanges:
+        return await queries.progress_rows_for(self.db.reader, learners)
 
     async def learner_count(self) -> int:
         return await queries.learner_count(self.db.reader)
