@@ -39,6 +39,7 @@ from jacmon.errors import TaskError, UsageError
 from jacmon.monitoring.tasks import TaskContext, TaskOutcome, TaskSpec, get_task
 from jacmon.monitoring.tasks.config import TaskConfig, TasksConfig, load_tasks_config
 from jacmon.store import Store
+from jacmon.store.base import Lease
 
 log = logging.getLogger("jacmon.scheduler")
 
@@ -209,6 +210,7 @@ class Scheduler:
         on_alerts_changed: Callable[[], Any] | None = None,
         on_velocity: Callable[[dict[str, dict[str, Any]]], Any] | None = None,
         registry: dict[str, TaskSpec] | None = None,
+        lease: Lease | None = None,
         # Timing
         max_sleep_s: float = 30.0,
     ) -> None:
@@ -217,6 +219,9 @@ class Scheduler:
         self._now, self._sleep_until_fn, self._speed = _clock_parts(clock)
         self.on_alerts_changed = on_alerts_changed
         self.on_velocity = on_velocity
+        #: Held while this node leads (several nodes on one store); every run checks it and
+        #: writes under its fence. None: the only scheduler of its store.
+        self.lease = lease
         self.max_sleep_s = max_sleep_s
         self._states: dict[str, _TaskState] = {}
         self._loop_task: asyncio.Task | None = None
@@ -391,6 +396,15 @@ class Scheduler:
     ) -> RunResult:
         started = self.now()
         result = RunResult(config.name, trigger, "running", dry_run, None, scheduled, started, 0.0)
+        fence = None
+        if not dry_run and self.lease is not None:
+            if not await self.lease.confirm():
+                # Another node leads now: it runs (and records) this fire time.
+                log.warning("%s not run: this node no longer leads the scheduler", config.name)
+                result.outcome = "skipped"
+                result.error = "this node no longer leads; another node runs the tasks"
+                return result
+            fence = self.lease.fence
         if not dry_run:
             run_id, began = await self.store.begin_run(
                 config.name,
@@ -406,7 +420,9 @@ class Scheduler:
                 result.error = "another run of this task is still running"
                 return result
             self._live_run_ids.add(run_id)
-        ctx = TaskContext(self.store, started, self.config.timezone, config.params, dry_run)
+        ctx = TaskContext(
+            self.store, started, self.config.timezone, config.params, dry_run, fence=fence
+        )
         t0 = time.monotonic()
         try:
             result.outcome_detail = await asyncio.wait_for(

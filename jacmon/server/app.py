@@ -48,13 +48,20 @@ from jacmon.server.http import HttpEndpoints
 from jacmon.server.hub import Hub
 from jacmon.server.ingest import IngestService
 from jacmon.server.listen import listen_problem
-from jacmon.server.loops import AlertFeed, Supervisor, store_upkeep, store_watch
+from jacmon.server.loops import (
+    LEASE_CHECK_S,
+    AlertFeed,
+    Supervisor,
+    store_upkeep,
+    store_watch,
+)
 from jacmon.server.ops import prometheus_text
 from jacmon.server.sampler import MetricsSampler
 from jacmon.server.sessions import StreamSessions
 from jacmon.server.tls import load_tls
 from jacmon.server.web import WebUI, page_url, security_headers, text_response
 from jacmon.store import Store, display_location, serve_lock
+from jacmon.store.base import Lease
 
 log = logging.getLogger("jacmon.server")
 
@@ -114,6 +121,11 @@ class JacmonServer:
         #: This node's name (/metrics labels, the bus).
         self.node = self.settings.node or f"{socket.gethostname()}-{os.getpid()}"
         self._lrs_stop = asyncio.Event()
+        self._run_lrs = False
+        #: Whether this node leads now, and the leader's loops it runs.
+        self._leading = False
+        self._leader_loops: list[str] = []
+        self.lease: Lease
         #: Closes of revoked tokens' connections under way.
         self._closing: set[asyncio.Task] = set()
         #: Routes and delivers notifications (also lets silences lapse); set in start().
@@ -202,12 +214,15 @@ class JacmonServer:
             await self.store.begin_serving()
             self.bus = await open_bus(settings.bus, self.store, node=self.node)
             self._wire(await self.store.last_alert_change_seq())
-            # Primed before the scheduler starts: what its first runs fire is notified.
             self.notifier = Notifier(self.store, notify_settings, receivers)
-            await self.notifier.prime()
-            if self.run_scheduler:
-                await self._start_scheduler()
-            self._start_loops(lrs_settings is not None)
+            self._run_lrs = lrs_settings is not None
+            self._start_loops()
+            # One node of a store leads: it runs the scheduler, the notifier and the LRS
+            # tailer. A store one server serves (SQLite) grants it at once.
+            self.lease = self.store.lease("leader")
+            if await self.lease.acquire():
+                await self._lead()
+            self.loops.start({"leadership": self._leadership})
             self.web = WebUI.load(self.web_root, enabled=self.full_settings.web.enabled)
             try:
                 self._ws_server = await serve(
@@ -269,8 +284,8 @@ class JacmonServer:
         self.sampler.subscribe(self.bus)
         self.bus.subscribe(TokensRevoked, self._close_revoked)
 
-    def _start_loops(self, run_lrs: bool) -> None:
-        """Start the background loops, each supervised (see :class:`Supervisor`)."""
+    def _start_loops(self) -> None:
+        """Start the loops every node runs, each supervised (see :class:`Supervisor`)."""
         ctx = self._ctx
         loops: dict[str, Callable[[], Coroutine[Any, Any, Any]]] = {
             "flusher": lambda: self.hub.run_flusher(lambda pending: flush_progress(ctx, pending)),
@@ -279,16 +294,57 @@ class JacmonServer:
             "revocation-watch": lambda: store_watch(ctx, self._live_token_ids),
             "checkpoints": lambda: store_upkeep(ctx),
         }
+        self.loops.start(loops)
+
+    @property
+    def leading(self) -> bool:
+        """True while this node holds the lease: it runs the scheduler, notifier, tailer."""
+        return self._leading
+
+    async def _lead(self) -> None:
+        """Take up the leader's jobs: notifications, the scheduler, the LRS tailer."""
+        log.info("node %s leads: running the scheduler and the notifier", self.node)
+        loops: dict[str, Callable[[], Coroutine[Any, Any, Any]]] = {}
         if self.notifier is not None:
+            # Primed before the scheduler starts: what its first runs fire is notified.
+            await self.notifier.prime()
             loops |= self.notifier.loops()
-        if run_lrs:
+        if self.run_scheduler:
+            await self._start_scheduler()
+        if self._run_lrs:
             from jacmon.sources.lrs import run_tailer
 
             lrs = self.full_settings.lrs
             sink = self.ingest.sink()
+            self._lrs_stop.clear()
             loops["lrs-tailer"] = lambda: run_tailer(lrs, sink, self._lrs_stop)
             log.info("lrs tailer: following %s", redact(str(lrs.get("url"))))
+        self._leader_loops = list(loops)
+        self._leading = True
         self.loops.start(loops)
+
+    async def _step_down(self) -> None:
+        """Stop the leader's jobs (the lease was lost: another node leads now)."""
+        grace = self.settings.shutdown_grace_s
+        if self.scheduler is not None:
+            scheduler, self.scheduler = self.scheduler, None
+            await self._bounded("stopping the scheduler", scheduler.stop(grace), grace + 5)
+        self._lrs_stop.set()
+        names, self._leader_loops = self._leader_loops, []
+        self._leading = False
+        await self.loops.stop(names)
+
+    async def _leadership(self) -> None:
+        """Keep the lease or take it: every LEASE_CHECK_S, a leader confirms it still
+        holds the lease (stepping down if not) and another node tries to take it."""
+        while True:
+            await asyncio.sleep(LEASE_CHECK_S)
+            if self.leading:
+                if not await self.lease.confirm():
+                    log.warning("node %s lost the lease; another node leads now", self.node)
+                    await self._step_down()
+            elif await self.lease.acquire():
+                await self._lead()
 
     async def _start_scheduler(self) -> None:
         from jacmon.monitoring.scheduler import Scheduler
@@ -298,6 +354,7 @@ class JacmonServer:
             self.full_settings.tasks,
             self.scheduler_clock,
             on_alerts_changed=self._alert_feed.nudge,
+            lease=self.lease,
             on_velocity=self.sampler.set_velocity,
         )
         await self.scheduler.start()
@@ -325,6 +382,7 @@ class JacmonServer:
         if self._ws_server is not None:
             await self._bounded("closing clients", self._close_clients(), grace + 5)
         await self._stop_background()
+        await self._bounded("giving up the lease", self.lease.release(), 5)
         if self.notifier is not None:
             await self._bounded("closing notification receivers", self.notifier.close(), 5)
         await self._bounded("closing the bus", self.bus.close(), 5)

@@ -31,6 +31,9 @@ UPKEEP_S = 2.0
 #: How often connected tokens are checked for revocation and the catalog for a reload, in s.
 STORE_WATCH_S = 5.0
 
+#: How often the leader confirms its lease and the other nodes try to take it, in seconds.
+LEASE_CHECK_S = 1.0
+
 #: First and longest wait before a background loop that died is restarted, in seconds.
 LOOP_RESTART_FIRST_S = 1.0
 LOOP_RESTART_MAX_S = 30.0
@@ -51,13 +54,15 @@ class Supervisor:
     def __init__(self) -> None:
         #: Loops that died and are waiting to restart: name -> the cause.
         self.loops_down: dict[str, str] = {}
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: dict[str, asyncio.Task] = {}
 
     def start(self, loops: dict[str, LoopFactory]) -> None:
-        self._tasks += [
-            asyncio.create_task(self._supervise(name, make), name=name)
-            for name, make in loops.items()
-        ]
+        for name, make in loops.items():
+            self._tasks[name] = asyncio.create_task(self._supervise(name, make), name=name)
+
+    def running(self) -> list[str]:
+        """The names of the loops started and not stopped."""
+        return list(self._tasks)
 
     async def _supervise(self, name: str, make: LoopFactory) -> None:
         """Run the loop ``make()`` until cancelled; if it raises, log the cause at once, mark
@@ -104,14 +109,18 @@ class Supervisor:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await run
 
-    async def stop(self) -> None:
-        """Cancel every loop and wait up to LOOP_STOP_S for them to end.
+    async def stop(self, names: list[str] | None = None) -> None:
+        """Cancel the loops ``names`` (default: every loop) and wait up to LOOP_STOP_S for
+        them to end.
 
         Never raises: a loop that died or ignores cancellation is logged, not
         allowed to keep shutdown from closing the store (whose threads would
         keep the process alive).
         """
-        tasks, self._tasks = self._tasks, []
+        chosen = list(self._tasks) if names is None else [n for n in names if n in self._tasks]
+        tasks = [self._tasks.pop(name) for name in chosen]
+        for name in chosen:
+            self.loops_down.pop(name, None)
         for task in tasks:
             task.cancel()
         if not tasks:

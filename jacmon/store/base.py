@@ -20,8 +20,10 @@ from __future__ import annotations
 import abc
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from jacmon.errors import StoreError
 from jacmon.store.catalog import Catalog, CatalogPath
 from jacmon.store.types import ClaimedBatch, DueGroup, IngestOutcome, ProgressChanges
 
@@ -30,6 +32,45 @@ if TYPE_CHECKING:
     from jacmon.events import Event
     from jacmon.notify.config import Route
     from jacmon.notify.model import Delivery, Notification
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """What a leader's write carries to prove it still leads: the lease's name and the
+    token it was granted. A newer holder's token is larger; a store that serves several
+    nodes refuses a write whose token is not the newest (:class:`LeaseLost`)."""
+
+    name: str
+    token: int
+
+
+class LeaseLost(StoreError):
+    """This node no longer holds the lease it wrote under: another node leads now."""
+
+
+class Lease(abc.ABC):
+    """Leadership of one job (the scheduler and the notifier) among the nodes of a store.
+
+    At most one node holds it; when the holder dies its lease ends (the store sees its
+    connection go) and another node's :meth:`acquire` succeeds.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        #: The fence of the current holding, None while not held.
+        self.fence: Fence | None = None
+
+    @abc.abstractmethod
+    async def acquire(self) -> bool:
+        """Try to take the lease now, without waiting; True if this node holds it."""
+
+    @abc.abstractmethod
+    async def confirm(self) -> bool:
+        """True if this node still holds the lease (False, and ``fence`` None, once lost)."""
+
+    @abc.abstractmethod
+    async def release(self) -> None:
+        """Give the lease up (at shutdown)."""
 
 
 class Transaction(abc.ABC):
@@ -455,9 +496,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def transaction(
-        self, *, write: bool = True
+        self, *, write: bool = True, fence: Fence | None = None
     ) -> contextlib.AbstractAsyncContextManager[Transaction]:
-        """A task's write transaction (``write=False``: a read-only view for dry runs)."""
+        """A task's write transaction (``write=False``: a read-only view for dry runs).
+
+        With ``fence``, the transaction commits only while that fence is the lease's
+        newest (a paused old leader cannot write after losing the lease): LeaseLost."""
+
+    @abc.abstractmethod
+    def lease(self, name: str) -> Lease:
+        """The lease ``name`` among the nodes serving this store."""
 
     @abc.abstractmethod
     async def catalog_path_ids(self) -> list[str]:

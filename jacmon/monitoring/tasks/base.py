@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from jacmon.analytics.alert_rules import Evaluation, count_actions, plan_alert_changes
 from jacmon.store import Store, Transaction
+from jacmon.store.base import Fence
 
 
 @dataclass(slots=True)
@@ -53,6 +54,8 @@ class TaskContext:
     #: The task's parameters (its ``Params`` dataclass, defaults overridden by config).
     params: Any
     dry_run: bool = False
+    #: The scheduler's lease fence: writes commit only while this node still leads.
+    fence: Fence | None = None
 
     @property
     def now(self) -> float:
@@ -61,7 +64,7 @@ class TaskContext:
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[Transaction]:
         """The write transaction; in a dry run a read-only one (whose writes raise)."""
-        async with self.store.transaction(write=not self.dry_run) as tx:
+        async with self.store.transaction(write=not self.dry_run, fence=self.fence) as tx:
             yield tx
 
     async def reconcile_alerts(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 
 from jacmon.events import Event
-from jacmon.store.base import Store, Transaction
+from jacmon.store.base import Fence, Lease, Store, Transaction
 from jacmon.store.catalog import Catalog, CatalogPath
 from jacmon.store.sqlite import alerts, monitoring, notify, queries, silences, task_runs, tokens
 from jacmon.store.sqlite.catalog import (
@@ -563,8 +563,14 @@ class SqliteStore(Store):
 
     # What the monitoring tasks read
 
+    def lease(self, name: str) -> Lease:
+        return SingleServerLease(name)
+
     @contextlib.asynccontextmanager
-    async def transaction(self, *, write: bool = True) -> AsyncIterator[SqliteTransaction]:
+    async def transaction(
+        self, *, write: bool = True, fence: Fence | None = None
+    ) -> AsyncIterator[SqliteTransaction]:
+        # One server per SQLite file (the serve lock): its lease is never contested.
         if not write:
             yield SqliteTransaction(self.db.reader, writable=False)
             return
@@ -607,6 +613,20 @@ class SqliteStore(Store):
 
     async def learner_day_stats(self, start: float, end: float) -> list[tuple[Any, ...]]:
         return await monitoring.learner_day_stats(self.db.reader, start, end)
+
+
+class SingleServerLease(Lease):
+    """A SQLite file is served by one server (its serve lock), so it always leads."""
+
+    async def acquire(self) -> bool:
+        self.fence = Fence(self.name, 1)
+        return True
+
+    async def confirm(self) -> bool:
+        return self.fence is not None
+
+    async def release(self) -> None:
+        self.fence = None
 
 
 class SqliteTransaction(Transaction):
