@@ -32,6 +32,26 @@ if TYPE_CHECKING:
     from jacmon.notify.model import Delivery, Notification
 
 
+#: The DSN schemes of a PostgreSQL store (libpq's two spellings).
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def postgres_dsn(location: Any) -> str | None:
+    """``location`` as a PostgreSQL DSN if it names one, else None (a SQLite path).
+
+    A DSN that went through ``pathlib.Path`` (a ``--db`` option typed as a path) has
+    lost one slash of ``//``: ``postgresql:/user@host/db`` is put back as
+    ``postgresql://user@host/db``.
+    """
+    text = str(location)
+    scheme, colon, rest = text.partition(":")
+    if not colon or scheme.lower() not in POSTGRES_SCHEMES:
+        return None
+    if rest.startswith("/") and not rest.startswith("//"):
+        rest = "/" + rest
+    return f"{scheme}:{rest}"
+
+
 class Transaction(abc.ABC):
     """One write transaction of a monitoring task (or, in a dry run, a read-only view).
 
@@ -117,8 +137,14 @@ class Store(abc.ABC):
 
     @classmethod
     async def open(cls, location: Any, *, readonly: bool = False) -> Store:
-        """Open the store at ``location`` (a SQLite file path), created and migrated
-        unless ``readonly``."""
+        """Open the store at ``location``, created and migrated unless ``readonly``: a
+        ``postgresql://`` DSN opens the shared PostgreSQL store, anything else is a
+        SQLite file path."""
+        dsn = postgres_dsn(location)
+        if dsn is not None:
+            from jacmon.store.postgres.store import PgStore
+
+            return await PgStore.open(dsn, readonly=readonly)
         from jacmon.store.sqlite.store import SqliteStore
 
         return await SqliteStore.open(location, readonly=readonly)
