@@ -78,7 +78,8 @@ async def modules_left_out(conn: asyncpg.Pool, paths: list[CatalogPath]) -> dict
         return {}
     left_out: dict[str, list[str]] = {}
     rows = await conn.fetch(
-        "SELECT DISTINCT path, module FROM module_progress WHERE path = ANY($1::text[])"
+        "SELECT path, module FROM module_progress WHERE path = ANY($1::text[])"
+        " GROUP BY path, module"
         ' ORDER BY path COLLATE "C", module COLLATE "C"',
         list(listed),
     )
