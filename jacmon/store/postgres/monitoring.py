@@ -2,7 +2,9 @@
 :mod:`jacmon.store.sqlite.monitoring` and the derived tables the tasks own.
 
 Boolean sums are ``count(*) FILTER (WHERE ...)``; NULL paths sort first, as in SQLite;
-text sorts by code point (``COLLATE "C"``).
+text sorts by code point (``COLLATE "C"``). Rows come in the order SQLite's plans give
+them (its primary-key and GROUP BY order, by learner or path): the tasks plan alerts
+in row order, so the same data gives the same alerts, ids and change log on both stores.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ SELECT path, count(*) FILTER (WHERE completed_at > $1), count(*) FILTER (WHERE c
 FROM module_progress
 WHERE completed_at > $2 AND completed_at <= $3
 GROUP BY path
+ORDER BY path COLLATE "C"
 """
 
 _IN_PROGRESS_SQL = """
 SELECT learner, path, percent, coalesce(enrolled_at, first_activity), last_activity
 FROM path_progress WHERE status = 'in_progress'
+ORDER BY learner COLLATE "C", path COLLATE "C"
 """
 
 _MONITORED_SQL = """
@@ -37,6 +41,7 @@ FROM learners l
 WHERE l.learner IN (
     SELECT learner FROM path_progress WHERE status IN ('enrolled', 'in_progress')
 )
+ORDER BY l.learner COLLATE "C"
 """
 
 _WINDOWS_SQL = """
@@ -46,6 +51,7 @@ SELECT learner,
 FROM events
 WHERE type = 'assessment.attempted' AND score IS NOT NULL AND ts > $2 AND ts <= $3
 GROUP BY learner
+ORDER BY learner COLLATE "C"
 """
 
 _LATEST_SQL = """
@@ -72,6 +78,7 @@ SELECT learner,
 FROM events
 WHERE ts >= $1 AND ts < $2
 GROUP BY learner
+ORDER BY learner COLLATE "C"
 """
 
 
@@ -116,6 +123,7 @@ async def activity_counts(
                count(DISTINCT CASE WHEN ts >= $3 THEN {_active_day_sql(day_starts)} END)
         FROM events WHERE ts >= $4 AND ts <= $5
         GROUP BY learner
+        ORDER BY learner COLLATE "C"
     """
     rows = await conn.fetch(
         sql, float(recent), float(prior), float(day_starts[0]), float(start), float(now)
@@ -161,7 +169,7 @@ async def firing_rule_per_learner(conn: Conn, rules: Sequence[str]) -> dict[str,
         return {}
     rows = await conn.fetch(
         "SELECT learner, min(rule COLLATE \"C\") FROM alerts WHERE state = 'firing'"
-        " AND rule = ANY($1::text[]) GROUP BY learner",
+        ' AND rule = ANY($1::text[]) GROUP BY learner ORDER BY learner COLLATE "C"',
         list(rules),
     )
     return {learner: rule for learner, rule in rows}

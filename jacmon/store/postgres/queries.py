@@ -261,6 +261,9 @@ async def recent_events(
     if through_seq is not None:
         params.append(through_seq)
         sql += f" AND seq <= ${len(params)}"
+    # In time order, as SQLite's index scan gives them (the metrics windows are primed
+    # oldest first); the ts and (learner, ts) indexes serve it.
+    sql += " ORDER BY ts, seq"
     async with pool.acquire() as conn, conn.transaction(readonly=True):
         async for row in conn.cursor(sql, *params, prefetch=STREAM_PREFETCH):
             yield (row[0], row[1], row[2], row[3])
