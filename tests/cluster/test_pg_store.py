@@ -344,3 +344,50 @@ async def test_stored_bodies_and_rows_are_the_sqlite_stores(pg_dsn: str, tmp_pat
     sqlite, postgres = answers
     assert postgres == sqlite
     assert json.loads(postgres[0][0][1])["platform"] == "moodle"
+
+
+async def test_a_read_only_database_is_storage_unavailable_with_what_to_do(pg_dsn: str) -> None:
+    store = await Store.open(pg_dsn)
+    name = pg_dsn.rsplit("/", 1)[1]
+    try:
+        await store.ingest([event("a")])
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            await conn.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
+            # New sessions get the setting: drop the pool's open ones.
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid != pg_backend_pid()",
+                name,
+            )
+        finally:
+            await conn.close()
+        problems = []
+        for _ in range(3):  # the first attempt may meet a terminated connection
+            with pytest.raises(StorageUnavailable) as caught:
+                await store.ingest([event("b")])
+            problems.append(str(caught.value))
+        assert "accepts no writes" in problems[-1]
+        assert "point the DSN at the primary" in problems[-1]
+        assert f"/{name}" in problems[-1]
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            await conn.execute("SET default_transaction_read_only = off")  # this session
+            await conn.execute(f"ALTER DATABASE {name} RESET default_transaction_read_only")
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid != pg_backend_pid()",
+                name,
+            )
+        finally:
+            await conn.close()
+        for _ in range(3):
+            try:
+                outcome = await store.ingest([event("b")])
+                break
+            except StorageUnavailable:
+                continue
+        assert [s.seq for s in outcome.stored] == [2]
+        assert store.write_problem is None
+    finally:
+        await store.close()

@@ -55,6 +55,9 @@ _PROBLEMS: tuple[tuple[tuple[type[BaseException], ...], str, str], ...] = (
     (
         (
             asyncpg.PostgresConnectionError,
+            # asyncpg's protocol giving up on a connection the server ended while a
+            # statement was being sent (a restart or pg_terminate_backend racing BEGIN).
+            asyncpg.InternalClientError,
             ConnectionError,
             OSError,
             TimeoutError,
