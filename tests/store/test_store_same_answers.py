@@ -5,12 +5,11 @@ PostgreSQL database; the five monitoring tasks run on each (the real scheduler, 
 fixed clock); then alerts are acknowledged, silenced, routed to notifications,
 claimed and sent, tokens made and revoked, retention run. Every answer of every
 read method is recorded along the way, and the two transcripts must be equal
-(floats to 9 significant digits: sums may add in another order).
+(numbers to 9 significant digits: sums may add in another order).
 """
 
 from __future__ import annotations
 
-import math
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -71,9 +70,16 @@ def _ev(n: int, kind: str, learner: str, days_ago: float, **fields: Any) -> dict
 
 
 def rounded(value: Any) -> Any:
-    """``value`` with floats to 9 significant digits, tuples as lists, at any depth."""
+    """``value`` with numbers as ("number", 9 significant digits), tuples as lists, at any
+    depth. A whole float and an int are the same number (SQLite hands a whole REAL back
+    as an int from some statements: jacmon.store.rows fixes the types of what is sent),
+    but a Decimal or a string where the other store gives a number is a difference."""
+    if isinstance(value, float) and value.is_integer():
+        return ("number", int(value))
     if isinstance(value, float):
-        return value if not math.isfinite(value) or value == 0 else float(f"{value:.9g}")
+        return ("number", f"{value:.9g}")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return ("number", value)
     if isinstance(value, dict):
         return {key: rounded(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -246,8 +252,9 @@ async def scenario(store: Store) -> list[tuple[str, Any]]:
         await note("open of rules", await view.open_alerts_of_rules(frozenset({"inactivity"})))
     async with store.transaction() as tx:
         await note("expire", await tx.expire_acknowledgements(now=now + 10))
-        await note("retire", await tx.retire_resolved(before=now + 3 * day))
-        assert out[-1][1] > 0, "the scenario should retire resolved alerts"
+        retired = await tx.retire_resolved(before=now + 3 * day)
+        assert retired > 0, "the scenario should retire resolved alerts"
+        await note("retire", retired)
         await note("prune", await tx.prune_runs(before=now + 3 * day))
         await note("delete", await tx.delete_events_before(now - 10 * day))
     await note("oldest after retention", await store.oldest_seq())
@@ -270,7 +277,7 @@ async def scenario(store: Store) -> list[tuple[str, Any]]:
     return out
 
 
-async def test_sqlite_and_postgresql_give_the_same_answers(tmp_path: Path, pg_dsn: str) -> None:
+async def test_both_stores_give_the_same_answers(tmp_path: Path, pg_dsn: str) -> None:
     transcripts = []
     for location in (tmp_path / "jacmon.db", pg_dsn):
         store = await Store.open(location)
