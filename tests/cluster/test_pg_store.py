@@ -307,6 +307,11 @@ async def test_serve_lock_and_schema_version_of_a_postgresql_location(pg_dsn: st
     assert str(mangled).startswith("postgresql:/") and "//" not in str(mangled)
     assert postgres_dsn(mangled) == pg_dsn
     assert schema_version(mangled) == latest_schema_version()
+    store = await Store.open(mangled, readonly=True)
+    try:
+        assert store.location == "jacmon@" + pg_dsn.split("@", 1)[1]  # no password
+    finally:
+        await store.close()
     port = pg_dsn.split("@127.0.0.1:")[1].split("/")[0]
     unreachable = pg_dsn.replace(f"@127.0.0.1:{port}/", f"@127.0.0.1:{free_port()}/")
     text = schema_version(unreachable)
