@@ -173,7 +173,7 @@ async def test_stopped_server_is_storage_unavailable_then_ingest_resumes(
         message = str(caught.value)
         where = f"127.0.0.1:{own_postgres.port}/jacmon"
         assert where in message
-        assert "nothing of the batch was stored" in message
+        assert "the batch was not acknowledged (a resend is safe)" in message
         assert "check that the server is running" in message
         assert "secret" not in message and "jacmon-test" not in message.split(where)[0]
         assert store.write_problem == message

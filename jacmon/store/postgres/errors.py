@@ -93,5 +93,12 @@ def storage_problem(exc: BaseException, where: Location) -> str | None:
     for classes, what, todo in _PROBLEMS:
         if isinstance(exc, classes) or (classes is _LOST and _closed_connection(exc)):
             detail = str(exc) or type(exc).__name__
-            return f"{what.format(at=at)}: nothing of the batch was stored; {todo} ({detail})"
+            if classes is _LOST:
+                # The connection may have broken during COMMIT, after the server applied
+                # it: the client cannot know. Not acknowledging is still right, and a
+                # resend is safe (ids are stored once: those come back as duplicates).
+                outcome = "the batch was not acknowledged (a resend is safe)"
+            else:
+                outcome = "nothing of the batch was stored"
+            return f"{what.format(at=at)}: {outcome}; {todo} ({detail})"
     return None

@@ -149,8 +149,10 @@ class PgStore(Store):
 
         See :mod:`jacmon.store.postgres.ingest` for how duplicates and the global seq
         stay right with several nodes writing. Raises :class:`StorageUnavailable`
-        (nothing stored, nothing acknowledged) when the server is down, the
-        connection was lost, the disk is full or the database is read-only.
+        (nothing acknowledged) when the server is down, the connection was lost,
+        the disk is full or the database is read-only. Nothing is stored then, except
+        when a connection breaks during COMMIT after the server applied it, which no
+        client can tell: a resend is safe (the ids come back as duplicates).
         """
         self._check_writable()
         try:
