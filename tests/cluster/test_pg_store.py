@@ -56,8 +56,20 @@ async def fetch(dsn: str, sql: str) -> list[tuple]:
         await conn.close()
 
 
+FAIL_CURSOR_TRIGGER = (
+    "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+    " IF NEW.value = 'boom' THEN RAISE EXCEPTION 'forced failure'; END IF;"
+    " RETURN NEW; END $$;"
+    " CREATE TRIGGER boom BEFORE INSERT OR UPDATE ON cursors"
+    " FOR EACH ROW EXECUTE FUNCTION boom()"
+)
+
+
 async def test_concurrent_nodes_store_each_id_once_with_a_gap_free_sequence(pg_dsn: str) -> None:
     nodes = [await Store.open(pg_dsn) for _ in range(NODES)]
+    conn = await asyncpg.connect(pg_dsn)
+    await conn.execute(FAIL_CURSOR_TRIGGER)
+    await conn.close()
     rng = random.Random(7)
     # 300 ids; every batch draws from all of them, so nodes keep sending the same ids
     # at the same time (a producer retrying through another node).
@@ -79,24 +91,56 @@ async def test_concurrent_nodes_store_each_id_once_with_a_gap_free_sequence(pg_d
         for _ in range(NODES)
     ]
 
-    async def run(node: Store, mine: list[list[Event]]) -> list[tuple[list[Event], IngestOutcome]]:
-        done = []
-        for batch in mine:
-            done.append((batch, await node.ingest(batch)))
-            await asyncio.sleep(0)
-        return done
+    # About one batch in five fails at its last statement (the cursor), after taking
+    # its seqs and inserting its events: it must leave no hole and store nothing.
+    fails = {(n, b) for n in range(NODES) for b in range(BATCHES_PER_NODE) if rng.random() < 0.2}
+    done = asyncio.Event()
+    holes: list[list[int]] = []
 
+    async def run(number: int, mine: list[list[Event]]) -> list[tuple[list[Event], IngestOutcome]]:
+        stored = []
+        for index, batch in enumerate(mine):
+            if (number, index) in fails:
+                with pytest.raises(asyncpg.RaiseError, match="forced failure"):
+                    await nodes[number].ingest(batch, cursor=(f"n{number}", "boom"))
+            else:
+                stored.append(
+                    (batch, await nodes[number].ingest(batch, cursor=(f"n{number}", "ok")))
+                )
+            await asyncio.sleep(0)
+        return stored
+
+    async def watch() -> int:
+        """A reader tailing by seq meanwhile: what it sees is always 1..k, never a hole."""
+        conn = await asyncpg.connect(pg_dsn)
+        looks = 0
+        try:
+            while not done.is_set():
+                seen = [r[0] for r in await conn.fetch("SELECT seq FROM events ORDER BY seq")]
+                if seen != list(range(1, len(seen) + 1)):
+                    holes.append(seen)
+                looks += 1
+                await asyncio.sleep(0.005)
+        finally:
+            await conn.close()
+        return looks
+
+    watcher = asyncio.create_task(watch())
     try:
-        results = await asyncio.gather(*(run(n, b) for n, b in zip(nodes, batches, strict=True)))
+        results = await asyncio.gather(*(run(n, b) for n, b in enumerate(batches)))
     finally:
+        done.set()
+        looks = await watcher
         for node in nodes:
             await node.close()
+    assert looks > 10 and holes == []
+    assert 0 < len(fails) < NODES * BATCHES_PER_NODE
 
     stored = await fetch(pg_dsn, "SELECT seq, id, body FROM events ORDER BY seq")
     seqs = [seq for seq, _, _ in stored]
     assert seqs == list(range(1, len(stored) + 1))  # gap-free, from 1
     assert len({event_id for _, event_id, _ in stored}) == len(stored)  # each id once
-    sent = {e.id for node in batches for batch in node for e in batch}
+    sent = {e.id for node in results for batch, _ in node for e in batch}
     assert {event_id for _, event_id, _ in stored} == sent
     by_seq = {seq: (event_id, body) for seq, event_id, body in stored}
 
