@@ -7,7 +7,9 @@ The meaning is the SQLite store's (:mod:`jacmon.store.sqlite.alerts`). What diff
   the feed every node tails by ``seq > last`` never sees a hole or a late
   lower number, whichever node (or command) writes;
 * an acknowledgement locks its alert row (``FOR UPDATE``) before it reads the
-  history it appends to: two nodes acknowledging at once both land in it;
+  history it appends to: two nodes acknowledging at once both land in it; writers
+  of several alerts lock their rows in id order, and every writer takes the
+  ``alert_changes`` counter last, so two writers never wait on each other in a circle;
 * the silence an alert is under is read with a join and built in Python (the
   same JSON as SQLite's ``json_object``, with ``until`` a float).
 """
@@ -254,6 +256,13 @@ async def apply_alert_changes(
             fired.append((c.fingerprint, c.rule, c.severity, c.learner, c.path, c.message, numbers))
         else:
             raise AlertError(f"unknown alert change {change.action!r}")
+    existing = sorted({c.alert["id"] for c in changes if c.action != "fire" and c.alert})
+    if existing:
+        # Lock the rows in id order first, as every other writer of several alerts does
+        # (silences, expiry): updating them in the plan's order could deadlock with one.
+        await conn.execute(
+            "SELECT id FROM alerts WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", existing
+        )
     if touched:
         await conn.executemany("UPDATE alerts SET last_seen = $1 WHERE id = $2", touched)
     if updated:
@@ -386,7 +395,7 @@ async def expire_acknowledgements(
     expired = await _select(
         conn,
         "WHERE a.state = 'firing' AND a.ack_expires_at IS NOT NULL AND a.ack_expires_at <= $1"
-        + lock,
+        " ORDER BY a.id" + lock,
         now,
     )
     if dry_run:
