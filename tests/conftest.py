@@ -18,6 +18,10 @@ import pytest
 from jacmon.config import Settings
 from jacmon.server.app import JacmonServer
 
+#: postgres_server, pg_dsn, own_postgres, redis_server, own_redis (tests/cluster), started
+#: only by the tests that ask for them.
+pytest_plugins = ["service_fixtures"]
+
 
 def make_settings(db_path: Path, **server: Any) -> Settings:
     """Settings for a test server: loopback, port 0, fast metrics."""

@@ -14,8 +14,16 @@ if TYPE_CHECKING:
 
 
 async def open_store(location: str | Path, *, readonly: bool = False) -> Store:
-    """Open the store at ``location``: a SQLite file path (created and migrated unless
-    ``readonly``)."""
+    """Open the store at ``location``, created and migrated unless ``readonly``: a
+    ``postgresql://`` DSN opens the shared PostgreSQL store, anything else is a SQLite
+    file path."""
+    from jacmon.store.base import postgres_dsn
+
+    dsn = postgres_dsn(location)
+    if dsn is not None:
+        from jacmon.store.postgres.store import PgStore
+
+        return await PgStore.open(dsn, readonly=readonly)
     from jacmon.store.sqlite.store import SqliteStore
 
     return await SqliteStore.open(Path(location), readonly=readonly)

@@ -73,6 +73,26 @@ class Lease(abc.ABC):
         """Give the lease up (at shutdown)."""
 
 
+#: The DSN schemes of a PostgreSQL store (libpq's two spellings).
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def postgres_dsn(location: Any) -> str | None:
+    """``location`` as a PostgreSQL DSN if it names one, else None (a SQLite path).
+
+    A DSN that went through ``pathlib.Path`` (a ``--db`` option typed as a path) has
+    lost one slash of ``//``: ``postgresql:/user@host/db`` is put back as
+    ``postgresql://user@host/db``.
+    """
+    text = str(location)
+    scheme, colon, rest = text.partition(":")
+    if not colon or scheme.lower() not in POSTGRES_SCHEMES:
+        return None
+    if rest.startswith("/") and not rest.startswith("//"):
+        rest = "/" + rest
+    return f"{scheme}:{rest}"
+
+
 class Transaction(abc.ABC):
     """One write transaction of a monitoring task (or, in a dry run, a read-only view).
 

@@ -1,6 +1,7 @@
 """The store's SQL progress statements against the reference rules, on random event streams.
 
-jacmon/store/sqlite/progress_sql.py applies the progress rules as set-based SQL;
+jacmon/store/sqlite/progress_sql.py and jacmon/store/postgres/progress_sql.py apply
+the progress rules as set-based SQL (the first test runs on both backends);
 jacmon/analytics/progress.py states them as pure Python. Here both see the
 same random events in the same random batches (out-of-order times, gaps
 between active days, duplicates, every event type, an authoritative catalog
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from store_backends import rows
 
 from jacmon.analytics.progress import (
     BatchProgress,
@@ -115,9 +117,8 @@ class Reference:
 
 
 async def table(store: Store, name: str, keys: tuple[str, ...]) -> dict[tuple, dict]:
-    async with store.db.reader.execute(f"SELECT * FROM {name}") as cursor:
-        rows = [dict(row) for row in await cursor.fetchall()]
-    return {tuple(row.pop(k) for k in keys): row for row in rows}
+    found = await rows(store, f"SELECT * FROM {name}")
+    return {tuple(row.pop(k) for k in keys): row for row in found}
 
 
 def assert_same(stored: dict[tuple, dict], expected: dict[tuple, dict], name: str) -> None:
@@ -128,9 +129,9 @@ def assert_same(stored: dict[tuple, dict], expected: dict[tuple, dict], name: st
 
 
 @pytest.mark.parametrize("seed", range(12))
-async def test_sql_progress_matches_the_reference_rules(tmp_path, seed):
+async def test_sql_progress_matches_the_reference_rules(store_location, seed):
     rng = random.Random(seed)
-    store = await Store.open(tmp_path / "jacmon.db")
+    store = await Store.open(store_location)
     try:
         if seed % 2:
             # p1 authoritative with two modules: m3 to m5 are extras that never count.
@@ -169,7 +170,7 @@ async def test_sql_progress_matches_the_reference_rules(tmp_path, seed):
         await store.close()
 
 
-# SQLite builds without math functions
+# SQLite builds without math functions (SQLite only: PostgreSQL always has floor and sqrt)
 
 
 @pytest.mark.parametrize(

@@ -1,18 +1,18 @@
-"""The catalog: parsing TOML/JSON files, storing them as the truth, discovering from events."""
+"""The catalog: parsing TOML/JSON files, storing them as the truth (on each backend, through
+the ``store`` fixture of tests/store/conftest.py), discovering from events."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from store_backends import rows
 
 from jacmon.errors import JacmonError
 from jacmon.events import validate_event
 from jacmon.store import Store
 from jacmon.store.catalog import CatalogPath, parse_catalog_file
-from jacmon.store.sqlite.catalog import load_catalog
 
 TOML_CATALOG = """
 [[paths]]
@@ -152,22 +152,16 @@ def test_bad_module_entries_name_the_position(tmp_path, module):
 # In the store
 
 
-@pytest.fixture
-async def store(tmp_path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "jacmon.db")
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
 async def catalog_rows(store: Store) -> list[tuple]:
-    async with store.db.reader.execute(
-        "SELECT c.path, p.title, p.source, c.position, c.module, c.title, c.source"
-        " FROM catalog_modules c JOIN catalog_paths p ON p.path = c.path"
-        " ORDER BY c.path, c.position"
-    ) as cursor:
-        return [tuple(r) for r in await cursor.fetchall()]
+    """The catalog tables joined (with the module's own source, which the interface's
+    catalog_rows leaves out)."""
+    found = await rows(
+        store,
+        "SELECT c.path, p.title AS path_title, p.source AS path_source, c.position, c.module,"
+        " c.title, c.source FROM catalog_modules c JOIN catalog_paths p ON p.path = c.path"
+        " ORDER BY c.path, c.position",
+    )
+    return [tuple(r.values()) for r in found]
 
 
 async def test_load_stores_ordered_modules_as_authoritative(store, tmp_path):
@@ -219,20 +213,52 @@ async def test_discovered_path_becomes_authoritative_when_loaded(store):
     assert store.catalog.authoritative == {"p"}
 
 
-async def test_catalog_load_reads_the_tables_back(store):
-    await store.load_catalog([CatalogPath("p", None, [("a", None), ("b", None)])])
-    fresh = await load_catalog(store.db.reader)
-    assert fresh.module_counts == {"p": 2}
-    assert fresh.authoritative == {"p"}
-    assert fresh.known_modules == {("p", "a"), ("p", "b")}
+async def test_catalog_load_reads_the_tables_back(store, store_location):
+    await store.load_catalog([CatalogPath("p", "P", [("a", None), ("b", "B")])])
+    # A second store (another process, or another node) reads what the first wrote.
+    other = await Store.open(store_location)
+    try:
+        assert other.catalog.module_counts == {"p": 2}
+        assert other.catalog.authoritative == {"p"}
+        assert other.catalog.known_modules == {("p", "a"), ("p", "b")}
+        assert await other.catalog_rows() == [
+            {"path": "p", "path_title": "P", "source": "file", "position": 1, "module": "a",
+             "title": None},
+            {"path": "p", "path_title": "P", "source": "file", "position": 2, "module": "b",
+             "title": "B"},
+        ]  # fmt: skip
+    finally:
+        await other.close()
 
 
-async def test_catalog_survives_reopen(tmp_path):
-    path = tmp_path / "jacmon.db"
-    store = await Store.open(path)
+async def test_another_process_loading_a_catalog_is_picked_up(store, store_location):
+    assert await store.refresh_catalog() is False
+    other = await Store.open(store_location)
+    try:
+        await other.load_catalog([CatalogPath("p", None, [("a", None), ("b", None)])])
+    finally:
+        await other.close()
+    assert await store.refresh_catalog() is True
+    assert store.catalog.module_counts == {"p": 2}
+    assert await store.refresh_catalog() is False
+
+
+async def test_modules_left_out_names_progress_the_file_does_not_list(store):
+    event = validate_event(
+        {"id": "e1", "type": "module.progressed", "ts": "2026-01-05T10:00:00Z",
+         "learner": "u1", "path": "p", "module": "extra", "progress": 10}
+    )  # fmt: skip
+    await store.ingest([event])
+    listed = [CatalogPath("p", None, [("a", None)]), CatalogPath("q", None, [("x", None)])]
+    assert await store.modules_left_out(listed) == {"p": ["extra"]}
+    assert await store.modules_left_out([]) == {}
+
+
+async def test_catalog_survives_reopen(store_location):
+    store = await Store.open(store_location)
     await store.load_catalog([CatalogPath("p", None, [("a", None), ("b", None)])])
     await store.close()
-    store = await Store.open(path, readonly=True)
+    store = await Store.open(store_location, readonly=True)
     try:
         assert store.catalog.module_counts == {"p": 2}
         assert store.catalog.authoritative == {"p"}

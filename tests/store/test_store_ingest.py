@@ -1,21 +1,22 @@
-"""The event store on a real SQLite file: sequence numbers, duplicates, progress rows, cursors.
+"""The event store on each backend (a SQLite file, a PostgreSQL database): sequence
+numbers, duplicates, progress rows, cursors.
 
 Expected numbers are worked out by hand from the rules in jacmon/analytics/progress.py.
+Every test runs on both backends (the ``store``/``store_location`` fixtures of
+tests/store/conftest.py) except the few about SQLite's file itself, which say so.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from store_backends import elsewhere, install_failing_cursor_trigger, one, rows
 
 from jacmon.errors import StoreError
 from jacmon.events import Event, validate_event
-from jacmon.store import Store
+from jacmon.store import StorageUnavailable, Store
 from jacmon.store.catalog import CatalogPath
 from jacmon.store.sqlite.schema import latest_version
 
@@ -51,17 +52,6 @@ def completed(event_id: str, module: str, path: str = "p1", **kw: Any) -> Event:
     return ev(event_id, "module.completed", path=path, module=module, **kw)
 
 
-async def rows(store: Store, sql: str, *params: Any) -> list[dict[str, Any]]:
-    async with store.db.reader.execute(sql, params) as cursor:
-        return [dict(row) for row in await cursor.fetchall()]
-
-
-async def one(store: Store, sql: str, *params: Any) -> dict[str, Any]:
-    found = await rows(store, sql, *params)
-    assert len(found) == 1, found
-    return found[0]
-
-
 async def path_row(store: Store, learner: str = "u1", path: str = "p1") -> dict[str, Any]:
     return await one(
         store, "SELECT * FROM path_progress WHERE learner = ? AND path = ?", learner, path
@@ -81,38 +71,33 @@ async def learner_row(store: Store, learner: str = "u1") -> dict[str, Any]:
     return await one(store, "SELECT * FROM learners WHERE learner = ?", learner)
 
 
-def raw_sql(path: Path, sql: str) -> list[tuple]:
-    """Run SQL through a separate plain sqlite3 connection (what another process would do)."""
-    conn = sqlite3.connect(path)
-    try:
-        result = conn.execute(sql).fetchall()
-        conn.commit()
-        return result
-    finally:
-        conn.close()
-
-
-@pytest.fixture
-async def store(tmp_path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "jacmon.db")
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
 # Opening
 
 
-async def test_open_creates_wal_database_at_latest_schema(tmp_path):
+async def test_open_creates_an_empty_store_with_a_stable_server_id(store_location):
+    store = await Store.open(store_location)
+    try:
+        assert store.last_seq == 0
+        assert await store.oldest_seq() == 0
+        assert len(store.server_id) == 12
+        int(store.server_id, 16)  # hex
+        assert "secret" not in store.location  # never the password (PostgreSQL's DSN has one)
+    finally:
+        await store.close()
+    again = await Store.open(store_location)
+    try:
+        assert again.server_id == store.server_id
+    finally:
+        await again.close()
+
+
+async def test_sqlite_open_creates_wal_database_at_latest_schema(tmp_path):
+    """SQLite only: the file, its directories, WAL mode and PRAGMA user_version."""
     path = tmp_path / "sub" / "dir" / "jacmon.db"
     store = await Store.open(path)
     try:
         assert path.exists()
         assert store.path == path
-        assert store.last_seq == 0
-        assert len(store.server_id) == 12
-        int(store.server_id, 16)  # hex
         async with store.db.reader.execute("PRAGMA journal_mode") as cursor:
             assert (await cursor.fetchone())[0] == "wal"
         async with store.db.reader.execute("PRAGMA user_version") as cursor:
@@ -121,15 +106,10 @@ async def test_open_creates_wal_database_at_latest_schema(tmp_path):
         assert {"events", "path_progress", "cursors", "alerts", "task_runs"} <= tables
     finally:
         await store.close()
-    server_id = store.server_id
-    again = await Store.open(path)
-    try:
-        assert again.server_id == server_id
-    finally:
-        await again.close()
 
 
-async def test_readonly_open_of_missing_file_errors_clearly_and_creates_nothing(tmp_path):
+async def test_sqlite_readonly_open_of_missing_file_errors_clearly_and_creates_nothing(tmp_path):
+    """SQLite only: a missing file (PostgreSQL's counterpart, an empty database, is below)."""
     path = tmp_path / "absent.db"
     with pytest.raises(StoreError) as caught:
         await Store.open(path, readonly=True)
@@ -140,12 +120,19 @@ async def test_readonly_open_of_missing_file_errors_clearly_and_creates_nothing(
     assert not path.exists()
 
 
-async def test_readonly_store_reads_but_refuses_writes(tmp_path):
-    path = tmp_path / "jacmon.db"
-    store = await Store.open(path)
+async def test_postgres_readonly_open_of_an_empty_database_errors_clearly(pg_dsn):
+    with pytest.raises(StoreError) as caught:
+        await Store.open(pg_dsn, readonly=True)
+    assert "has schema version 0, expected" in str(caught.value)
+    assert "start jacmon serve on it once" in str(caught.value)
+    assert await elsewhere(pg_dsn, "SELECT to_regclass('events')") == [(None,)]
+
+
+async def test_readonly_store_reads_but_refuses_writes(store_location):
+    store = await Store.open(store_location)
     await store.ingest([ev("a", "activity"), ev("b", "activity")])
     await store.close()
-    readonly = await Store.open(path, readonly=True)
+    readonly = await Store.open(store_location, readonly=True)
     try:
         assert readonly.last_seq == 2
         rows = await readonly.recent_event_rows(10)
@@ -159,9 +146,8 @@ async def test_readonly_store_reads_but_refuses_writes(tmp_path):
 # Sequence numbers and duplicates
 
 
-async def test_sequence_is_gap_free_across_batches_with_duplicates(tmp_path):
-    path = tmp_path / "jacmon.db"
-    store = await Store.open(path)
+async def test_sequence_is_gap_free_across_batches_with_duplicates(store_location):
+    store = await Store.open(store_location)
     first = await store.ingest(
         [ev("a", "activity"), ev("b", "activity"), ev("a", "activity"), ev("c", "activity")]
     )
@@ -193,7 +179,7 @@ async def test_sequence_is_gap_free_across_batches_with_duplicates(tmp_path):
     ]
     await store.close()
 
-    reopened = await Store.open(path)
+    reopened = await Store.open(store_location)
     try:
         assert reopened.last_seq == 5
         outcome = await reopened.ingest([ev("f", "activity"), ev("c", "activity")])
@@ -229,22 +215,32 @@ async def test_stored_body_is_the_contract_json_with_extras(store):
     assert replayed["score"] == {"scaled": None, "raw": 3.0, "min": 0.0, "max": 4.0}
 
 
-async def test_last_seq_high_water_mark_survives_deleting_every_event(tmp_path):
-    path = tmp_path / "jacmon.db"
-    store = await Store.open(path)
+async def test_last_seq_high_water_mark_survives_deleting_every_event(store_location):
+    store = await Store.open(store_location)
     await store.ingest([ev("a", "activity"), ev("b", "activity"), ev("c", "activity")])
     await store.close()
     # Retention (or an operator) removes every event.
-    raw_sql(path, "DELETE FROM events")
-    assert raw_sql(path, "SELECT value FROM meta WHERE key = 'last_seq'") == [("3",)]
+    await elsewhere(store_location, "DELETE FROM events")
 
-    store = await Store.open(path)
+    store = await Store.open(store_location)
     try:
         assert store.last_seq == 3
         assert await store.oldest_seq() == 0
+        assert await store.event_rows_since(0) == []
         outcome = await store.ingest([ev("d", "activity")])
         assert [s.seq for s in outcome.stored] == [4]
-        assert (await one(store, "SELECT value FROM meta WHERE key = 'last_seq'"))["value"] == "4"
+        assert store.last_seq == 4
+    finally:
+        await store.close()
+
+
+async def test_sqlite_keeps_the_high_water_mark_in_meta(tmp_path):
+    """SQLite only: where the mark lives (PostgreSQL's is the seq_counters row)."""
+    path = tmp_path / "jacmon.db"
+    store = await Store.open(path)
+    try:
+        await store.ingest([ev("a", "activity"), ev("b", "activity")])
+        assert (await one(store, "SELECT value FROM meta WHERE key = 'last_seq'"))["value"] == "2"
     finally:
         await store.close()
 
@@ -515,16 +511,7 @@ async def test_cursor_is_saved_with_the_batch_even_when_every_event_is_a_duplica
     assert store.last_seq == 1
 
 
-def install_failing_cursor_trigger(path: Path) -> None:
-    """Make writing the cursor value 'boom' fail: the last statement of a batch's transaction."""
-    raw_sql(
-        path,
-        "CREATE TRIGGER fail_cursor BEFORE INSERT ON cursors WHEN NEW.value = 'boom' "
-        "BEGIN SELECT RAISE(ABORT, 'forced failure'); END",
-    )
-
-
-def table_counts(path: Path) -> dict[str, int]:
+async def table_counts(location) -> dict[str, int]:
     tables = [
         "events",
         "module_progress",
@@ -534,12 +521,12 @@ def table_counts(path: Path) -> dict[str, int]:
         "catalog_modules",
         "cursors",
     ]
-    return {t: raw_sql(path, f"SELECT count(*) FROM {t}")[0][0] for t in tables}
+    return {t: (await elsewhere(location, f"SELECT count(*) FROM {t}"))[0][0] for t in tables}
 
 
-async def test_failing_batch_rolls_back_everything_including_the_cursor(store):
+async def test_failing_batch_rolls_back_everything_including_the_cursor(store, store_location):
     await store.ingest([progressed("a", "m1", 10)], cursor=("lrs", "v1"))
-    before = table_counts(store.path)
+    before = await table_counts(store_location)
     assert before == {
         "events": 1,
         "module_progress": 1,
@@ -549,19 +536,21 @@ async def test_failing_batch_rolls_back_everything_including_the_cursor(store):
         "catalog_modules": 1,
         "cursors": 1,
     }
-    install_failing_cursor_trigger(store.path)
+    await install_failing_cursor_trigger(store_location)
 
-    with pytest.raises(sqlite3.IntegrityError, match="forced failure"):
+    # The trigger's own error (sqlite3.IntegrityError, asyncpg's RaiseError), not a
+    # StorageUnavailable: the batch, not the storage, failed.
+    with pytest.raises(Exception, match="forced failure") as caught:
         await store.ingest(
             [progressed("b", "m1", 90), progressed("c", "m2", 50, path="p2", learner="u2")],
             cursor=("lrs", "boom"),
         )
-    assert table_counts(store.path) == before
+    assert not isinstance(caught.value, StorageUnavailable)
+    assert await table_counts(store_location) == before
     assert store.last_seq == 1
     assert await store.get_cursor("lrs") == "v1"
     assert (await module_row(store, "m1"))["percent"] == 10.0
-    meta = await one(store, "SELECT value FROM meta WHERE key = 'last_seq'")
-    assert meta["value"] == "1"
+    assert store.write_problem is None
 
     # The store stays usable: the next batch gets the next sequence number.
     outcome = await store.ingest([progressed("b", "m1", 90)], cursor=("lrs", "v2"))
@@ -569,10 +558,10 @@ async def test_failing_batch_rolls_back_everything_including_the_cursor(store):
     assert await store.get_cursor("lrs") == "v2"
 
 
-async def test_retrying_a_failed_batch_gives_the_same_progress(store):
-    install_failing_cursor_trigger(store.path)
+async def test_retrying_a_failed_batch_gives_the_same_progress(store, store_location):
+    await install_failing_cursor_trigger(store_location)
     batch = [progressed("a", "m1", 50)]
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(Exception, match="forced failure"):
         await store.ingest(batch, cursor=("lrs", "boom"))
     await store.ingest(batch, cursor=("lrs", "v1"))
     row = await path_row(store)

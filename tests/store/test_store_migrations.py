@@ -1,4 +1,9 @@
-"""Schema migrations: applied in order, once, atomically; versions checked on open."""
+"""SQLite's schema migrations: applied in order, once, atomically; versions checked on open.
+
+SQLite only: these are about the file, ``PRAGMA user_version`` and the aiosqlite
+connections opened and closed. PostgreSQL's migrations (the same versions, once across
+nodes under an advisory lock) are tested in tests/cluster/test_pg_database.py.
+"""
 
 from __future__ import annotations
 

@@ -243,3 +243,21 @@ class PgDatabase:
     async def close(self) -> None:
         """Close the pool, waiting for the connections in use to be released."""
         await self.pool.close()
+
+
+async def read_schema_version(dsn: str, *, timeout: float = CONNECT_TIMEOUT_S) -> int | str | None:
+    """The schema version of the database at ``dsn``, creating nothing: None if it has no
+    jacmon schema yet, the error text (host, port and database, never the password) if
+    it cannot be read."""
+    try:
+        conn = await asyncpg.connect(dsn, timeout=timeout)
+    except (OSError, TimeoutError, ValueError, asyncpg.PostgresError,
+            asyncpg.InterfaceError) as exc:  # fmt: skip
+        return str(_open_error(exc, dsn, timeout))
+    try:
+        version = await schema_version(conn)
+    except asyncpg.PostgresError as exc:
+        return f"cannot read the schema version of {location(dsn)}: {_scrub(str(exc), dsn)}"
+    finally:
+        await conn.close()
+    return version or None

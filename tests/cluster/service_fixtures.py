@@ -1,4 +1,8 @@
-"""Fixtures for the cluster tests: a real PostgreSQL and a real Redis on loopback.
+"""Fixtures for the tests that need a real PostgreSQL or Redis on loopback (a pytest plugin).
+
+tests/conftest.py loads this module (``pytest_plugins``), so tests/cluster and the
+store suite in tests/store share one session server. Nothing starts until a test
+asks for a fixture: a run of SQLite-only tests starts no PostgreSQL.
 
 ``postgres_server`` and ``redis_server`` are started once per session (by
 cluster_services, as the ``postgres`` system user when the tests run as root) and
