@@ -440,3 +440,34 @@ async def test_a_read_only_database_is_storage_unavailable_with_what_to_do(pg_ds
         assert store.write_problem is None
     finally:
         await store.close()
+
+
+async def test_a_node_stuck_inside_a_batch_holds_up_the_others_only_for_a_while(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jacmon.store.postgres import database, sequence
+
+    # 60 s in production; 1 s here.
+    monkeypatch.setattr(database, "IDLE_IN_TRANSACTION_TIMEOUT_S", 1.0)
+    stuck, other = await Store.open(pg_dsn), await Store.open(pg_dsn)
+    try:
+        await other.ingest([event("a")])
+
+        async def freeze_mid_batch() -> None:
+            async with stuck.db.transaction() as conn:
+                await sequence.lock(conn)  # what a batch takes first
+                await asyncio.sleep(2.5)  # frozen, without committing
+                await conn.fetchval("SELECT 1")
+
+        frozen = asyncio.create_task(freeze_mid_batch())
+        await asyncio.sleep(0.3)
+        started = asyncio.get_running_loop().time()
+        outcome = await asyncio.wait_for(other.ingest([event("b")]), timeout=4)
+        waited = asyncio.get_running_loop().time() - started
+        assert [s.seq for s in outcome.stored] == [2]
+        assert 0.3 < waited < 3  # waited for the stuck session to be ended, not for ever
+        with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError)):
+            await frozen  # its transaction is gone: nothing of it commits
+    finally:
+        await stuck.close()
+        await other.close()

@@ -32,6 +32,13 @@ MIGRATION_LOCK = 0x6A61636D6F6E
 #: Seconds to wait for a connection (TCP connect, TLS and authentication) before giving up.
 CONNECT_TIMEOUT_S = 10.0
 
+#: Seconds a session may sit idle inside an open transaction before PostgreSQL ends it.
+#: An ingest batch holds the events counter row until it commits, so a node that stops
+#: mid-batch (frozen, partitioned) would hold up every node's ingest until TCP gave up
+#: on it (hours); this bounds that. No jacmon transaction waits on anything but the
+#: database for long: a task's reads and planning take seconds, not a minute.
+IDLE_IN_TRANSACTION_TIMEOUT_S = 60.0
+
 
 @dataclass(frozen=True, slots=True)
 class Location:
@@ -211,7 +218,12 @@ class PgDatabase:
                 min_size=min_size,
                 max_size=max_size,
                 timeout=connect_timeout,
-                server_settings={"application_name": "jacmon"},
+                server_settings={
+                    "application_name": "jacmon",
+                    "idle_in_transaction_session_timeout": str(
+                        int(IDLE_IN_TRANSACTION_TIMEOUT_S * 1000)
+                    ),
+                },
             )
         except (OSError, TimeoutError, ValueError, asyncpg.PostgresError,
                 asyncpg.InterfaceError) as exc:  # fmt: skip
