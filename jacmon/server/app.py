@@ -279,6 +279,8 @@ class JacmonServer:
             connection_counts=self.connection_counts,
             loops_down=self.loops.loops_down,
             metrics_text=self._metrics_text,
+            node=self.node,
+            leading=lambda: self.leading,
         )
         subscribe_hub(ctx)
         self.sampler.subscribe(self.bus)

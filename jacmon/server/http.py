@@ -16,6 +16,7 @@ from typing import Any
 from websockets.http11 import Request, Response
 
 from jacmon import __version__
+from jacmon.bus import LocalBus
 from jacmon.logs import redact
 from jacmon.server.admission import Gate, Refused
 from jacmon.server.auth import OriginKind
@@ -47,6 +48,8 @@ class HttpEndpoints:
         connection_counts: Callable[[], dict[str, int]],
         loops_down: Mapping[str, str],
         metrics_text: Callable[[], str],
+        node: str,
+        leading: Callable[[], bool],
     ):
         self.ctx = ctx
         self.gate = gate
@@ -54,6 +57,8 @@ class HttpEndpoints:
         self.connection_counts = connection_counts
         self.loops_down = loops_down
         self.metrics_text = metrics_text
+        self.node = node
+        self.leading = leading
 
     async def healthz(self, token: str | None, origin: OriginKind) -> Response:
         """Health as JSON: 200 "ok", or 503 "degraded" with the reasons.
@@ -74,6 +79,13 @@ class HttpEndpoints:
             "version": __version__,
             "uptime_s": round(time.time() - self.started_at, 1),
             "db": db,
+            "bus": {
+                "ok": not problems.get("bus"),
+                "kind": "local" if isinstance(self.ctx.bus, LocalBus) else "redis",
+            },
+            "node": self.node,
+            # This node runs the scheduler and the notifier (one node of a store does).
+            "leader": self.leading(),
             "connections": self.connection_counts(),
         }
         if problems:

@@ -1,0 +1,156 @@
+"""Three ``jacmon serve`` nodes on one PostgreSQL and one Redis: every node streams
+everything, in order, with no gap and no repeat; a client resumes on another node; a
+node killed mid-ingest loses nothing acknowledged; the lease moves when its leader dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import asyncpg
+import pytest
+from nodes import ActivityReader, Node
+from support import event, until
+
+from jacmon.client.ingest import IngestClient
+
+pytestmark = pytest.mark.timeout(300)
+
+#: Events in each run (the issue's figure) and per batch.
+EVENTS = 20_000
+BATCH = 500
+
+
+@pytest.fixture
+async def cluster(tmp_path, pg_dsn, redis_server):
+    """Three nodes, started one after the other (the first migrates the database)."""
+    nodes = [Node(f"n{i}", pg_dsn, redis_server.url, tmp_path) for i in (1, 2, 3)]
+    try:
+        for node in nodes:
+            await node.start()
+        yield nodes
+    finally:
+        for node in nodes:
+            await node.stop()
+
+
+def batches(first: int, count: int, *, prefix: str = "e") -> list[list[dict]]:
+    out = []
+    for start in range(first, first + count, BATCH):
+        out.append(
+            [
+                event(n, learner=f"u{n % 40}") | {"id": f"{prefix}{n}"}
+                for n in range(start, min(first + count, start + BATCH))
+            ]
+        )
+    return out
+
+
+async def send_all(node: Node, work: list[list[dict]]) -> int:
+    """Send every batch to ``node``; the last acknowledged seq."""
+    last = 0
+    async with IngestClient(node.url) as client:
+        for batch in work:
+            ack = await client.send_batch(batch)
+            assert not ack.rejected, ack.rejected
+            last = max(last, ack.last_seq)
+    return last
+
+
+async def test_ingest_into_one_node_reaches_clients_on_the_others_in_order(cluster):
+    n1, n2, n3 = cluster
+    async with ActivityReader(n2) as on2, ActivityReader(n3) as on3:
+        last = await send_all(n1, batches(1, EVENTS))
+        assert last == EVENTS
+        await on2.until(last)
+        await on3.until(last)
+    assert on2.seqs == list(range(1, EVENTS + 1))
+    assert on3.seqs == list(range(1, EVENTS + 1))
+
+
+async def test_ingest_spread_over_three_nodes_at_once_streams_one_order_everywhere(cluster):
+    readers = [ActivityReader(node) for node in cluster]
+    async with contextlib.AsyncExitStack() as stack:
+        for reader in readers:
+            await stack.enter_async_context(reader)
+        share = EVENTS // 3
+        lasts = await asyncio.gather(
+            *(
+                send_all(node, batches(1 + i * share, share, prefix=f"n{i}-"))
+                for i, node in enumerate(cluster)
+            )
+        )
+        total = 3 * share
+        assert max(lasts) == total
+        for reader in readers:
+            await reader.until(total)
+    for reader in readers:
+        assert reader.seqs == list(range(1, total + 1)), reader.node.name
+
+
+async def test_a_client_resumes_on_another_node_with_exactly_the_missed_events(cluster):
+    n1, n2, n3 = cluster
+    async with ActivityReader(n2) as first:
+        await send_all(n1, batches(1, 2000))
+        await first.until(2000)
+    seen = first.seqs[-1]
+    await send_all(n1, batches(2001, 3000))
+    async with ActivityReader(n3, since=seen) as resumed:
+        await resumed.until(5000)
+    assert resumed.seqs == list(range(seen + 1, 5001))
+    hello = next(f for f in resumed.frames if f["type"] == "hello")
+    assert hello["data"]["resumed"] is True
+
+
+async def test_sigkill_of_a_node_during_ingest_loses_nothing_acknowledged(cluster, pg_dsn):
+    n1, n2, n3 = cluster
+    work = batches(1, EVENTS)
+    acknowledged: list[str] = []
+    unacked: list[list[dict]] = []
+
+    async def produce() -> None:
+        async with IngestClient(n1.url) as client:
+            for index, batch in enumerate(work):
+                try:
+                    await client.send_batch(batch)
+                except Exception:
+                    unacked.extend(work[index:])
+                    return
+                acknowledged.extend(e["id"] for e in batch)
+
+    async with ActivityReader(n2) as on2, ActivityReader(n3) as on3:
+        producer = asyncio.create_task(produce())
+        await until(lambda: len(acknowledged) >= 5000, "5,000 acknowledged events")
+        n1.kill()
+        await producer
+        # The producer goes on with another node, resending what was not acknowledged.
+        last = await send_all(n2, unacked)
+        await on2.until(last)
+        await on3.until(last)
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        stored = {row["id"] for row in await conn.fetch("SELECT id FROM events")}
+        count = await conn.fetchval("SELECT count(*) FROM events")
+    finally:
+        await conn.close()
+    assert set(acknowledged) <= stored, "an acknowledged event is not in PostgreSQL"
+    assert count == len(stored) == EVENTS, "an event was stored twice or is missing"
+    assert on2.seqs == list(range(1, last + 1))
+    assert on3.seqs == list(range(1, last + 1))
+
+
+async def test_the_lease_moves_to_another_node_when_its_leader_dies(cluster):
+    healths = [await node.health() for node in cluster]
+    leaders = [node for node, health in zip(cluster, healths, strict=True) if health["leader"]]
+    assert len(leaders) == 1, healths
+    leader = leaders[0]
+    leader.kill()
+    others = [node for node in cluster if node is not leader]
+
+    async def new_leader():
+        found = [node for node in others if (await node.health())["leader"]]
+        return found if len(found) == 1 else None
+
+    found = await until(new_leader, "another node to take the lease", timeout=30)
+    assert found[0] is not leader
