@@ -186,10 +186,27 @@ class PgDatabase:
     :attr:`pool` for reads. Open with :meth:`open`; close with :meth:`close`.
     """
 
-    def __init__(self, pool: asyncpg.Pool, where: Location, version: int) -> None:
+    def __init__(self, pool: asyncpg.Pool, where: Location, version: int, dsn: str = "") -> None:
         self.pool = pool
         self.where = where
         self.version = version
+        #: For connections of their own (the lease's); never shown (it may hold a password).
+        self._dsn = dsn
+
+    async def connect_alone(self, application: str) -> asyncpg.Connection:
+        """A connection outside the pool, for a session that must live exactly as long
+        as its holder wants (a lease). TCP keepalives make the server notice a holder
+        whose machine or network died within about 10 s."""
+        return await asyncpg.connect(
+            self._dsn,
+            timeout=CONNECT_TIMEOUT_S,
+            server_settings={
+                "application_name": application,
+                "tcp_keepalives_idle": "5",
+                "tcp_keepalives_interval": "2",
+                "tcp_keepalives_count": "3",
+            },
+        )
 
     @classmethod
     async def open(
@@ -244,7 +261,7 @@ class PgDatabase:
         except BaseException:
             pool.terminate()
             raise
-        return cls(pool, where, version)
+        return cls(pool, where, version, dsn)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:

@@ -1,8 +1,9 @@
 """Leadership among the nodes of one PostgreSQL store: a session advisory lock, and a
 fencing token in ``meta``.
 
-The holder keeps one connection with ``pg_try_advisory_lock`` taken on it. When the
-holder dies, or its network does, PostgreSQL ends that session and frees the lock:
+The holder keeps one connection of its own (outside the pool, with TCP keepalives)
+with ``pg_try_advisory_lock`` taken on it. When the holder dies, or its network
+does, PostgreSQL ends that session and frees the lock:
 another node's next :meth:`PgLease.acquire` succeeds. On taking the lock a node bumps
 the token ``meta['lease:<name>']`` and remembers it as its :class:`Fence`.
 
@@ -68,13 +69,13 @@ class PgLease(Lease):
         if self._conn is not None:
             return await self.confirm()
         try:
-            conn = await self.db.pool.acquire()
+            conn = await self.db.connect_alone(f"jacmon lease {self.name}")
         except _CONNECTION_ERRORS as exc:
             log.info("lease %s: no connection to try it (%s)", self.name, exc)
             return False
         try:
             if not await conn.fetchval(_TRY_LOCK, self.name):
-                await self.db.pool.release(conn)
+                await conn.close()
                 return False
             token = await conn.fetchval(_BUMP, _key(self.name))
         except _CONNECTION_ERRORS as exc:
@@ -119,9 +120,10 @@ class PgLease(Lease):
             await self._drop(conn)
 
     async def _drop(self, conn: asyncpg.Connection, *, terminate: bool = True) -> None:
-        """Hand ``conn`` back; a broken one is terminated (its session, and any lock it
-        held, end with it)."""
+        """Close ``conn``; a broken one is terminated at once (its session, and any lock
+        it held, end with it)."""
         if terminate:
             conn.terminate()
+            return
         with contextlib.suppress(*_CONNECTION_ERRORS):
-            await self.db.pool.release(conn)
+            await asyncio.wait_for(conn.close(), CONFIRM_TIMEOUT_S)
