@@ -181,7 +181,10 @@ class IngestService:
         except StorageUnavailable as exc:
             return _error(
                 "storage_unavailable",
-                f"batch not stored: {exc}; nothing of it was acknowledged, send it again later",
+                # Not "not stored": a connection lost during COMMIT leaves that unknown. What
+                # holds is that nothing is acknowledged, and a resend stores nothing twice.
+                f"batch not acknowledged: {exc}; send it again later (events already "
+                "stored are recognised by id and stored once)",
             )
         except Exception:
             # A bug must not close the producer with 1011 and lose its other batches.

@@ -14,6 +14,7 @@ from nodes import ActivityReader, Node
 from support import event, until
 
 from jacmon.client.ingest import IngestClient
+from jacmon.errors import JacmonError
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -22,10 +23,10 @@ EVENTS = 20_000
 BATCH = 500
 
 
-@pytest.fixture
-async def cluster(tmp_path, pg_dsn, redis_server):
+@contextlib.asynccontextmanager
+async def three_nodes(tmp_path, dsn: str, bus: str):
     """Three nodes, started one after the other (the first migrates the database)."""
-    nodes = [Node(f"n{i}", pg_dsn, redis_server.url, tmp_path) for i in (1, 2, 3)]
+    nodes = [Node(f"n{i}", dsn, bus, tmp_path) for i in (1, 2, 3)]
     try:
         for node in nodes:
             await node.start()
@@ -33,6 +34,13 @@ async def cluster(tmp_path, pg_dsn, redis_server):
     finally:
         for node in nodes:
             await node.stop()
+
+
+@pytest.fixture
+async def cluster(tmp_path, pg_dsn, redis_server):
+    """Three nodes on the session's PostgreSQL and Redis."""
+    async with three_nodes(tmp_path, pg_dsn, redis_server.url) as nodes:
+        yield nodes
 
 
 def batches(first: int, count: int, *, prefix: str = "e") -> list[list[dict]]:
@@ -154,3 +162,94 @@ async def test_the_lease_moves_to_another_node_when_its_leader_dies(cluster):
 
     found = await until(new_leader, "another node to take the lease", timeout=30)
     assert found[0] is not leader
+
+
+async def test_a_redis_restart_during_ingest_leaves_no_gap_on_any_node(tmp_path, pg_dsn, own_redis):
+    async with three_nodes(tmp_path, pg_dsn, own_redis.url) as (n1, n2, n3):
+        work = batches(1, EVENTS)
+        async with ActivityReader(n2) as on2, ActivityReader(n3) as on3:
+            sent = asyncio.create_task(send_all(n1, work))
+            await on2.until(4000)
+            own_redis.restart()  # no persistence: the stream comes back empty
+            last = await sent
+            await on2.until(last)
+            await on3.until(last)
+        assert on2.seqs == list(range(1, EVENTS + 1))
+        assert on3.seqs == list(range(1, EVENTS + 1))
+        health = await until(lambda: _healthy(n2), "node 2 to report the bus up again", timeout=30)
+        assert health["bus"] == {"ok": True, "kind": "redis"}
+
+
+async def _healthy(node: Node):
+    health = await node.health()
+    return health if health["status"] == "ok" else None
+
+
+async def test_with_postgresql_stopped_ingest_is_refused_then_resumes(
+    tmp_path, own_postgres, redis_server
+):
+    dsn = own_postgres.create_database("cluster")
+    async with three_nodes(tmp_path, dsn, redis_server.url) as (n1, n2, n3):
+        async with ActivityReader(n3) as on3:
+            last = await send_all(n1, batches(1, 1000))
+            await on3.until(last)
+            own_postgres.stop()
+            async with IngestClient(n2.url) as client:
+                with pytest.raises(JacmonError, match=r"not acknowledged.*PostgreSQL"):
+                    await client.send_batch(batches(1001, 100)[0])
+            health = await n2.health()
+            assert health["status"] == "degraded"
+            assert any("database" in problem for problem in health["problems"])
+            own_postgres.start()
+
+            # The same nodes take batches again once the database is back.
+            async def resumed():
+                try:
+                    return await send_all(n2, batches(1001, 1000))
+                except JacmonError:
+                    return None
+
+            last = await until(resumed, "ingest to work again", timeout=60)
+            await on3.until(last)
+        assert on3.seqs == list(range(1, 2001)), "nothing acknowledged may be missing"
+
+
+@pytest.mark.timeout(400)
+async def test_the_next_fire_runs_on_the_new_leader_and_no_fire_time_runs_twice(
+    tmp_path, pg_dsn, redis_server
+):
+    every_minute = {"tasks__performance__cron": "* * * * *"}
+    nodes = [Node(f"n{i}", pg_dsn, redis_server.url, tmp_path, **every_minute) for i in (1, 2, 3)]
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        for node in nodes:
+            await node.start()
+
+        async def scheduled_runs():
+            return await conn.fetch(
+                "SELECT scheduled, outcome, pid FROM task_runs"
+                " WHERE task = 'performance' AND trigger = 'schedule' AND scheduled IS NOT NULL"
+                " AND outcome NOT IN ('skipped', 'missed') ORDER BY scheduled"
+            )
+
+        first = await until(scheduled_runs, "the leader's first scheduled run", timeout=150)
+        leaders = [node for node in nodes if (await node.health())["leader"]]
+        assert len(leaders) == 1
+        leader = leaders[0]
+        assert {row["pid"] for row in first} == {leader.process.pid}
+        leader.kill()
+        after = first[-1]["scheduled"]
+
+        async def next_fire():
+            rows = [r for r in await scheduled_runs() if r["scheduled"] > after]
+            return rows if rows and rows[0]["outcome"] != "running" else None
+
+        later = await until(next_fire, "the next fire on another node", timeout=150)
+        assert later[0]["pid"] != leader.process.pid
+        runs = await scheduled_runs()
+        fire_times = [row["scheduled"] for row in runs]
+        assert len(fire_times) == len(set(fire_times)), f"a fire time ran twice: {runs}"
+    finally:
+        await conn.close()
+        for node in nodes:
+            await node.stop()
