@@ -182,7 +182,8 @@ async def store_upkeep(ctx: ServerContext) -> None:
 
 async def store_watch(ctx: ServerContext, live_token_ids: Callable[[], Iterable[str]]) -> None:
     """Publish what other processes changed in the store: a catalog they loaded
-    (``jacmon catalog load``) and the revocation of tokens that are connected here."""
+    (``jacmon catalog load``) and the revocation of tokens that are connected here; and
+    take the velocity task's last result (run by whichever node leads)."""
     while True:
         await asyncio.sleep(STORE_WATCH_S)
         try:
@@ -191,6 +192,11 @@ async def store_watch(ctx: ServerContext, live_token_ids: Callable[[], Iterable[
                 ctx.bus.publish(CatalogChanged())
         except Exception:
             log.exception("reloading the catalog failed")
+        try:
+            # The velocity task runs on the leader; every node's samples carry its result.
+            ctx.sampler.set_velocity(await ctx.store.path_velocity())
+        except Exception:
+            log.exception("reading the velocity task's result failed")
         live = sorted(set(live_token_ids()))
         if not live:
             continue

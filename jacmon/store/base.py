@@ -528,6 +528,11 @@ class Store(abc.ABC):
         """The lease ``name`` among the nodes serving this store."""
 
     @abc.abstractmethod
+    async def path_velocity(self) -> dict[str, dict[str, Any]]:
+        """The velocity task's last result: path -> this_week, last_week, change_pct (for
+        the metrics samples of nodes that did not run it)."""
+
+    @abc.abstractmethod
     async def catalog_path_ids(self) -> list[str]:
         """Every catalog path, sorted."""
 

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 from nodes import ActivityReader, Node
 from support import event, until
+from websockets.asyncio.client import connect
 
 from jacmon.client.ingest import IngestClient
 from jacmon.errors import JacmonError
@@ -253,3 +256,32 @@ async def test_the_next_fire_runs_on_the_new_leader_and_no_fire_time_runs_twice(
         await conn.close()
         for node in nodes:
             await node.stop()
+
+
+async def test_every_nodes_metrics_count_every_nodes_events(cluster):
+    n1, n2, _ = cluster
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    work = [[e | {"ts": now} for e in batch] for batch in batches(1, 3000)]
+    # Ingest spread over two nodes; the third ingests nothing.
+    await asyncio.gather(send_all(n1, work[::2]), send_all(n2, work[1::2]))
+
+    async def latest_sample(node: Node) -> dict | None:
+        async with connect(f"{node.url}/ws/metrics") as ws:
+            snapshot = json.loads(await ws.recv())
+            while snapshot["type"] != "snapshot":
+                snapshot = json.loads(await ws.recv())
+        samples = snapshot["data"]["samples"]
+        return samples[-1] if samples and samples[-1]["events_per_min"] >= 3000 else None
+
+    counted = [
+        await until(lambda node=node: latest_sample(node), f"{node.name} to count 3,000", 30)
+        for node in cluster
+    ]
+    keys = (
+        "events_per_min",
+        "active_learners_5m",
+        "active_learners_24h",
+        "avg_score",
+        "completions_per_hour",
+    )
+    assert [{k: c[k] for k in keys} for c in counted] == [{k: counted[0][k] for k in keys}] * 3

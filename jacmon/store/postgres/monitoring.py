@@ -227,3 +227,14 @@ async def delete_events_before(
     if count and not dry_run:
         await conn.execute("DELETE FROM events WHERE ts < $1", float(cutoff))
     return count
+
+
+async def path_velocity(conn: asyncpg.Pool | asyncpg.Connection) -> dict[str, dict[str, Any]]:
+    """Path -> this_week, last_week, change_pct, as the velocity task last stored them."""
+    rows = await conn.fetch(
+        "SELECT path, this_week, last_week, change_pct FROM path_velocity ORDER BY path"
+    )
+    return {
+        path: {"this_week": this, "last_week": last, "change_pct": change}
+        for path, this, last, change in rows
+    }

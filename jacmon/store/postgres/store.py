@@ -547,6 +547,9 @@ class PgStore(Store):
     def lease(self, name: str) -> Lease:
         return PgLease(self.db, name)
 
+    async def path_velocity(self) -> dict[str, dict[str, Any]]:
+        return await monitoring.path_velocity(self.db.pool)
+
     async def catalog_path_ids(self) -> list[str]:
         return await monitoring.catalog_path_ids(self.db.pool)
 

@@ -577,6 +577,9 @@ class SqliteStore(Store):
         async with self.db.transaction() as conn:
             yield SqliteTransaction(conn, writable=True)
 
+    async def path_velocity(self) -> dict[str, dict[str, Any]]:
+        return await monitoring.path_velocity(self.db.reader)
+
     async def catalog_path_ids(self) -> list[str]:
         return await monitoring.catalog_path_ids(self.db.reader)
 
