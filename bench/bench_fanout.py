@@ -123,17 +123,37 @@ async def produce(
     }
 
 
-def run_fanout(url_base: str, args: argparse.Namespace, run: str, cpu_probe=None) -> dict:
-    """Start the client processes, produce, collect; ``cpu_probe()`` gives server CPU seconds."""
+def run_fanout(
+    url_base: str,
+    args: argparse.Namespace,
+    run: str,
+    cpu_probe=None,
+    *,
+    client_bases: list[str] | None = None,
+) -> dict:
+    """Start the client processes, produce, collect; ``cpu_probe()`` gives server CPU seconds.
+
+    The producer ingests into ``url_base``; client process ``i`` connects to
+    ``client_bases[i % len(client_bases)]`` (default: ``url_base``), so clients can be
+    spread over the nodes of a cluster.
+    """
+    bases = client_bases or [url_base]
     per_proc = [args.clients // args.procs] * args.procs
     per_proc[0] += args.clients - sum(per_proc)
     procs = [
         spawn_python(
             "activity_clients.py",
-            ["--url", f"{url_base}/ws/activity", "--count", str(n), "--full", str(args.full)]
+            [
+                "--url",
+                f"{bases[i % len(bases)]}/ws/activity",
+                "--count",
+                str(n),
+                "--full",
+                str(args.full),
+            ]
             + (["--raw"] if args.raw_clients else []),
         )
-        for n in per_proc
+        for i, n in enumerate(per_proc)
     ]
     try:
         ready = [json.loads(read_line(p, 300)) for p in procs]

@@ -110,14 +110,20 @@ async def send_all(url: str, frames: list[str], warmup: str) -> tuple[float, int
 
 
 def run_jacmon(
-    workdir: Path, events: list[dict], batch: int, tag: str, profile: Path | None = None
+    workdir: Path,
+    events: list[dict],
+    batch: int,
+    tag: str,
+    profile: Path | None = None,
+    **settings: object,
 ) -> dict:
+    """One server run (``settings`` go to its ServerSettings: ``store=`` a PostgreSQL DSN)."""
     frames = [
         json.dumps(events[i : i + batch], separators=(",", ":"))
         for i in range(0, len(events), batch)
     ]
     warmup = json.dumps([make_event(i, run=f"warm{tag}") for i in range(min(batch, 100))])
-    with server_process(workdir / f"jacmon-{tag}.db", profile=profile) as server:
+    with server_process(workdir / f"jacmon-{tag}.db", profile=profile, **settings) as server:
         cpu_before = server.cpu_seconds()
         elapsed, accepted = asyncio.run(send_all(server.url, frames, warmup))
         cpu = server.cpu_seconds() - cpu_before
