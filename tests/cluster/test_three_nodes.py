@@ -8,16 +8,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 from nodes import ActivityReader, Node
-from support import event, until
+from support import event, recv_until, until
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
+from jacmon.analytics.alert_rules import AlertCondition, PlannedChange
 from jacmon.client.ingest import IngestClient
 from jacmon.errors import JacmonError
+from jacmon.server.auth import create_token, revoke_token
+from jacmon.store import Store
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -285,3 +290,37 @@ async def test_every_nodes_metrics_count_every_nodes_events(cluster):
         "completions_per_hour",
     )
     assert [{k: c[k] for k in keys} for c in counted] == [{k: counted[0][k] for k in keys}] * 3
+
+
+async def test_alert_changes_and_revocations_reach_every_node(cluster, pg_dsn):
+    _, n2, n3 = cluster
+    store = await Store.open(pg_dsn)
+    try:
+        viewer, record = await create_token(store, role="viewer", can_ack=True)
+        async with connect(f"{n3.url}/ws/alerts?token={viewer}") as on3:
+            await recv_until(on3, lambda m: m["type"] == "snapshot")
+            # An alert fired by whichever process (a task on the leader, run-task): every
+            # node's alert feed reads the shared change log.
+            fired = PlannedChange(
+                "fire",
+                AlertCondition("inactivity", "warning", "ann", "python-101", "ann is idle"),
+            )
+            async with store.transaction() as tx:
+                await tx.apply_alert_changes([fired], now=time.time())
+            alert = await recv_until(on3, lambda m: m["type"] == "alert", timeout=10)
+            assert alert["data"]["change"] == "fired"
+            # An ack on node 2 reaches the client on node 3.
+            async with connect(f"{n2.url}/ws/alerts?token={viewer}") as on2:
+                await recv_until(on2, lambda m: m["type"] == "snapshot")
+                await on2.send(
+                    json.dumps({"type": "ack", "alert_id": alert["data"]["alert"]["id"]})
+                )
+                acked = await recv_until(on3, lambda m: m["type"] == "alert", timeout=10)
+                assert acked["data"]["change"] == "acknowledged"
+            # Revoked in the store: node 3 closes the token's connection (4001).
+            await revoke_token(store, record["id"])
+            with pytest.raises(ConnectionClosed) as closed:
+                await recv_until(on3, lambda m: False, timeout=15)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
+    finally:
+        await store.close()
