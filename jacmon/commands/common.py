@@ -200,7 +200,7 @@ def print_json(value: Any, *, stderr: bool = False) -> None:
 
 
 async def with_store(
-    db: Path, action: Callable[[Any], Awaitable[T]], *, readonly: bool = False
+    db: Path | str, action: Callable[[Any], Awaitable[T]], *, readonly: bool = False
 ) -> T:
     """Open the store at ``db``, run ``action(store)``, close it whatever happens."""
     from jacmon.store import Store
@@ -212,15 +212,17 @@ async def with_store(
         await store.close()
 
 
-def resolve_db(db: Path | None, config: Path | None) -> Path:
-    """The database path from ``--db``, else config/env, else the default."""
+def resolve_db(db: Path | None, config: Path | None) -> Path | str:
+    """The store: the SQLite file ``--db`` if given, else ``server.store`` (a shared
+    PostgreSQL, from config/env), else ``server.db`` from config/env, else the default."""
     from jacmon.config import load_settings
 
-    settings = load_settings(config, overrides={"server": {"db": db}})
-    return settings.server.db
+    if db is not None:
+        return db
+    return load_settings(config).server.store_location
 
 
-def require_database(path: Path, db: Path | None, config: Path | None) -> None:
+def require_database(path: Path | str, db: Path | None, config: Path | None) -> None:
     """Raise a UsageError naming ``path`` unless the database exists.
 
     For commands that read a database and must not create one: a mistyped path
@@ -228,8 +230,8 @@ def require_database(path: Path, db: Path | None, config: Path | None) -> None:
     options given (None: not given); the hint repeats them, so the suggested
     command works on the same file.
     """
-    if path.exists():
-        return
+    if not isinstance(path, Path) or path.exists():
+        return  # a PostgreSQL store: opening it says whether it is there
     if db is None and config is None:
         db = path  # from the environment: say which file
     serve = suggest_command("serve", db=db, config=config)
@@ -239,7 +241,7 @@ def require_database(path: Path, db: Path | None, config: Path | None) -> None:
     )
 
 
-def existing_db(db: Path | None, config: Path | None) -> Path:
+def existing_db(db: Path | None, config: Path | None) -> Path | str:
     """:func:`resolve_db`, checked by :func:`require_database`."""
     path = resolve_db(db, config)
     require_database(path, db, config)

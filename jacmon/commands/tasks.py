@@ -12,11 +12,11 @@ from rich.table import Table
 from jacmon.commands.common import (
     ConfigOption,
     DbOption,
+    existing_db,
     handle_errors,
     out_console,
     plain,
     print_json,
-    require_database,
     run,
     with_store,
 )
@@ -80,7 +80,7 @@ def _print_result(result: RunResult) -> None:
 
 
 async def _run_task(
-    name: str, *, db: Path, tasks: dict[str, Any], dry_run: bool, at: datetime | None
+    name: str, *, db: Path | str, tasks: dict[str, Any], dry_run: bool, at: datetime | None
 ) -> RunResult:
     clock = (lambda: at) if at is not None else None
 
@@ -111,11 +111,11 @@ def run_task_command(
     settings = load_settings(config, overrides={"server": {"db": db}})
     load_tasks_config(settings.tasks)
     # Not created here: a run against a mistyped path would report on an empty database.
-    require_database(settings.server.db, db, config)
+    location = existing_db(db, config)
     result = run(
         _run_task(
             name,
-            db=settings.server.db,
+            db=location,
             tasks=settings.tasks,
             dry_run=dry_run,
             at=parse_at(at),
@@ -129,7 +129,7 @@ def run_task_command(
         raise typer.Exit(1)
 
 
-async def _task_rows(db: Path, tasks: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+async def _task_rows(db: Path | str, tasks: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
     config = load_tasks_config(tasks)
     store = await Store.open(db, readonly=True)
     try:
@@ -177,8 +177,8 @@ def tasks_command(
 ) -> None:
     """List the monitoring tasks: schedule, time zone, last run and next run."""
     settings = load_settings(config, overrides={"server": {"db": db}})
-    require_database(settings.server.db, db, config)
-    rows = run(_task_rows(settings.server.db, settings.tasks, datetime.now(UTC)))
+    location = existing_db(db, config)
+    rows = run(_task_rows(location, settings.tasks, datetime.now(UTC)))
     if as_json:
         print_json(rows)
         return
