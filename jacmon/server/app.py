@@ -241,6 +241,10 @@ class JacmonServer:
             except OSError as exc:
                 raise UsageError(listen_problem(settings.host, settings.port, exc)) from None
         except BaseException:
+            # Also when cancelled by a stop signal while starting: nothing may be left
+            # running (a scheduler, the store's threads) to keep the process alive.
+            if self.leading:
+                await self._step_down()
             await self._stop_background()
             await self.store.close()
             self._lock.release()

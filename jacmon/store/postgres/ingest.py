@@ -27,13 +27,13 @@ first, so module positions and counts are decided on the current tables.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import asyncpg
 
 from jacmon.events import Event
 from jacmon.store.catalog import Catalog
+from jacmon.store.encoding import event_body
 from jacmon.store.postgres import sequence
 from jacmon.store.postgres.catalog import CatalogMark, catalog_mark, insert_discovered, load_catalog
 from jacmon.store.postgres.progress_sql import (
@@ -49,9 +49,6 @@ EVENT_COLUMNS = (
     "seq", "id", "type", "ts", "received", "learner", "path", "module", "item", "score",
     "success", "progress", "duration_s", "attempt", "session", "body",
 )  # fmt: skip
-
-#: Compact JSON for stored bodies, the SQLite store's encoder: the same text in both.
-_encode_body = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 async def insert_events(conn: asyncpg.Connection, rows: list[tuple]) -> None:
@@ -126,7 +123,7 @@ async def store_batch(
         # stable positions.
         pairs: dict[tuple[str, str | None], None] = {}
         for seq, (_, event) in zip(seqs, fresh, strict=True):
-            body = _encode_body(event.as_dict())
+            body = event_body(event)
             stored.append(StoredEvent(seq, event, body))
             rows.append(_event_row(seq, event, received, body))
             if event.path is not None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 
 from jacmon.events import Event
 from jacmon.store.catalog import Catalog
+from jacmon.store.encoding import event_body
 from jacmon.store.sqlite.catalog import insert_discovered
 from jacmon.store.sqlite.database import chunks
 from jacmon.store.sqlite.progress_sql import (
@@ -83,10 +83,6 @@ def recompute_path_percents(conn: sqlite3.Connection, catalog: Catalog, paths: s
             )
 
 
-#: Compact JSON for stored bodies; one encoder, not one per call.
-_encode_body = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-
-
 def store_batch(
     conn: sqlite3.Connection,
     catalog: Catalog,
@@ -118,7 +114,7 @@ def store_batch(
             duplicates.append(index)
             continue
         seen.add(event.id)
-        body = _encode_body(event.as_dict())
+        body = event_body(event)
         stored.append(StoredEvent(seq, event, body))
         score = event.score.percent if event.score is not None else None
         rows.append(

@@ -7,6 +7,7 @@ sequence number, and hands each statement to the module that holds its SQL.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -109,20 +110,27 @@ class SqliteStore(Store):
     async def open(cls, path: Path, *, readonly: bool = False) -> SqliteStore:  # type: ignore[override]
         """Open the database at ``path`` (created and migrated unless ``readonly``)."""
         db = await Database.open(path, readonly=readonly)
-        conn = db.reader
-        catalog = await load_catalog(conn)
-        async with conn.execute(_HEAD_SQL) as cursor:
-            (last_seq,) = await cursor.fetchone()
-        server_id = await get_meta(conn, "server_id")
-        if server_id is None and not readonly:
-            server_id = uuid.uuid4().hex[:12]
-            async with db.transaction() as writer:
-                await writer.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('server_id', ?)", (server_id,)
-                )
-        if server_id is None:
-            server_id = "unknown"  # read-only, and no server ever wrote this database
-        catalog_version = await get_meta(conn, "catalog_version")
+        try:
+            conn = db.reader
+            catalog = await load_catalog(conn)
+            async with conn.execute(_HEAD_SQL) as cursor:
+                (last_seq,) = await cursor.fetchone()
+            server_id = await get_meta(conn, "server_id")
+            if server_id is None and not readonly:
+                server_id = uuid.uuid4().hex[:12]
+                async with db.transaction() as writer:
+                    await writer.execute(
+                        "INSERT OR IGNORE INTO meta (key, value) VALUES ('server_id', ?)",
+                        (server_id,),
+                    )
+            if server_id is None:
+                server_id = "unknown"  # read-only, and no server ever wrote this database
+            catalog_version = await get_meta(conn, "catalog_version")
+        except BaseException:
+            # Interrupted (a stop signal while starting) or failed: an aiosqlite thread left
+            # running would keep the process alive.
+            await asyncio.shield(db.close())
+            raise
         return cls(db, catalog, last_seq, server_id, catalog_version)
 
     async def close(self) -> None:
