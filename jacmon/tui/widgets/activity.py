@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from rich.cells import cell_len
 from rich.highlighter import Highlighter
 from rich.text import Text
 from textual.widgets import Log
@@ -55,6 +56,18 @@ class ActivityFeed(Log):
         self.unseen = 0
         #: The day (``YYYY-MM-DD``, local) the lines were drawn against; None: none drawn yet.
         self.day: str | None = None
+
+    def _update_size(self, updates: int, lines: list[str]) -> None:
+        """Measure new lines on the app's thread, not in Textual's thread worker.
+
+        Log measures them in a worker thread that calls back into the app; when the
+        dashboard closes meanwhile, that call raises NoActiveAppError inside the app
+        (seen in CI). Feed lines are one short row each: measuring them here costs
+        microseconds and leaves no thread behind.
+        """
+        if lines:
+            width = max(cell_len(self._process_line(line)) for line in lines)
+            self._update_maximum_width(updates, width)
 
     def add_events(self, events: Iterable[dict[str, Any]]) -> None:
         """Append events (oldest first)."""
