@@ -28,6 +28,7 @@ from jacmon.analytics.alert_rules import PlannedChange
 from jacmon.store.postgres import sequence
 from jacmon.store.postgres.database import PgDatabase
 from jacmon.store.postgres.queries import since_query
+from jacmon.store.records import alert_change, finite, load_json
 from jacmon.store.types import ALERT_STATES, AlertError
 
 Conn = asyncpg.Connection | asyncpg.Pool
@@ -42,28 +43,6 @@ _SELECT = (
 log = logging.getLogger("jacmon.alerts")
 
 
-def _finite(value: Any) -> Any:
-    """``value`` with non-finite numbers as None, at any depth (they are not JSON)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value
-
-
-def _load_json(text: str | None, default: Any) -> Any:
-    """Stored JSON text as a value with only finite numbers; ``default`` if unreadable."""
-    if text is None:
-        return default
-    try:
-        return _finite(json.loads(text))
-    except (ValueError, RecursionError):
-        log.warning("skipping unreadable stored alert json: %.80s", text)
-        return default
-
-
 def alert_from_row(row: asyncpg.Record | tuple) -> dict[str, Any]:
     """An alert row (in :data:`_SELECT` order) as the JSON-able dict the streams send."""
     (
@@ -73,12 +52,12 @@ def alert_from_row(row: asyncpg.Record | tuple) -> dict[str, Any]:
     ) = tuple(row)  # fmt: skip
     acknowledged = None
     if ack_at is not None:
-        acknowledged = _finite(
+        acknowledged = finite(
             {"by": ack_by, "at": ack_at, "note": ack_note, "expires_at": ack_expires_at}
         )
     silenced = None
     if silence_id is not None:
-        silenced = _finite(
+        silenced = finite(
             {"id": silence_id, "until": silence_until, "by": silence_by, "note": silence_note}
         )
     return {
@@ -90,12 +69,12 @@ def alert_from_row(row: asyncpg.Record | tuple) -> dict[str, Any]:
         "learner": learner,
         "path": path,
         "message": message,
-        "numbers": _load_json(numbers, {}),
+        "numbers": load_json(numbers, {}),
         "first_seen": first_seen,
         "last_seen": last_seen,
         "resolved_at": resolved_at,
         "acknowledged": acknowledged,
-        "acknowledgements": _load_json(ack_history, []),
+        "acknowledgements": load_json(ack_history, []),
         "silenced": silenced,
     }
 
@@ -142,10 +121,6 @@ async def open_alerts_of_rules(conn: Conn, rules: frozenset[str]) -> list[dict[s
     )
 
 
-def _change(seq: int, change: str, alert: dict[str, Any]) -> dict[str, Any]:
-    return {"seq": seq, "change": change, "alert": alert}
-
-
 async def alert_changes_since(
     conn: Conn, seq: int, *, learner: str | None = None, limit: int | None = None
 ) -> list[dict[str, Any]]:
@@ -155,9 +130,9 @@ async def alert_changes_since(
     )
     changes = []
     for s, change, body in await conn.fetch(sql, *params):
-        alert = _load_json(body, None)
+        alert = load_json(body, None)
         if isinstance(alert, dict):
-            changes.append(_change(s, change, alert))
+            changes.append(alert_change(s, change, alert))
         else:
             log.warning("skipping alert change %d: its stored alert is not readable", s)
     return changes
@@ -223,7 +198,7 @@ async def record_changes(
         alert = current[alert_id]
         body = json.dumps(alert, separators=(",", ":"))
         rows.append((seq, alert_id, change, float(ts), alert["learner"], body))
-        logged.append(_change(seq, change, alert))
+        logged.append(alert_change(seq, change, alert))
     await conn.executemany(
         "INSERT INTO alert_changes (seq, alert_id, change, ts, learner, body)"
         " VALUES ($1, $2, $3, $4, $5, $6)",

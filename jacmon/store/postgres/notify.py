@@ -10,7 +10,6 @@ planning an advisory lock. Times are wall-clock epoch seconds.
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -20,6 +19,7 @@ from jacmon.notify.config import Route
 from jacmon.notify.model import Delivery, Notification
 from jacmon.store.postgres.alerts import open_alerts
 from jacmon.store.postgres.meta import set_meta
+from jacmon.store.records import backoff_s, receivers_for
 from jacmon.store.types import ClaimedBatch, DueGroup, batch_key
 
 ROUTED_CHANGES = frozenset({"fired", "resolved", "acknowledged", "unacknowledged"})
@@ -73,7 +73,7 @@ async def route_new_changes(
         if change not in ROUTED_CHANGES:
             continue
         alert = {"rule": rule, "severity": severity, "learner": learner, "path": path}
-        for receiver, route in _receivers_for(routes, alert, change):
+        for receiver, route in receivers_for(routes, alert, change):
             group_key, labels = route.group_of(alert)
             if group_key not in labels_json:
                 labels_json[group_key] = json.dumps(labels)
@@ -92,18 +92,6 @@ async def route_new_changes(
         )
     await set_meta(conn, "notify_seq", str(changes[-1][0]))
     return len(changes)
-
-
-def _receivers_for(routes: list[Route], alert: dict[str, Any], change: str):
-    """(receiver, route) pairs for one change: every matching route, each receiver once."""
-    seen: set[str] = set()
-    for route in routes:
-        if not (route.sends(change) and route.matches(alert)):
-            continue
-        for receiver in route.receivers:
-            if receiver not in seen:
-                seen.add(receiver)
-                yield receiver, route
 
 
 async def due_groups(
@@ -245,17 +233,6 @@ async def finish_batch(
             group_key,
         )
     return state
-
-
-def backoff_s(
-    attempts: int, *, base_s: float, cap_s: float, rng: random.Random | None = None
-) -> float:
-    """Seconds before retry number ``attempts`` (1-based): full jitter under ``base_s``
-    doubling up to ``cap_s``. The SQLite store's function, repeated here because this
-    package may not import that one (import-linter); both should move to one pure
-    module when the store's shared helpers get one."""
-    ceiling = min(cap_s, base_s * 2 ** min(max(0, attempts - 1), 60))
-    return (rng or random).uniform(0, ceiling)
 
 
 async def plan_repeats(conn: asyncpg.Connection, routes: Mapping[str, Route], *, now: float) -> int:

@@ -13,23 +13,8 @@ import asyncpg
 
 from jacmon.store.postgres.alerts import ACTIVE_SILENCE_OF_ALERT, record_changes
 from jacmon.store.postgres.database import PgDatabase
+from jacmon.store.records import SILENCE_COLUMNS, silence_from_row
 from jacmon.store.types import SilenceError
-
-_COLUMNS = "id, rule, learner, path, starts_at, ends_at, created_by, note, expired_by, expired_at"
-_KEYS = tuple(column.strip() for column in _COLUMNS.split(","))
-
-
-def silence_from_row(row: asyncpg.Record | tuple) -> dict[str, Any]:
-    """A silences row as a dict; ``state`` is active, pending (starts later) or expired."""
-    silence = dict(zip(_KEYS, tuple(row), strict=True))
-    now = time.time()
-    if silence["expired_at"] is not None or silence["ends_at"] <= now:
-        silence["state"] = "expired"
-    elif silence["starts_at"] > now:
-        silence["state"] = "pending"
-    else:
-        silence["state"] = "active"
-    return silence
 
 
 async def _resilence(conn: asyncpg.Connection, now: float) -> list[dict[str, Any]]:
@@ -123,8 +108,8 @@ async def list_silences(
     conn: asyncpg.Pool, *, include_expired: bool = False
 ) -> list[dict[str, Any]]:
     """Silences, newest first; expired ones only with ``include_expired``."""
-    rows = [silence_from_row(row) for row in
-            await conn.fetch(f"SELECT {_COLUMNS} FROM silences ORDER BY id DESC")]  # fmt: skip
+    found = await conn.fetch(f"SELECT {SILENCE_COLUMNS} FROM silences ORDER BY id DESC")
+    rows = [silence_from_row(row) for row in found]
     return [s for s in rows if include_expired or s["state"] != "expired"]
 
 
@@ -132,7 +117,7 @@ async def _get(
     conn: asyncpg.Connection, silence_id: int, *, lock: bool = False
 ) -> dict[str, Any] | None:
     row = await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM silences WHERE id = $1" + (" FOR UPDATE" if lock else ""),
+        f"SELECT {SILENCE_COLUMNS} FROM silences WHERE id = $1" + (" FOR UPDATE" if lock else ""),
         silence_id,
     )
     return silence_from_row(row) if row else None

@@ -25,6 +25,7 @@ from typing import Any
 import asyncpg
 
 from jacmon.store.postgres.database import PgDatabase
+from jacmon.store.records import run_from_row
 
 _COLUMNS = (
     "id, task, trigger, outcome, scheduled, started, finished, duration_s, summary, error, pid"
@@ -33,25 +34,6 @@ _COLUMNS = (
 #: The advisory lock of task $1: a 64-bit hash of a name only jacmon's runs use.
 _TRY_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('jacmon task run: ' || $1, 0))"
 _UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('jacmon task run: ' || $1, 0))"
-
-
-def run_from_row(row: asyncpg.Record | tuple) -> dict[str, Any]:
-    (id_, task, trigger, outcome, scheduled, started, finished, duration, summary, error, pid) = (
-        tuple(row)
-    )
-    return {
-        "id": id_,
-        "task": task,
-        "trigger": trigger,
-        "outcome": outcome,
-        "scheduled": scheduled,
-        "started": started,
-        "finished": finished,
-        "duration_s": duration,
-        "summary": json.loads(summary) if summary else None,
-        "error": error,
-        "pid": pid,
-    }
 
 
 def _float(value: float | None) -> float | None:

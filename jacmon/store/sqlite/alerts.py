@@ -16,6 +16,7 @@ from typing import Any
 import aiosqlite
 
 from jacmon.analytics.alert_rules import PlannedChange
+from jacmon.store.records import alert_change, finite, load_json
 from jacmon.store.sqlite.database import Database, chunks
 from jacmon.store.sqlite.queries import since_query
 from jacmon.store.types import ALERT_STATES, AlertError
@@ -29,32 +30,6 @@ _COLUMNS = (
 )
 
 log = logging.getLogger("jacmon.alerts")
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with non-finite numbers as None, at any depth.
-
-    Rows written before client values were validated may hold ``inf`` or NaN;
-    they are not JSON, so one such row would stop every frame that carries it.
-    """
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value
-
-
-def _load_json(text: str | None, default: Any) -> Any:
-    """Stored JSON text as a value with only finite numbers; ``default`` if unreadable."""
-    if text is None:
-        return default
-    try:
-        return _finite(json.loads(text))
-    except (ValueError, RecursionError):
-        log.warning("skipping unreadable stored alert json: %.80s", text)
-        return default
 
 
 def alert_from_row(row: aiosqlite.Row | tuple) -> dict[str, Any]:
@@ -81,7 +56,7 @@ def alert_from_row(row: aiosqlite.Row | tuple) -> dict[str, Any]:
     ) = tuple(row)
     acknowledged = None
     if ack_at is not None:
-        acknowledged = _finite(
+        acknowledged = finite(
             {"by": ack_by, "at": ack_at, "note": ack_note, "expires_at": ack_expires_at}
         )
     return {
@@ -93,13 +68,13 @@ def alert_from_row(row: aiosqlite.Row | tuple) -> dict[str, Any]:
         "learner": learner,
         "path": path,
         "message": message,
-        "numbers": _load_json(numbers, {}),
+        "numbers": load_json(numbers, {}),
         "first_seen": first_seen,
         "last_seen": last_seen,
         "resolved_at": resolved_at,
         "acknowledged": acknowledged,
-        "acknowledgements": _load_json(ack_history, []),
-        "silenced": _finite(_load_json(silence, None)),
+        "acknowledgements": load_json(ack_history, []),
+        "silenced": finite(load_json(silence, None)),
     }
 
 
@@ -146,10 +121,6 @@ async def open_alerts_of_rules(conn: aiosqlite.Connection, rules: frozenset[str]
     )
 
 
-def _change(seq: int, change: str, alert: dict[str, Any]) -> dict[str, Any]:
-    return {"seq": seq, "change": change, "alert": alert}
-
-
 async def alert_changes_since(
     conn: aiosqlite.Connection, seq: int, *, learner: str | None = None, limit: int | None = None
 ) -> list[dict[str, Any]]:
@@ -161,9 +132,9 @@ async def alert_changes_since(
         rows = await cursor.fetchall()
     changes = []
     for s, change, body in rows:
-        alert = _load_json(body, None)
+        alert = load_json(body, None)
         if isinstance(alert, dict):
-            changes.append(_change(s, change, alert))
+            changes.append(alert_change(s, change, alert))
         else:
             log.warning("skipping alert change %d: its stored alert is not readable", s)
     return changes
@@ -253,7 +224,7 @@ async def record_changes(
         alert = current[alert_id]
         body = json.dumps(alert, separators=(",", ":"))
         rows.append((last + offset, alert_id, change, ts, alert["learner"], body))
-        logged.append(_change(last + offset, change, alert))
+        logged.append(alert_change(last + offset, change, alert))
     await conn.executemany(
         "INSERT INTO alert_changes (seq, alert_id, change, ts, learner, body)"
         " VALUES (?, ?, ?, ?, ?, ?)",

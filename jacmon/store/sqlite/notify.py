@@ -14,7 +14,6 @@ simulated demo.
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -22,13 +21,11 @@ import aiosqlite
 
 from jacmon.notify.config import Route
 from jacmon.notify.model import Delivery, Notification
+from jacmon.store.records import BACKOFF_BASE_S, BACKOFF_CAP_S, backoff_s, receivers_for
 from jacmon.store.sqlite.database import chunks, get_meta, set_meta
 from jacmon.store.types import ClaimedBatch, DueGroup, batch_key
 
 ROUTED_CHANGES = frozenset({"fired", "resolved", "acknowledged", "unacknowledged"})
-#: Retry backoff defaults: the first wait and the cap, in seconds (full jitter below them).
-BACKOFF_BASE_S = 2.0
-BACKOFF_CAP_S = 600.0
 #: Longest text kept from a receiver's answer.
 DETAIL_CHARS = 1000
 
@@ -71,7 +68,7 @@ async def route_new_changes(
         if change not in ROUTED_CHANGES:
             continue
         alert = {"rule": rule, "severity": severity, "learner": learner, "path": path}
-        for receiver, route in _receivers_for(routes, alert, change):
+        for receiver, route in receivers_for(routes, alert, change):
             group_key, labels = route.group_of(alert)
             if group_key not in labels_json:
                 labels_json[group_key] = json.dumps(labels)
@@ -90,19 +87,6 @@ async def route_new_changes(
         )
     await set_meta(conn, "notify_seq", str(changes[-1][0]))
     return len(changes)
-
-
-def _receivers_for(routes: list[Route], alert: dict[str, Any], change: str):
-    """(receiver, route) pairs for one change: every matching route, each receiver once
-    (through the first route that reaches it)."""
-    seen: set[str] = set()
-    for route in routes:
-        if not (route.sends(change) and route.matches(alert)):
-            continue
-        for receiver in route.receivers:
-            if receiver not in seen:
-                seen.add(receiver)
-                yield receiver, route
 
 
 async def due_groups(
@@ -199,20 +183,6 @@ async def claim_batch(conn: aiosqlite.Connection, group: DueGroup) -> ClaimedBat
         return None
     labels = json.loads(labels_row[0]) if labels_row else {}
     return ClaimedBatch(group.receiver, key, labels, rows)
-
-
-def backoff_s(
-    attempts: int,
-    *,
-    base_s: float = BACKOFF_BASE_S,
-    cap_s: float = BACKOFF_CAP_S,
-    rng: random.Random | None = None,
-) -> float:
-    """Seconds to wait before retry number ``attempts`` (1-based): full jitter over an
-    exponential ceiling (``base_s`` doubling up to ``cap_s``), so retries of many
-    notifications spread out."""
-    ceiling = min(cap_s, base_s * 2 ** min(max(0, attempts - 1), 60))
-    return (rng or random).uniform(0, ceiling)
 
 
 async def finish_batch(

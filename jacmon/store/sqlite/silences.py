@@ -14,35 +14,10 @@ from typing import Any
 
 import aiosqlite
 
+from jacmon.store.records import SILENCE_COLUMNS, silence_from_row
 from jacmon.store.sqlite.alerts import ACTIVE_SILENCE_OF_ALERT, record_changes
 from jacmon.store.sqlite.database import Database
 from jacmon.store.types import SilenceError
-
-_COLUMNS = "id, rule, learner, path, starts_at, ends_at, created_by, note, expired_by, expired_at"
-
-
-_KEYS = tuple(column.strip() for column in _COLUMNS.split(","))
-
-
-def silence_from_row(row: tuple) -> dict[str, Any]:
-    """A silences row as a dict; ``state`` is active, pending (starts later) or expired."""
-    silence = dict(zip(_KEYS, row, strict=True))
-    now = time.time()
-    if silence["expired_at"] is not None or silence["ends_at"] <= now:
-        silence["state"] = "expired"
-    elif silence["starts_at"] > now:
-        silence["state"] = "pending"
-    else:
-        silence["state"] = "active"
-    return silence
-
-
-def matches(silence: dict[str, Any], alert: dict[str, Any]) -> bool:
-    """True when every matcher the silence sets equals the alert's value."""
-    return all(
-        silence.get(key) is None or silence[key] == alert.get(key)
-        for key in ("rule", "learner", "path")
-    )
 
 
 async def _resilence(conn: aiosqlite.Connection, now: float) -> list[dict[str, Any]]:
@@ -137,7 +112,7 @@ async def list_silences(
     conn: aiosqlite.Connection, *, include_expired: bool = False
 ) -> list[dict[str, Any]]:
     """Silences, newest first; expired ones only with ``include_expired``."""
-    async with conn.execute(f"SELECT {_COLUMNS} FROM silences ORDER BY id DESC") as cursor:
+    async with conn.execute(f"SELECT {SILENCE_COLUMNS} FROM silences ORDER BY id DESC") as cursor:
         rows = [silence_from_row(row) for row in await cursor.fetchall()]
     return [s for s in rows if include_expired or s["state"] != "expired"]
 
@@ -145,7 +120,7 @@ async def list_silences(
 async def active_silences(conn: aiosqlite.Connection, *, now: float) -> list[dict[str, Any]]:
     """Silences in force at ``now`` (epoch seconds)."""
     async with conn.execute(
-        f"SELECT {_COLUMNS} FROM silences WHERE expired_at IS NULL"
+        f"SELECT {SILENCE_COLUMNS} FROM silences WHERE expired_at IS NULL"
         " AND starts_at <= ? AND ends_at > ?",
         (now, now),
     ) as cursor:
@@ -153,6 +128,8 @@ async def active_silences(conn: aiosqlite.Connection, *, now: float) -> list[dic
 
 
 async def _get(conn: aiosqlite.Connection, silence_id: int) -> dict[str, Any] | None:
-    async with conn.execute(f"SELECT {_COLUMNS} FROM silences WHERE id = ?", (silence_id,)) as c:
+    async with conn.execute(
+        f"SELECT {SILENCE_COLUMNS} FROM silences WHERE id = ?", (silence_id,)
+    ) as c:
         row = await c.fetchone()
     return silence_from_row(row) if row else None

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiosqlite
 
+from jacmon.store.records import run_from_row
 from jacmon.store.sqlite.database import Database
 
 
@@ -28,25 +29,6 @@ def _pid_alive(pid: int | None) -> bool:
         # Exists, owned by someone else.
         return True
     return True
-
-
-def run_from_row(row: aiosqlite.Row | tuple) -> dict[str, Any]:
-    (id_, task, trigger, outcome, scheduled, started, finished, duration, summary, error, pid) = (
-        tuple(row)
-    )
-    return {
-        "id": id_,
-        "task": task,
-        "trigger": trigger,
-        "outcome": outcome,
-        "scheduled": scheduled,
-        "started": started,
-        "finished": finished,
-        "duration_s": duration,
-        "summary": json.loads(summary) if summary else None,
-        "error": error,
-        "pid": pid,
-    }
 
 
 _COLUMNS = (
