@@ -10,6 +10,11 @@ core 0; one producer on core 1 sending pre-encoded frames and waiting for each a
 table of a fresh jacmon database in the same PostgreSQL, one transaction per
 batch, with ``COPY`` and with ``executemany`` (asyncpg, from this process).
 Reported: events/s and jacmon / baseline.
+
+Ingest stores events only; progress is a projection folded afterwards (issue 15).
+So each run also measures the projection on its own: the same events ingested
+through a PgStore into a fresh database (not timed), then one ``catch_up()`` of
+all of them (spans of ``PROJECTION_SPAN`` events) timed, from this process.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from common import (  # noqa: E402
     write_json,
 )
 
+from jacmon.events import validate_event  # noqa: E402
 from jacmon.store import Store  # noqa: E402
 
 RESULTS = BENCH / "results-server"
@@ -79,6 +85,29 @@ async def run_baseline(dsn: str, rows: list[tuple], batch: int, way: str) -> flo
         await conn.close()
 
 
+async def run_projection(dsn: str, events: list[dict], batch: int) -> dict:
+    """Ingest ``events`` (batches of ``batch``, not timed), then time one ``catch_up()``
+    folding all of them; seconds, events/s and the number of spans."""
+    parsed = [validate_event(event) for event in events]
+    store = await Store.open(dsn)
+    try:
+        for start in range(0, len(parsed), batch):
+            await store.ingest(parsed[start : start + batch])
+        started = time.perf_counter()
+        spans = await store.catch_up()
+        seconds = time.perf_counter() - started
+    finally:
+        await store.close()
+    folded = sum(span.last_seq - span.first_seq + 1 for span in spans)
+    if folded != len(parsed):
+        raise RuntimeError(f"projected {folded} of {len(parsed)} events")
+    return {
+        "projection_seconds": seconds,
+        "projection_events_per_s": len(parsed) / seconds,
+        "projection_spans": len(spans),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000, help="events per run")
@@ -89,7 +118,12 @@ def main() -> None:
     args = parser.parse_args()
     pin_to_cpu(LOAD_CPU)
     sizes = [int(s) for s in args.batches.split(",")]
-    results: dict = {"machine": machine_facts(), "events": args.events, "runs": {}}
+    results: dict = {
+        "machine": machine_facts(),
+        "events": args.events,
+        "runs": {},
+        "projection": [],
+    }
     with tempfile.TemporaryDirectory(prefix="jacmon-bench-pg-") as tmp, running_postgres() as pg:
         workdir = Path(tmp)
         for run in range(args.runs):
@@ -97,6 +131,15 @@ def main() -> None:
                 make_event(n, run=f"run{run}", learners=args.learners) for n in range(args.events)
             ]
             rows = pg_rows(baseline_rows(events))
+            dsn = asyncio.run(fresh_database(pg, f"p{run}"))
+            projection = asyncio.run(run_projection(dsn, events, max(sizes)))
+            results["projection"].append(projection)
+            print(
+                f"run {run} projection: {projection['projection_events_per_s']:8,.0f} ev/s"
+                f" ({projection['projection_seconds']:.2f} s,"
+                f" {projection['projection_spans']} spans)",
+                flush=True,
+            )
             for batch in sizes:
                 tag = f"r{run}b{batch}"
                 copy_s = asyncio.run(
@@ -139,6 +182,9 @@ def main() -> None:
             f"{s['executemany_events_per_s']:,.0f} | {s['ratio_copy']:.2f} | "
             f"{s['ratio_executemany']:.2f} | {s['server_cpu_share']:.0%} |"
         )
+    rate = median([p["projection_events_per_s"] for p in results["projection"]])
+    results["projection_median_events_per_s"] = rate
+    print(f"\nprojection (catch_up of {args.events:,} ingested events): {rate:,.0f} events/s")
     write_json(args.out, results)
 
 

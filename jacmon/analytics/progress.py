@@ -1,11 +1,20 @@
 """Progress rules as pure functions: how events move module, path and learner progress.
 
-This is the reference statement of the rules. A batch folds into one
+This is the reference statement of the rules. A span of events folds into one
 :class:`BatchProgress` (one delta per learner x module, learner x path and
 learner), and the ``apply_*`` functions below turn an old row and a delta into
-the new row. The store applies the same rules as set-based SQL inside the
-ingest transaction (jacmon/store/sqlite/progress_sql.py); tests hold the two to the
-same results over random event streams. Nothing here touches the database.
+the new row. The store applies the same rules as set-based SQL in its projector
+(jacmon/store/sqlite/progress_sql.py, jacmon/store/postgres/progress_sql.py);
+tests hold them to the same results over random event streams, spans and
+restarts. Nothing here touches the database.
+
+Every rule is a function of the *set* of events, not of their order or of how
+they were cut into spans: a late event (an LRS forwarding statements hours
+after they happened) gives the same rows as if it had come on time, and
+progress projected in spans of any size is the same. That is why a streak is
+computed from the set of active days (kept beside the rows: the store's
+``learner_days`` and ``path_days`` tables) and why unenrolment compares the
+latest unenrolment with the latest other event on the path by time.
 
 Rules, in short (docs/architecture.md has the full table):
 
@@ -16,11 +25,17 @@ Rules, in short (docs/architecture.md has the full table):
   ``session.ended`` duration counts for the learner, not for a module.
 * XP: lesson 10, module 50, path 200, assessment passed 25, an attempt
   score/10, any other event 1. Level = 1 + floor(sqrt(xp / 100)).
-* Streak = days in a row (UTC days) with at least one event.
+* Streak = the run of days in a row (UTC days with at least one event) that ends
+  at the latest active day; the learner's longest streak = the longest such run.
+* A path is unenrolled while its latest ``path.unenrolled`` is at or after every
+  other event on it (by event time); completed once ``path.completed`` arrives or,
+  with an authoritative catalog, once every module is completed (at the time the
+  last of them was).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -56,43 +71,26 @@ def xp_for_event(event: Event) -> int:
     return XP_BY_TYPE.get(event.type, 1)
 
 
-@dataclass(slots=True)
-class DayRun:
-    """The UTC days a batch was active on, reduced to what a streak needs."""
+@dataclass(frozen=True, slots=True)
+class Streak:
+    """What a set of active days (UTC day numbers) says about streaks."""
 
-    first: int
-    last: int
-    #: Days in a row ending at ``last``.
-    trailing: int
+    #: The latest active day.
+    active_day: int
+    #: Days in a row ending at ``active_day``.
+    current: int
+    #: The longest run of days in a row.
+    longest: int
 
     @classmethod
-    def of(cls, days: set[int]) -> DayRun:
+    def of(cls, days: set[int]) -> Streak:
+        """The streaks of ``days`` (not empty)."""
         ordered = sorted(days)
-        trailing = 1
-        for earlier, later in zip(reversed(ordered[:-1]), reversed(ordered), strict=False):
-            if later - earlier != 1:
-                break
-            trailing += 1
-        return cls(ordered[0], ordered[-1], trailing)
-
-    @property
-    def trailing_start(self) -> int:
-        """The first day of the run of days in a row that ends at ``last``."""
-        return self.last - self.trailing + 1
-
-
-def advance_streak(streak: int, active_day: int, run: DayRun) -> tuple[int, int]:
-    """(streak, active_day) after a batch active on ``run``'s days.
-
-    The streak extends when the batch's last run of days in a row reaches back
-    to the day after the last active day (or earlier); days before a gap in the
-    batch do not matter. Events older than the last active day change nothing.
-    """
-    if run.last <= active_day:
-        return streak, active_day
-    if run.trailing_start <= active_day + 1:
-        return streak + (run.last - active_day), run.last
-    return run.trailing, run.last
+        run = longest = 1
+        for earlier, later in itertools.pairwise(ordered):
+            run = run + 1 if later - earlier == 1 else 1
+            longest = max(longest, run)
+        return cls(ordered[-1], run, longest)
 
 
 @dataclass(slots=True)
@@ -113,8 +111,8 @@ class PathDelta:
     enrolled_at: float | None = None
     unenrolled_at: float | None = None
     completed_at: float | None = None
-    #: Latest event other than an unenrollment, to tell whether the learner came back.
-    last_engaged: float = -math.inf
+    #: Latest event other than an unenrolment, to tell whether the learner came back.
+    last_engaged: float | None = None
     time_spent_s: float = 0.0
     xp: int = 0
     first: float = math.inf
@@ -179,8 +177,8 @@ class BatchProgress:
             path.unenrolled_at = ts if path.unenrolled_at is None else max(path.unenrolled_at, ts)
         elif event.type == "path.completed":
             path.completed_at = ts if path.completed_at is None else min(path.completed_at, ts)
-        if event.type not in ("path.unenrolled", "path.enrolled"):
-            path.last_engaged = max(path.last_engaged, ts)
+        if event.type != "path.unenrolled":
+            path.last_engaged = ts if path.last_engaged is None else max(path.last_engaged, ts)
 
         if event.module is None:
             return
@@ -228,24 +226,36 @@ def apply_module(row: dict | None, delta: ModuleDelta) -> dict:
     return row
 
 
+def _earliest(*values: float | None) -> float | None:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+def _latest(*values: float | None) -> float | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
 def apply_path(
     row: dict | None,
     delta: PathDelta,
     *,
     module_percent_sum: float,
     modules_completed: int,
+    modules_completed_at: float | None,
     module_count: int,
     catalog_is_authoritative: bool,
+    days: set[int],
 ) -> dict:
     """The path_progress row after ``delta``.
 
-    ``module_percent_sum`` and ``modules_completed`` are over the learner's
-    module rows of this path *after* the batch; ``module_count`` is the
-    catalog's. With an authoritative catalog (loaded from a file), finishing
-    every module completes the path; with one discovered from events, only a
-    ``path.completed`` event does.
+    ``module_percent_sum``, ``modules_completed`` and ``modules_completed_at`` (the
+    latest completion time) are over the learner's module rows of this path *after*
+    the span; ``module_count`` is the catalog's; ``days`` every day the learner was
+    active on the path, the span's included. With an authoritative catalog (loaded
+    from a file), finishing every module completes the path; with one discovered
+    from events, only a ``path.completed`` event does.
     """
-    run = DayRun.of(delta.days)
     if row is None:
         row = {
             "status": "enrolled",
@@ -255,30 +265,22 @@ def apply_path(
             "xp": 0,
             "level": 1,
             "streak_days": 0,
-            "active_day": run.first - 1,
+            "active_day": 0,
             "enrolled_at": None,
             "first_activity": delta.first,
             "last_activity": delta.last,
             "completed_at": None,
+            "unenrolled_at": None,
+            "last_engaged": None,
         }
     else:
         row = dict(row)
-    if delta.enrolled_at is not None and (
-        row["enrolled_at"] is None or delta.enrolled_at < row["enrolled_at"]
-    ):
-        row["enrolled_at"] = delta.enrolled_at
-    completed_at = row["completed_at"]
-    if delta.completed_at is not None:
-        completed_at = (
-            delta.completed_at if completed_at is None else min(completed_at, delta.completed_at)
-        )
-    if (
-        completed_at is None
-        and catalog_is_authoritative
-        and module_count > 0
-        and modules_completed >= module_count
-    ):
-        completed_at = delta.last
+    row["enrolled_at"] = _earliest(row["enrolled_at"], delta.enrolled_at)
+    row["unenrolled_at"] = _latest(row["unenrolled_at"], delta.unenrolled_at)
+    row["last_engaged"] = _latest(row["last_engaged"], delta.last_engaged)
+    completed_at = _earliest(row["completed_at"], delta.completed_at)
+    if catalog_is_authoritative and module_count > 0 and modules_completed >= module_count:
+        completed_at = _earliest(completed_at, modules_completed_at)
     row["completed_at"] = completed_at
     row["modules_completed"] = modules_completed
     if completed_at is not None:
@@ -287,25 +289,24 @@ def apply_path(
     else:
         count = max(module_count, 1)
         row["percent"] = min(100.0, module_percent_sum / count)
-        came_back = delta.last_engaged > -math.inf or delta.enrolled_at is not None
-        if delta.unenrolled_at is not None and delta.unenrolled_at >= delta.last_engaged:
+        left = row["unenrolled_at"]
+        if left is not None and (row["last_engaged"] is None or left >= row["last_engaged"]):
             row["status"] = "unenrolled"
-        elif came_back or row["status"] != "unenrolled":
+        else:
             row["status"] = "in_progress" if module_percent_sum > 0 else "enrolled"
     row["time_spent_s"] += delta.time_spent_s
     row["xp"] += delta.xp
     row["level"] = level_for_xp(row["xp"])
-    row["streak_days"], row["active_day"] = advance_streak(
-        row["streak_days"], row["active_day"], run
-    )
+    streak = Streak.of(days)
+    row["streak_days"], row["active_day"] = streak.current, streak.active_day
     row["first_activity"] = min(row["first_activity"], delta.first)
     row["last_activity"] = max(row["last_activity"], delta.last)
     return row
 
 
-def apply_learner(row: dict | None, delta: LearnerDelta) -> dict:
-    """The learners row after ``delta``."""
-    run = DayRun.of(delta.days)
+def apply_learner(row: dict | None, delta: LearnerDelta, *, days: set[int]) -> dict:
+    """The learners row after ``delta``; ``days``: every day the learner was active,
+    the span's included."""
     if row is None:
         row = {
             "events": 0,
@@ -314,7 +315,7 @@ def apply_learner(row: dict | None, delta: LearnerDelta) -> dict:
             "level": 1,
             "streak_days": 0,
             "longest_streak": 0,
-            "active_day": run.first - 1,
+            "active_day": 0,
             "first_activity": delta.first,
             "last_activity": delta.last,
         }
@@ -324,10 +325,9 @@ def apply_learner(row: dict | None, delta: LearnerDelta) -> dict:
     row["time_spent_s"] += delta.time_spent_s
     row["xp"] += delta.xp
     row["level"] = level_for_xp(row["xp"])
-    row["streak_days"], row["active_day"] = advance_streak(
-        row["streak_days"], row["active_day"], run
-    )
-    row["longest_streak"] = max(row["longest_streak"], row["streak_days"])
+    streak = Streak.of(days)
+    row["streak_days"], row["active_day"] = streak.current, streak.active_day
+    row["longest_streak"] = streak.longest
     row["first_activity"] = min(row["first_activity"], delta.first)
     row["last_activity"] = max(row["last_activity"], delta.last)
     return row

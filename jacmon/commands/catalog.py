@@ -27,6 +27,9 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 async def _load_and_check(store: Store, paths: list[CatalogPath]) -> dict[str, list[str]]:
     """Load ``paths`` and return the modules seen in events that they leave out."""
+    # Progress trails ingest by the projector's lag (or a stopped server's backlog):
+    # fold every committed event first, so no module with progress goes unnamed.
+    await store.catch_up()
     left_out = await store.modules_left_out(paths)
     await store.load_catalog(paths)
     return left_out

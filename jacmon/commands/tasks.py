@@ -50,6 +50,11 @@ def _print_result(result: RunResult) -> None:
     console.print(f"{head} in {result.duration_s:.3f}s at {plain(result.started)}")
     if result.error:
         console.print(f"[red]error:[/] {result.error}")
+    if result.progress_seq is not None:
+        trail = (
+            f" ({result.unprojected} newer events not folded in yet)" if result.unprojected else ""
+        )
+        console.print(f"  progress as of event {result.progress_seq}{trail}", markup=False)
     detail = result.outcome_detail
     for key, value in detail.summary.items():
         if key != "alerts":

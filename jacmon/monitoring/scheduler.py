@@ -102,6 +102,10 @@ class RunResult:
     duration_s: float
     outcome_detail: TaskOutcome = field(default_factory=TaskOutcome)
     error: str | None = None
+    #: The projection watermark the run read progress at (events up to this seq).
+    progress_seq: int | None = None
+    #: Committed events after it when the run began (a dry run does not project).
+    unprojected: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +118,8 @@ class RunResult:
             "started": self.started.isoformat(),
             "duration_s": round(self.duration_s, 4),
             "error": self.error,
+            "progress_seq": self.progress_seq,
+            "unprojected": self.unprojected,
             **self.outcome_detail.as_dict(),
         }
 
@@ -426,7 +432,7 @@ class Scheduler:
         t0 = time.monotonic()
         try:
             result.outcome_detail = await asyncio.wait_for(
-                config.spec.run(ctx), timeout=config.timeout_s
+                self._run_projected(config, ctx, result), timeout=config.timeout_s
             )
             result.outcome = "success"
         except TimeoutError:
@@ -454,6 +460,19 @@ class Scheduler:
             " (dry run)" if dry_run else "",
         )
         return result
+
+    async def _run_projected(self, config: TaskConfig, ctx: TaskContext, result: RunResult):
+        """Run the task on progress as of every event committed before it began.
+
+        Progress is a projection that may trail ingest by a span: the run first folds
+        what is left (a dry run writes nothing, so it reports how far progress trails).
+        """
+        head = await self.store.committed_seq()
+        if not ctx.dry_run:
+            await self.store.catch_up(through_seq=head)
+        result.progress_seq = await self.store.progress_seq()
+        result.unprojected = max(0, head - result.progress_seq)
+        return await config.spec.run(ctx)
 
     async def _finish(self, result: RunResult) -> None:
         if result.run_id is None:

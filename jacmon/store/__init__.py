@@ -20,6 +20,8 @@ from jacmon.store.base import Store, Transaction, postgres_dsn
 from jacmon.store.types import (
     IngestOutcome,
     ProgressChanges,
+    ProgressView,
+    Projection,
     StorageUnavailable,
     StoredEvent,
 )
@@ -27,6 +29,8 @@ from jacmon.store.types import (
 __all__ = [
     "IngestOutcome",
     "ProgressChanges",
+    "ProgressView",
+    "Projection",
     "ServeLock",
     "StorageUnavailable",
     "Store",

@@ -25,13 +25,25 @@ from typing import TYPE_CHECKING, Any
 
 from jacmon.errors import StoreError
 from jacmon.store.catalog import Catalog, CatalogPath
-from jacmon.store.types import ClaimedBatch, DueGroup, IngestOutcome, ProgressChanges
+from jacmon.store.types import (
+    ClaimedBatch,
+    DueGroup,
+    IngestOutcome,
+    ProgressView,
+    Projection,
+)
 
 if TYPE_CHECKING:
     from jacmon.analytics.alert_rules import PlannedChange
     from jacmon.events import Event
     from jacmon.notify.config import Route
     from jacmon.notify.model import Delivery, Notification
+
+
+#: The most events one projector span folds: bounds how long a span holds the writer
+#: (about 0.1-0.3 s on SQLite here, docs/benchmarks.md "Projection"), so ingest is never
+#: starved of it while a long backlog is folded.
+PROJECTION_SPAN = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,9 +226,53 @@ class Store(abc.ABC):
     async def ingest(
         self, events: Sequence[Event], *, cursor: tuple[str, str] | None = None
     ) -> IngestOutcome:
-        """Store one batch in one transaction (with ``cursor`` = (name, value) if given);
-        returns once committed. Raises :class:`~jacmon.store.types.StorageUnavailable`
-        (nothing stored) when the storage, not the batch, fails."""
+        """Store one batch in one transaction (with ``cursor`` = (name, value) if given):
+        dedupe, sequence numbers, the events, the cursor; returns once committed, and
+        that commit is the acknowledgement. Progress is not touched: :meth:`project`
+        folds the new events in later. Raises
+        :class:`~jacmon.store.types.StorageUnavailable` (nothing stored) when the
+        storage, not the batch, fails."""
+
+    # -- the progress projection -------------------------------------------------
+    #
+    # The progress tables (module_progress, path_progress, learners) and the
+    # discovered catalog are a projection of the event log: exactly the fold of the
+    # events up to the watermark ``progress_seq``, which moves in the same transaction
+    # as the rows it changed. The fold does not depend on how the log is cut into
+    # spans (tests/store/test_projection.py holds it to the reference).
+
+    @abc.abstractmethod
+    async def project(self, *, max_events: int = PROJECTION_SPAN) -> Projection | None:
+        """Fold the committed events after the watermark, at most ``max_events`` of them,
+        into progress, and move the watermark, in one transaction; the span and the rows
+        it changed, or None when there was nothing to fold. Safe to call from several
+        processes at once (each span is folded once)."""
+
+    @abc.abstractmethod
+    async def progress_seq(self) -> int:
+        """The projection watermark: progress is the fold of the events up to this seq."""
+
+    async def catch_up(
+        self, *, through_seq: int | None = None, max_events: int = PROJECTION_SPAN
+    ) -> list[Projection]:
+        """Project in spans of at most ``max_events`` until the watermark reaches
+        ``through_seq`` (None: the newest committed event); the spans folded. For the
+        scheduler (tasks read progress as of the events before their fire time), commands
+        and tests; the server's projector does this in the background."""
+        spans: list[Projection] = []
+        while through_seq is None or not spans or spans[-1].last_seq < through_seq:
+            span = await self.project(max_events=max_events)
+            if span is None:
+                break
+            spans.append(span)
+        return spans
+
+    @abc.abstractmethod
+    async def progress_view(
+        self, paths: Sequence[str], module_keys: Sequence[tuple[str, str]], *, now: float
+    ) -> ProgressView:
+        """Summary rows of ``paths`` and ``module_keys`` and the learner count, read in one
+        snapshot together with the watermark they reflect."""
 
     @abc.abstractmethod
     async def get_cursor(self, name: str) -> str | None:
@@ -261,9 +317,11 @@ class Store(abc.ABC):
         one store; ``last_seq`` is what this process has seen)."""
 
     @abc.abstractmethod
-    async def progress_rows_for(self, learners: Sequence[str]) -> ProgressChanges:
-        """The current progress rows (learner, path and module rows) of ``learners``: what a
-        node that missed some batches sends its dashboards instead of their deltas."""
+    async def progress_rows_since(self, after_seq: int) -> Projection | None:
+        """Read in one snapshot: the watermark W and every progress row (learner, path and
+        module rows) of the learners with events ``after_seq+1..W``, as
+        ``Projection(after_seq + 1, W, rows)``; None if W <= ``after_seq``. What a node
+        that missed projection spans sends its dashboards instead of their deltas."""
 
     @abc.abstractmethod
     async def oldest_seq(self) -> int:
@@ -273,7 +331,8 @@ class Store(abc.ABC):
     async def progress_snapshot(
         self, *, learner: str | None = None, now: float | None = None, learner_limit: int = 1000
     ) -> dict[str, Any]:
-        """The dashboard's snapshot body (paths, modules, learners, learner_paths, ...)."""
+        """The dashboard's snapshot body (paths, modules, learners, learner_paths, ...),
+        read in one snapshot, with ``progress_seq``: the watermark it reflects."""
 
     @abc.abstractmethod
     async def path_summaries(self, paths: Sequence[str], *, now: float) -> list[dict[str, Any]]:

@@ -60,13 +60,34 @@ class ProgressChanges:
 
 @dataclass(slots=True)
 class IngestOutcome:
-    """What one committed batch did."""
+    """What one committed batch did (progress follows later: see :class:`Projection`)."""
 
     stored: list[StoredEvent]
     #: Indexes (into the events given) that were duplicates of stored ids.
     duplicate_indexes: list[int]
-    changes: ProgressChanges
     last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """One committed projector span: events ``first_seq``..``last_seq`` folded into the
+    progress tables, and the watermark (``progress_seq``) moved to ``last_seq`` in the
+    same transaction."""
+
+    first_seq: int
+    last_seq: int
+    changes: ProgressChanges
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressView:
+    """Dashboard summaries read in one snapshot with the watermark they reflect: every
+    value is the fold of the events up to ``progress_seq``, none after it."""
+
+    progress_seq: int
+    paths: list[dict[str, Any]]
+    modules: list[dict[str, Any]]
+    total_learners: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,10 @@ import pytest
 
 from jacmon.analytics.progress import (
     BatchProgress,
-    DayRun,
     LearnerDelta,
     ModuleDelta,
     PathDelta,
-    advance_streak,
+    Streak,
     apply_learner,
     apply_module,
     apply_path,
@@ -72,46 +71,29 @@ def test_xp_per_event(event, xp):
 @pytest.mark.parametrize(
     ("days", "expected"),
     [
-        ({5}, (5, 5, 1, 5)),
-        ({1, 2, 3}, (1, 3, 3, 1)),
-        ({3, 1, 2}, (1, 3, 3, 1)),
-        ({1, 2, 4, 5}, (1, 5, 2, 4)),
-        ({1, 3}, (1, 3, 1, 3)),
-        ({1, 5, 6, 7}, (1, 7, 3, 5)),
+        # (active day, current run, longest run)
+        ({5}, (5, 1, 1)),
+        ({1, 2, 3}, (3, 3, 3)),
+        ({3, 1, 2}, (3, 3, 3)),
+        ({1, 2, 4, 5}, (5, 2, 2)),
+        ({1, 3}, (3, 1, 1)),
+        ({1, 5, 6, 7}, (7, 3, 3)),
+        ({1, 2, 3, 4, 9, 10}, (10, 2, 4)),
+        ({10, 12, 14, 15}, (15, 2, 2)),
     ],
 )
-def test_day_run(days, expected):
-    run = DayRun.of(days)
-    assert (run.first, run.last, run.trailing, run.trailing_start) == expected
+def test_streak_of_a_set_of_days(days, expected):
+    streak = Streak.of(days)
+    assert (streak.active_day, streak.current, streak.longest) == expected
 
 
-@pytest.mark.parametrize(
-    ("streak", "active_day", "days", "expected"),
-    [
-        (0, 9, {10}, (1, 10)),  # a new row starts at first - 1 with streak 0
-        (3, 10, {10}, (3, 10)),  # same day again
-        (3, 10, {11}, (4, 11)),  # the next day
-        (3, 10, {12}, (1, 12)),  # a day skipped
-        (3, 10, {9}, (3, 10)),  # a late event: no change
-        (3, 10, {7, 8}, (3, 10)),
-        (3, 10, {10, 11, 12}, (5, 12)),
-        (3, 10, {9, 10, 11}, (4, 11)),
-        (3, 10, {11, 12, 13}, (6, 13)),
-        (3, 10, {13, 14}, (2, 14)),
-        (3, 10, {12, 14, 15}, (2, 15)),
-    ],
-)
-def test_advance_streak(streak, active_day, days, expected):
-    assert advance_streak(streak, active_day, DayRun.of(days)) == expected
-
-
-@pytest.mark.parametrize(
-    ("days", "expected"),
-    [({8, 11}, (4, 11)), ({9, 11, 12}, (5, 12)), ({5, 10, 11}, (4, 11))],
-)
-def test_advance_streak_with_a_late_day_in_the_batch(days, expected):
-    # Streak of 3 ending on day 10; the batch also carries an event from an earlier day.
-    assert advance_streak(3, 10, DayRun.of(days)) == expected
+def test_a_late_day_that_fills_a_gap_joins_the_runs():
+    # Days 8, 9 and 11, 12: a late event on day 10 makes one run of five, as if on time.
+    assert Streak.of({8, 9, 11, 12}).current == 2
+    assert Streak.of({8, 9, 10, 11, 12}).current == 5
+    # A late event before the run only lengthens it if it touches it.
+    assert Streak.of({5, 11, 12}).current == 2
+    assert Streak.of({10, 11, 12}).current == 3
 
 
 # Folding a batch
@@ -137,7 +119,7 @@ def test_batch_progress_folds_events_per_key():
     path = batch.paths[("u1", "p")]
     assert path.enrolled_at == DAY0 + 8 * 3600
     assert path.unenrolled_at == DAY0 + 14 * 3600
-    assert path.last_engaged == DAY0 + 13 * 3600  # enrol/unenrol do not count as engagement
+    assert path.last_engaged == DAY0 + 13 * 3600  # the latest event other than unenrolling
     assert path.time_spent_s == 100.0  # the session's 900 s is the learner's, not the path's
     assert path.xp == 1 + 1 + 1 + 50 + 50 + 1 + 1
     assert path.days == {20458}
@@ -187,14 +169,18 @@ def path_delta(**fields: Any) -> PathDelta:
     return delta
 
 
-def path(row, delta, *, total=0.0, done=0, count=0, authoritative=False) -> dict:
+def path(
+    row, delta, *, total=0.0, done=0, done_at=None, count=0, authoritative=False, days=None
+) -> dict:
     return apply_path(
         row,
         delta,
         module_percent_sum=total,
         modules_completed=done,
+        modules_completed_at=done_at,
         module_count=count,
         catalog_is_authoritative=authoritative,
+        days=delta.days if days is None else days,
     )
 
 
@@ -213,6 +199,8 @@ def test_apply_path_new_row_from_enrolment():
         "first_activity": DAY0,
         "last_activity": DAY0 + 3600,
         "completed_at": None,
+        "unenrolled_at": None,
+        "last_engaged": None,
     }
 
 
@@ -223,10 +211,10 @@ def test_apply_path_percent_is_sum_over_catalog_count_capped():
     assert path(None, path_delta(last_engaged=DAY0), total=250.0, count=0)["percent"] == 100.0
 
 
-def test_apply_path_authoritative_catalog_completes_at_the_last_event():
+def test_apply_path_authoritative_catalog_completes_when_the_last_module_did():
     delta = path_delta(last_engaged=DAY0 + 3600)
-    row = path(None, delta, total=200.0, done=2, count=2, authoritative=True)
-    assert (row["status"], row["percent"], row["completed_at"]) == ("completed", 100.0, DAY0 + 3600)
+    row = path(None, delta, total=200.0, done=2, done_at=DAY0 + 1800, count=2, authoritative=True)
+    assert (row["status"], row["percent"], row["completed_at"]) == ("completed", 100.0, DAY0 + 1800)
     discovered = path(None, delta, total=200.0, done=2, count=2, authoritative=False)
     assert (discovered["status"], discovered["completed_at"]) == ("in_progress", None)
     assert discovered["percent"] == 100.0
@@ -243,23 +231,27 @@ def test_apply_path_completed_event_wins_and_keeps_earliest():
 
 
 @pytest.mark.parametrize(
-    ("previous", "delta", "total", "expected"),
+    ("before", "delta", "total", "expected"),
     [
-        ("in_progress", {"unenrolled_at": 10.0}, 50.0, "unenrolled"),
-        ("in_progress", {"unenrolled_at": 10.0, "last_engaged": 5.0}, 50.0, "unenrolled"),
-        ("in_progress", {"unenrolled_at": 10.0, "last_engaged": 10.0}, 50.0, "unenrolled"),
-        ("in_progress", {"unenrolled_at": 10.0, "last_engaged": 11.0}, 50.0, "in_progress"),
-        ("unenrolled", {"last_engaged": 20.0}, 50.0, "in_progress"),
-        ("unenrolled", {"enrolled_at": 20.0}, 0.0, "enrolled"),
-        ("unenrolled", {"enrolled_at": 20.0}, 50.0, "in_progress"),
-        ("unenrolled", {}, 50.0, "unenrolled"),
-        ("enrolled", {"last_engaged": 20.0}, 0.0, "enrolled"),
-        ("enrolled", {"last_engaged": 20.0}, 10.0, "in_progress"),
+        # before: (unenrolled_at, last_engaged) of the old row; all times by event time.
+        ((None, 5.0), {"unenrolled_at": 10.0}, 50.0, "unenrolled"),
+        ((None, None), {"unenrolled_at": 10.0, "last_engaged": 5.0}, 50.0, "unenrolled"),
+        ((None, None), {"unenrolled_at": 10.0, "last_engaged": 10.0}, 50.0, "unenrolled"),
+        ((None, None), {"unenrolled_at": 10.0, "last_engaged": 11.0}, 50.0, "in_progress"),
+        ((10.0, 5.0), {"last_engaged": 20.0}, 50.0, "in_progress"),
+        ((10.0, 5.0), {"last_engaged": 20.0}, 0.0, "enrolled"),
+        ((10.0, 5.0), {}, 50.0, "unenrolled"),
+        # A late event from before the unenrolment does not bring the learner back ...
+        ((10.0, 5.0), {"last_engaged": 8.0}, 50.0, "unenrolled"),
+        # ... nor does a late unenrolment from before the latest activity take them away.
+        ((None, 20.0), {"unenrolled_at": 15.0}, 50.0, "in_progress"),
+        ((None, 20.0), {}, 0.0, "enrolled"),
+        ((None, 20.0), {}, 10.0, "in_progress"),
     ],
 )
-def test_apply_path_status(previous, delta, total, expected):
+def test_apply_path_status(before, delta, total, expected):
     row = path(None, path_delta(), count=2)
-    row["status"] = previous
+    row["unenrolled_at"], row["last_engaged"] = before
     assert path(row, path_delta(**delta), total=total, count=2)["status"] == expected
 
 
@@ -272,7 +264,9 @@ def test_apply_path_accumulates_time_xp_and_levels():
 def test_apply_learner_new_row_then_streak_and_longest():
     day = 20458
     row = apply_learner(
-        None, LearnerDelta(events=2, time_spent_s=600.0, xp=11, first=1.0, last=2.0, days={day})
+        None,
+        LearnerDelta(events=2, time_spent_s=600.0, xp=11, first=1.0, last=2.0, days={day}),
+        days={day},
     )
     assert row == {
         "events": 2,
@@ -285,14 +279,18 @@ def test_apply_learner_new_row_then_streak_and_longest():
         "first_activity": 1.0,
         "last_activity": 2.0,
     }
-    row = apply_learner(row, LearnerDelta(events=1, xp=100, first=3.0, last=3.0, days={day + 1}))
+    row = apply_learner(
+        row, LearnerDelta(events=1, xp=100, first=3.0, last=3.0), days={day, day + 1}
+    )
     assert (row["streak_days"], row["longest_streak"], row["level"], row["events"]) == (2, 2, 2, 3)
-    row = apply_learner(row, LearnerDelta(events=1, first=0.5, last=9.0, days={day + 5}))
+    row = apply_learner(
+        row, LearnerDelta(events=1, first=0.5, last=9.0), days={day, day + 1, day + 5}
+    )
     assert (row["streak_days"], row["longest_streak"], row["active_day"]) == (1, 2, day + 5)
     assert (row["first_activity"], row["last_activity"]) == (0.5, 9.0)
 
 
 def test_deltas_start_empty():
     assert ModuleDelta().first == math.inf
-    assert PathDelta().last_engaged == -math.inf
+    assert PathDelta().last_engaged is None
     assert LearnerDelta().days == set()

@@ -7,11 +7,13 @@ Not a test: run it by hand on a quiet machine, from the repository root::
 It starts a throwaway PostgreSQL (cluster_services: loopback TCP, fsync off, so the
 numbers are the client's and the server's CPU, not the disk), opens a PgStore and,
 for each batch size, ingests ``--repeat`` batches of new events (module progress of
-200 learners over 4 paths, so progress has work to do too) once with
+200 learners over 4 paths) once with
 :func:`jacmon.store.postgres.ingest.insert_events` (COPY) and once with an
 ``executemany`` of a one-row INSERT in its place, alternating, each on a database of
 its own that keeps growing. It prints per way the median and best time of a whole
-batch (lock, dedupe, seqs, events, progress, commit) and of the events insert alone.
+batch (lock, dedupe, seqs, events, cursor, commit) and of the events insert alone.
+Progress is not part of a batch any more (a projection folded later, issue 15): the
+time of one ``catch_up()`` folding all the batches ingested is printed apart.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ async def measure(dsns: dict[str, str], size: int, repeat: int) -> None:
     whole: dict[str, list[float]] = {name: [] for name in ways}
     inserts: dict[str, list[float]] = {name: [] for name in ways}
     original = ingest.insert_events
+    projection: dict[str, float] = {}
     try:
         for round_ in range(repeat + 2):
             events = batch(round_ * size, size)
@@ -91,6 +94,10 @@ async def measure(dsns: dict[str, str], size: int, repeat: int) -> None:
                 if round_ >= 2:  # the first two warm the caches and the prepared statements
                     whole[name].append(time.perf_counter() - start)
                     inserts[name].extend(spent)
+        for name, store in stores.items():
+            start = time.perf_counter()
+            await store.catch_up()
+            projection[name] = time.perf_counter() - start
     finally:
         ingest.insert_events = original
         for store in stores.values():
@@ -103,6 +110,12 @@ async def measure(dsns: dict[str, str], size: int, repeat: int) -> None:
             f" best {min(w) * 1000:6.2f} ms ({size / statistics.median(w):8,.0f} events/s);"
             f" events insert median {statistics.median(i) * 1000:6.2f} ms"
             f" best {min(i) * 1000:6.2f} ms"
+        )
+    events = (repeat + 2) * size
+    for name, seconds in projection.items():
+        print(
+            f"  {name:34} projection of all {events:,} events {seconds * 1000:8.2f} ms"
+            f" ({events / seconds:8,.0f} events/s)"
         )
 
 

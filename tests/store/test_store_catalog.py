@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from store_backends import rows
+from store_backends import ingest_projected, rows
 
 from jacmon.errors import JacmonError
 from jacmon.events import validate_event
@@ -201,7 +201,7 @@ async def test_discovered_path_becomes_authoritative_when_loaded(store):
             "progress": 10,
         }
     )
-    await store.ingest([event])
+    await ingest_projected(store, [event])
     assert await catalog_rows(store) == [("p", None, "seen", 1, "seen-only", None, "seen")]
     assert store.catalog.authoritative == set()
 
@@ -248,7 +248,7 @@ async def test_modules_left_out_names_progress_the_file_does_not_list(store):
         {"id": "e1", "type": "module.progressed", "ts": "2026-01-05T10:00:00Z",
          "learner": "u1", "path": "p", "module": "extra", "progress": 10}
     )  # fmt: skip
-    await store.ingest([event])
+    await ingest_projected(store, [event])
     listed = [CatalogPath("p", None, [("a", None)]), CatalogPath("q", None, [("x", None)])]
     assert await store.modules_left_out(listed) == {"p": ["extra"]}
     assert await store.modules_left_out([]) == {}

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 import pytest
-from store_backends import elsewhere, install_failing_cursor_trigger, one, rows
+from store_backends import elsewhere, ingest_projected, install_failing_cursor_trigger, one, rows
 
 from jacmon.errors import StoreError
 from jacmon.events import Event, validate_event
@@ -130,7 +130,7 @@ async def test_postgres_readonly_open_of_an_empty_database_errors_clearly(pg_dsn
 
 async def test_readonly_store_reads_but_refuses_writes(store_location):
     store = await Store.open(store_location)
-    await store.ingest([ev("a", "activity"), ev("b", "activity")])
+    await ingest_projected(store, [ev("a", "activity"), ev("b", "activity")])
     await store.close()
     readonly = await Store.open(store_location, readonly=True)
     try:
@@ -148,21 +148,21 @@ async def test_readonly_store_reads_but_refuses_writes(store_location):
 
 async def test_sequence_is_gap_free_across_batches_with_duplicates(store_location):
     store = await Store.open(store_location)
-    first = await store.ingest(
-        [ev("a", "activity"), ev("b", "activity"), ev("a", "activity"), ev("c", "activity")]
+    first = await ingest_projected(
+        store, [ev("a", "activity"), ev("b", "activity"), ev("a", "activity"), ev("c", "activity")]
     )
     assert [(s.seq, s.event.id) for s in first.stored] == [(1, "a"), (2, "b"), (3, "c")]
     assert first.duplicate_indexes == [2]
     assert first.last_seq == 3
 
-    second = await store.ingest(
-        [ev("b", "activity"), ev("d", "activity"), ev("d", "activity"), ev("e", "activity")]
+    second = await ingest_projected(
+        store, [ev("b", "activity"), ev("d", "activity"), ev("d", "activity"), ev("e", "activity")]
     )
     assert [(s.seq, s.event.id) for s in second.stored] == [(4, "d"), (5, "e")]
     assert second.duplicate_indexes == [0, 2]
     assert second.last_seq == 5
 
-    only_duplicates = await store.ingest([ev("a", "activity"), ev("e", "activity")])
+    only_duplicates = await ingest_projected(store, [ev("a", "activity"), ev("e", "activity")])
     assert only_duplicates.stored == []
     assert only_duplicates.duplicate_indexes == [0, 1]
     assert only_duplicates.last_seq == 5
@@ -201,7 +201,7 @@ async def test_stored_body_is_the_contract_json_with_extras(store):
             "platform": "moodle",
         }
     )
-    await store.ingest([event])
+    await ingest_projected(store, [event])
     row = await one(store, "SELECT ts, score, item, body FROM events")
     assert row["ts"] == ts(0, 10)
     assert row["score"] == 75.0
@@ -217,7 +217,7 @@ async def test_stored_body_is_the_contract_json_with_extras(store):
 
 async def test_last_seq_high_water_mark_survives_deleting_every_event(store_location):
     store = await Store.open(store_location)
-    await store.ingest([ev("a", "activity"), ev("b", "activity"), ev("c", "activity")])
+    await ingest_projected(store, [ev("a", "activity"), ev("b", "activity"), ev("c", "activity")])
     await store.close()
     # Retention (or an operator) removes every event.
     await elsewhere(store_location, "DELETE FROM events")
@@ -227,7 +227,7 @@ async def test_last_seq_high_water_mark_survives_deleting_every_event(store_loca
         assert store.last_seq == 3
         assert await store.oldest_seq() == 0
         assert await store.event_rows_since(0) == []
-        outcome = await store.ingest([ev("d", "activity")])
+        outcome = await ingest_projected(store, [ev("d", "activity")])
         assert [s.seq for s in outcome.stored] == [4]
         assert store.last_seq == 4
     finally:
@@ -239,7 +239,7 @@ async def test_sqlite_keeps_the_high_water_mark_in_meta(tmp_path):
     path = tmp_path / "jacmon.db"
     store = await Store.open(path)
     try:
-        await store.ingest([ev("a", "activity"), ev("b", "activity")])
+        await ingest_projected(store, [ev("a", "activity"), ev("b", "activity")])
         assert (await one(store, "SELECT value FROM meta WHERE key = 'last_seq'"))["value"] == "2"
     finally:
         await store.close()
@@ -249,25 +249,27 @@ async def test_sqlite_keeps_the_high_water_mark_in_meta(tmp_path):
 
 
 async def test_module_percent_is_the_highest_seen_then_100_on_completion(store):
-    await store.ingest([progressed("a", "m1", 40)])
+    await ingest_projected(store, [progressed("a", "m1", 40)])
     row = await module_row(store, "m1")
     assert (row["status"], row["percent"], row["completed_at"]) == ("in_progress", 40.0, None)
     assert row["first_activity"] == row["last_activity"] == ts(0, 10)
 
-    await store.ingest([progressed("b", "m1", 30, minute=5)])
+    await ingest_projected(store, [progressed("b", "m1", 30, minute=5)])
     row = await module_row(store, "m1")
     assert row["percent"] == 40.0
     assert row["last_activity"] == ts(0, 10, 5)
 
-    await store.ingest([progressed("c", "m1", 70, minute=6), progressed("d", "m1", 60, minute=7)])
+    await ingest_projected(
+        store, [progressed("c", "m1", 70, minute=6), progressed("d", "m1", 60, minute=7)]
+    )
     assert (await module_row(store, "m1"))["percent"] == 70.0
 
-    await store.ingest([completed("e", "m1", hour=11)])
+    await ingest_projected(store, [completed("e", "m1", hour=11)])
     row = await module_row(store, "m1")
     assert (row["status"], row["percent"], row["completed_at"]) == ("completed", 100.0, ts(0, 11))
 
     # Later, lower progress never reopens a completed module.
-    await store.ingest([progressed("f", "m1", 20, hour=12)])
+    await ingest_projected(store, [progressed("f", "m1", 20, hour=12)])
     row = await module_row(store, "m1")
     assert (row["status"], row["percent"], row["completed_at"]) == ("completed", 100.0, ts(0, 11))
     assert row["last_activity"] == ts(0, 12)
@@ -275,18 +277,18 @@ async def test_module_percent_is_the_highest_seen_then_100_on_completion(store):
 
 
 async def test_path_percent_follows_the_discovered_module_count(store):
-    outcome = await store.ingest([progressed("a", "m1", 40), progressed("b", "m2", 80)])
+    outcome = await ingest_projected(store, [progressed("a", "m1", 40), progressed("b", "m2", 80)])
     # (40 + 80) / 2 modules
     row = await path_row(store)
     assert (row["percent"], row["status"], row["modules_completed"]) == (60.0, "in_progress", 0)
     assert {(c["learner"], c["path"]) for c in outcome.changes.paths} == {("u1", "p1")}
     assert {c["module"] for c in outcome.changes.modules} == {"m1", "m2"}
 
-    await store.ingest([progressed("c", "m1", 90, learner="u2")])
+    await ingest_projected(store, [progressed("c", "m1", 90, learner="u2")])
     assert (await path_row(store, "u2"))["percent"] == 45.0  # 90 / 2
 
     # A third module appears: every learner on p1 is measured against 3 now.
-    await store.ingest([progressed("d", "m3", 30)])
+    await ingest_projected(store, [progressed("d", "m3", 30)])
     assert (await path_row(store))["percent"] == 50.0  # (40 + 80 + 30) / 3
     assert (await path_row(store, "u2"))["percent"] == 30.0  # 90 / 3, recomputed
 
@@ -301,38 +303,38 @@ async def test_path_percent_follows_the_discovered_module_count(store):
 
 
 async def test_discovered_path_completes_only_with_path_completed(store):
-    await store.ingest([completed("a", "m1"), completed("b", "m2", hour=11)])
+    await ingest_projected(store, [completed("a", "m1"), completed("b", "m2", hour=11)])
     row = await path_row(store)
     assert (row["percent"], row["status"], row["modules_completed"]) == (100.0, "in_progress", 2)
     assert row["completed_at"] is None
 
-    await store.ingest([ev("c", "path.completed", path="p1", hour=12)])
+    await ingest_projected(store, [ev("c", "path.completed", path="p1", hour=12)])
     row = await path_row(store)
     assert (row["status"], row["percent"], row["completed_at"]) == ("completed", 100.0, ts(0, 12))
 
 
 async def test_authoritative_catalog_completes_the_path_when_every_module_is_done(store):
     await store.load_catalog([CatalogPath("p1", "Python", [("m1", "Intro"), ("m2", None)])])
-    await store.ingest([completed("a", "m1")])
+    await ingest_projected(store, [completed("a", "m1")])
     row = await path_row(store)
     assert (row["percent"], row["status"], row["modules_completed"]) == (50.0, "in_progress", 1)
 
     # A module the file does not list counts for nothing and does not join the catalog.
-    await store.ingest([completed("b", "m9", hour=10, minute=30)])
+    await ingest_projected(store, [completed("b", "m9", hour=10, minute=30)])
     row = await path_row(store)
     assert (row["percent"], row["modules_completed"]) == (50.0, 1)
     assert store.catalog.module_counts["p1"] == 2
 
-    await store.ingest([completed("c", "m2", hour=11)])
+    await ingest_projected(store, [completed("c", "m2", hour=11)])
     row = await path_row(store)
     assert (row["status"], row["percent"], row["modules_completed"]) == ("completed", 100.0, 2)
     assert row["completed_at"] == ts(0, 11)
 
 
 async def test_catalog_load_recomputes_percents_of_learners_already_there(store):
-    await store.ingest([progressed("a", "m1", 50), completed("b", "m2")])
+    await ingest_projected(store, [progressed("a", "m1", 50), completed("b", "m2")])
     assert (await path_row(store))["percent"] == 75.0  # (50 + 100) / 2 discovered
-    await store.ingest([progressed("c", "m1", 20, learner="u2")])
+    await ingest_projected(store, [progressed("c", "m1", 20, learner="u2")])
     assert (await path_row(store, "u2"))["percent"] == 10.0
 
     await store.load_catalog(
@@ -345,7 +347,7 @@ async def test_catalog_load_recomputes_percents_of_learners_already_there(store)
 
 
 async def test_catalog_load_completes_a_path_whose_modules_are_all_done(store):
-    await store.ingest([completed("a", "m1"), progressed("b", "m2", 10)])
+    await ingest_projected(store, [completed("a", "m1"), progressed("b", "m2", 10)])
     await store.load_catalog([CatalogPath("p1", None, [("m1", None)])])
     row = await path_row(store)
     assert row["percent"] == 100.0
@@ -353,43 +355,43 @@ async def test_catalog_load_completes_a_path_whose_modules_are_all_done(store):
 
 
 async def test_unenroll_and_coming_back(store):
-    await store.ingest([ev("a", "path.enrolled", path="p1", hour=9)])
+    await ingest_projected(store, [ev("a", "path.enrolled", path="p1", hour=9)])
     row = await path_row(store)
     assert (row["status"], row["percent"], row["enrolled_at"]) == ("enrolled", 0.0, ts(0, 9))
 
-    await store.ingest([progressed("b", "m1", 20)])
+    await ingest_projected(store, [progressed("b", "m1", 20)])
     assert (await path_row(store))["status"] == "in_progress"
 
-    await store.ingest([ev("c", "path.unenrolled", path="p1", hour=11)])
+    await ingest_projected(store, [ev("c", "path.unenrolled", path="p1", hour=11)])
     row = await path_row(store)
     assert (row["status"], row["percent"]) == ("unenrolled", 20.0)
 
-    await store.ingest([progressed("d", "m1", 30, hour=12)])
+    await ingest_projected(store, [progressed("d", "m1", 30, hour=12)])
     row = await path_row(store)
     assert (row["status"], row["percent"]) == ("in_progress", 30.0)
 
     # In one batch the later of the two decides, whatever the order they arrive in.
-    await store.ingest(
-        [ev("e", "path.unenrolled", path="p1", hour=14), progressed("f", "m1", 40, hour=13)]
+    await ingest_projected(
+        store, [ev("e", "path.unenrolled", path="p1", hour=14), progressed("f", "m1", 40, hour=13)]
     )
     assert (await path_row(store))["status"] == "unenrolled"
-    await store.ingest(
-        [progressed("g", "m1", 50, hour=16), ev("h", "path.unenrolled", path="p1", hour=15)]
+    await ingest_projected(
+        store, [progressed("g", "m1", 50, hour=16), ev("h", "path.unenrolled", path="p1", hour=15)]
     )
     assert (await path_row(store))["status"] == "in_progress"
 
-    await store.ingest([ev("i", "path.unenrolled", path="p1", hour=17)])
-    await store.ingest([ev("j", "path.enrolled", path="p1", hour=18)])
+    await ingest_projected(store, [ev("i", "path.unenrolled", path="p1", hour=17)])
+    await ingest_projected(store, [ev("j", "path.enrolled", path="p1", hour=18)])
     row = await path_row(store)
     assert row["status"] == "in_progress"  # re-enrolled with progress on record
     assert row["enrolled_at"] == ts(0, 9)  # the first enrolment is kept
 
 
 async def test_re_enrolling_without_progress_is_enrolled(store):
-    await store.ingest([ev("a", "path.enrolled", path="p1")])
-    await store.ingest([ev("b", "path.unenrolled", path="p1", hour=11)])
+    await ingest_projected(store, [ev("a", "path.enrolled", path="p1")])
+    await ingest_projected(store, [ev("b", "path.unenrolled", path="p1", hour=11)])
     assert (await path_row(store))["status"] == "unenrolled"
-    await store.ingest([ev("c", "path.enrolled", path="p1", hour=12)])
+    await ingest_projected(store, [ev("c", "path.enrolled", path="p1", hour=12)])
     assert (await path_row(store))["status"] == "enrolled"
 
 
@@ -401,32 +403,36 @@ async def test_streaks_across_days_and_late_events(store):
         row = await learner_row(store)
         return row["streak_days"], row["longest_streak"], row["active_day"] - DAY0_NUMBER
 
-    await store.ingest([ev("a", "activity", day=0)])
+    await ingest_projected(store, [ev("a", "activity", day=0)])
     assert await learner() == (1, 1, 0)
-    await store.ingest([ev("b", "activity", day=1)])
+    await ingest_projected(store, [ev("b", "activity", day=1)])
     assert await learner() == (2, 2, 1)
-    await store.ingest([ev("c", "activity", day=1, hour=20)])
+    await ingest_projected(store, [ev("c", "activity", day=1, hour=20)])
     assert await learner() == (2, 2, 1)
-    await store.ingest([ev("d", "activity", day=2, hour=0)])
+    await ingest_projected(store, [ev("d", "activity", day=2, hour=0)])
     assert await learner() == (3, 3, 2)
     # Two quiet days break the streak; the longest is remembered.
-    await store.ingest([ev("e", "activity", day=5)])
+    await ingest_projected(store, [ev("e", "activity", day=5)])
     assert await learner() == (1, 3, 5)
-    # A late event from an earlier day does not change the current streak.
-    await store.ingest([ev("f", "activity", day=4)])
-    assert await learner() == (1, 3, 5)
-    # One batch spanning days 6..9 in shuffled order extends it by 4.
-    await store.ingest([ev(f"g{d}", "activity", day=d) for d in (8, 6, 9, 7)])
-    assert await learner() == (5, 5, 9)
-    # One batch with a gap inside counts only the trailing run.
-    await store.ingest(
-        [ev("h1", "activity", day=12), ev("h2", "activity", day=14), ev("h3", "activity", day=15)]
+    # A late event from day 4 counts as if it had come on time: days 4 and 5 in a row.
+    await ingest_projected(store, [ev("f", "activity", day=4)])
+    assert await learner() == (2, 3, 5)
+    # One batch spanning days 6..9 in shuffled order extends the run 4..9.
+    await ingest_projected(store, [ev(f"g{d}", "activity", day=d) for d in (8, 6, 9, 7)])
+    assert await learner() == (6, 6, 9)
+    # One batch with a gap inside: the current streak is the run ending at day 15.
+    await ingest_projected(
+        store,
+        [ev("h1", "activity", day=12), ev("h2", "activity", day=14), ev("h3", "activity", day=15)],
     )
-    assert await learner() == (2, 5, 15)
+    assert await learner() == (2, 6, 15)
+    # A late day 13 joins 12 and 14-15 into one run of four, whatever batch it comes in.
+    await ingest_projected(store, [ev("i", "activity", day=13)])
+    assert await learner() == (4, 6, 15)
 
 
 async def test_first_batch_of_consecutive_days_starts_the_streak_at_their_count(store):
-    await store.ingest([ev(f"a{d}", "activity", learner="u2", day=d) for d in (2, 0, 1)])
+    await ingest_projected(store, [ev(f"a{d}", "activity", learner="u2", day=d) for d in (2, 0, 1)])
     row = await learner_row(store, "u2")
     assert (row["streak_days"], row["longest_streak"], row["active_day"]) == (
         3,
@@ -436,25 +442,30 @@ async def test_first_batch_of_consecutive_days_starts_the_streak_at_their_count(
 
 
 async def test_path_streak_counts_days_active_on_that_path(store):
-    await store.ingest([progressed("a", "m1", 10, day=0)])
-    await store.ingest([progressed("b", "m1", 20, day=1)])
-    await store.ingest([ev("c", "activity", day=2)])  # no path: the path streak is not touched
+    await ingest_projected(store, [progressed("a", "m1", 10, day=0)])
+    await ingest_projected(store, [progressed("b", "m1", 20, day=1)])
+    await ingest_projected(
+        store, [ev("c", "activity", day=2)]
+    )  # no path: the path streak is not touched
     assert (await path_row(store))["streak_days"] == 2
     assert (await learner_row(store))["streak_days"] == 3
-    await store.ingest([progressed("d", "m1", 30, day=3)])
+    await ingest_projected(store, [progressed("d", "m1", 30, day=3)])
     assert (await path_row(store))["streak_days"] == 1
 
 
 async def test_a_late_event_in_the_same_batch_does_not_break_the_streak(store):
     for day in (0, 1, 2):
-        await store.ingest([ev(f"a{day}", "activity", day=day)])
+        await ingest_projected(store, [ev(f"a{day}", "activity", day=day)])
     assert (await learner_row(store))["streak_days"] == 3
-    await store.ingest([ev("late", "activity", day=1, hour=23), ev("new", "activity", day=3)])
+    await ingest_projected(
+        store, [ev("late", "activity", day=1, hour=23), ev("new", "activity", day=3)]
+    )
     assert (await learner_row(store))["streak_days"] == 4
 
 
 async def test_xp_and_levels(store):
-    await store.ingest(
+    await ingest_projected(
+        store,
         [
             ev("l1", "lesson.completed", path="p1", module="m1", item="l1"),  # 10
             ev("l2", "lesson.completed", path="p1", module="m1", item="l2"),  # 10
@@ -463,18 +474,20 @@ async def test_xp_and_levels(store):
             ev("q2", "assessment.passed", path="p1", item="q1"),  # 25
             ev("x1", "activity"),  # 1, no path
             ev("s1", "session.started"),  # 1, no path
-        ]
+        ],
     )
     learner = await learner_row(store)
     assert (learner["xp"], learner["level"], learner["events"]) == (105, 2, 7)
     path = await path_row(store)
     assert (path["xp"], path["level"]) == (103, 2)
 
-    await store.ingest([ev("pc", "path.completed", path="p1", hour=11)])  # 200
+    await ingest_projected(store, [ev("pc", "path.completed", path="p1", hour=11)])  # 200
     assert ((await learner_row(store))["xp"], (await path_row(store))["xp"]) == (305, 303)
     assert (await learner_row(store))["level"] == 2  # 1 + isqrt(3)
 
-    await store.ingest([completed("m2", "m2", hour=12), completed("m3", "m3", hour=12)])  # 100
+    await ingest_projected(
+        store, [completed("m2", "m2", hour=12), completed("m3", "m3", hour=12)]
+    )  # 100
     learner = await learner_row(store)
     path = await path_row(store)
     assert (learner["xp"], learner["level"], learner["events"]) == (405, 3, 10)
@@ -482,19 +495,20 @@ async def test_xp_and_levels(store):
 
 
 async def test_time_spent_sessions_count_for_the_learner_only(store):
-    await store.ingest(
+    await ingest_projected(
+        store,
         [
             ev("s1", "session.started", path="p1", hour=9),
             progressed("a", "m1", 10, duration_s=120, hour=9, minute=10),
             ev("b", "lesson.completed", path="p1", module="m1", item="l1", duration_s=30),
             ev("c", "assessment.attempted", item="q", score={"scaled": 0.5}, duration_s=45),
             ev("s2", "session.ended", path="p1", duration_s=600, hour=11),
-        ]
+        ],
     )
     assert (await learner_row(store))["time_spent_s"] == 600.0
     assert (await path_row(store))["time_spent_s"] == 150.0
     assert (await module_row(store, "m1"))["time_spent_s"] == 150.0
-    await store.ingest([ev("s3", "session.ended", duration_s=60.5, day=1)])
+    await ingest_projected(store, [ev("s3", "session.ended", duration_s=60.5, day=1)])
     assert (await learner_row(store))["time_spent_s"] == 660.5
 
 
@@ -503,9 +517,11 @@ async def test_time_spent_sessions_count_for_the_learner_only(store):
 
 async def test_cursor_is_saved_with_the_batch_even_when_every_event_is_a_duplicate(store):
     assert await store.get_cursor("lrs:main") is None
-    await store.ingest([ev("a", "activity")], cursor=("lrs:main", "2026-01-05T10:00:00Z"))
+    await ingest_projected(
+        store, [ev("a", "activity")], cursor=("lrs:main", "2026-01-05T10:00:00Z")
+    )
     assert await store.get_cursor("lrs:main") == "2026-01-05T10:00:00Z"
-    outcome = await store.ingest([ev("a", "activity")], cursor=("lrs:main", "v2"))
+    outcome = await ingest_projected(store, [ev("a", "activity")], cursor=("lrs:main", "v2"))
     assert outcome.stored == []
     assert await store.get_cursor("lrs:main") == "v2"
     assert store.last_seq == 1
@@ -525,7 +541,7 @@ async def table_counts(location) -> dict[str, int]:
 
 
 async def test_failing_batch_rolls_back_everything_including_the_cursor(store, store_location):
-    await store.ingest([progressed("a", "m1", 10)], cursor=("lrs", "v1"))
+    await ingest_projected(store, [progressed("a", "m1", 10)], cursor=("lrs", "v1"))
     before = await table_counts(store_location)
     assert before == {
         "events": 1,
@@ -541,7 +557,8 @@ async def test_failing_batch_rolls_back_everything_including_the_cursor(store, s
     # The trigger's own error (sqlite3.IntegrityError, asyncpg's RaiseError), not a
     # StorageUnavailable: the batch, not the storage, failed.
     with pytest.raises(Exception, match="forced failure") as caught:
-        await store.ingest(
+        await ingest_projected(
+            store,
             [progressed("b", "m1", 90), progressed("c", "m2", 50, path="p2", learner="u2")],
             cursor=("lrs", "boom"),
         )
@@ -553,7 +570,7 @@ async def test_failing_batch_rolls_back_everything_including_the_cursor(store, s
     assert store.write_problem is None
 
     # The store stays usable: the next batch gets the next sequence number.
-    outcome = await store.ingest([progressed("b", "m1", 90)], cursor=("lrs", "v2"))
+    outcome = await ingest_projected(store, [progressed("b", "m1", 90)], cursor=("lrs", "v2"))
     assert [s.seq for s in outcome.stored] == [2]
     assert await store.get_cursor("lrs") == "v2"
 
@@ -562,7 +579,7 @@ async def test_retrying_a_failed_batch_gives_the_same_progress(store, store_loca
     await install_failing_cursor_trigger(store_location)
     batch = [progressed("a", "m1", 50)]
     with pytest.raises(Exception, match="forced failure"):
-        await store.ingest(batch, cursor=("lrs", "boom"))
-    await store.ingest(batch, cursor=("lrs", "v1"))
+        await ingest_projected(store, batch, cursor=("lrs", "boom"))
+    await ingest_projected(store, batch, cursor=("lrs", "v1"))
     row = await path_row(store)
     assert (row["percent"], row["status"]) == (50.0, "in_progress")

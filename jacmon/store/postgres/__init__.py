@@ -3,9 +3,9 @@
 :mod:`.store` is :class:`~jacmon.store.postgres.store.PgStore`, the
 :class:`~jacmon.store.base.Store` that ``Store.open("postgresql://...")`` returns;
 like the SQLite store it hands each statement to the module of its table family
-(:mod:`.ingest`, :mod:`.progress_sql`, :mod:`.catalog`, :mod:`.queries`,
-:mod:`.alerts`, :mod:`.silences`, :mod:`.notify`, :mod:`.task_runs`, :mod:`.tokens`,
-:mod:`.monitoring`). :mod:`.schema` is the SQLite schema in PostgreSQL types,
+(:mod:`.ingest`, :mod:`.projection` and its :mod:`.progress_sql`, :mod:`.catalog`,
+:mod:`.queries`, :mod:`.alerts`, :mod:`.silences`, :mod:`.notify`, :mod:`.task_runs`,
+:mod:`.tokens`, :mod:`.monitoring`). :mod:`.schema` is the SQLite schema in PostgreSQL types,
 migration for migration; :mod:`.database` opens a pool and migrates once across
 nodes; :mod:`.sequence` hands out the gap-free global sequences; :mod:`.errors`
 says which failures are the storage's. The driver is asyncpg (docs/cluster-notes.md

@@ -1,4 +1,4 @@
-"""Storing one batch in PostgreSQL: dedupe, sequence numbers, events, progress, cursor.
+"""Storing one batch in PostgreSQL: dedupe, sequence numbers, events, cursor.
 
 Several nodes ingest into one database at once. :func:`store_batch` runs inside
 the batch's transaction, in this order:
@@ -16,13 +16,12 @@ the batch's transaction, in this order:
 3. allocate exactly as many seqs as there are new events (on the row already
    locked): seq order is commit order and a rollback returns the numbers, so
    the sequence has no holes (see :mod:`jacmon.store.postgres.sequence`);
-4. insert the events, keep progress current (:mod:`.progress_sql`), store the
-   producer's cursor; the caller commits right after.
+4. insert the events and store the producer's cursor; the caller commits right
+   after, and that commit is the acknowledgement.
 
-The in-memory catalog is a cache of the shared catalog tables: under the lock
-the tables' mark is compared with the one the cache was loaded at, and a stale
-cache (another node discovered a module, or a catalog was loaded) is reloaded
-first, so module positions and counts are decided on the current tables.
+Progress and the catalog are not touched here: the projector
+(:mod:`.projection`) folds the committed events in later, on whichever node, and
+never takes the counter lock, so a batch never waits for progress to be computed.
 """
 
 from __future__ import annotations
@@ -32,17 +31,9 @@ from collections.abc import Sequence
 import asyncpg
 
 from jacmon.events import Event
-from jacmon.store.catalog import Catalog
 from jacmon.store.encoding import event_body
 from jacmon.store.postgres import sequence
-from jacmon.store.postgres.catalog import CatalogMark, catalog_mark, insert_discovered, load_catalog
-from jacmon.store.postgres.progress_sql import (
-    recompute_path_percents,
-    update_learners,
-    update_module_progress,
-    update_path_progress,
-)
-from jacmon.store.types import IngestOutcome, ProgressChanges, StoredEvent
+from jacmon.store.types import IngestOutcome, StoredEvent
 
 #: The events table's columns, in the order rows are built.
 EVENT_COLUMNS = (
@@ -85,22 +76,17 @@ def _event_row(seq: int, event: Event, received: float, body: str) -> tuple:
 
 async def store_batch(
     conn: asyncpg.Connection,
-    catalog: Catalog,
-    mark: CatalogMark,
     events: Sequence[Event],
     *,
     received: float,
     cursor: tuple[str, str] | None = None,
-) -> tuple[IngestOutcome, Catalog, CatalogMark]:
+) -> IngestOutcome:
     """Store ``events`` inside the caller's transaction (see the module docstring).
 
-    ``catalog`` (loaded at ``mark``) is not changed: the returned catalog and mark
-    are what the caller keeps once the transaction commits. ``received`` is the
-    arrival time in epoch seconds.
+    ``received`` is the arrival time in epoch seconds; ``cursor`` (name, value), if
+    given, is saved with the events.
     """
     last = await sequence.lock(conn)
-    if await catalog_mark(conn) != mark:
-        catalog, mark = await load_catalog(conn)
     ids = [e.id for e in events]
     known = {
         r[0] for r in await conn.fetch("SELECT id FROM events WHERE id = ANY($1::text[])", ids)
@@ -114,29 +100,15 @@ async def store_batch(
             continue
         seen.add(event.id)
         fresh.append((index, event))
-    changes = ProgressChanges()
     stored: list[StoredEvent] = []
     if fresh:
         seqs = await sequence.allocate(conn, len(fresh))
         rows = []
-        # (path, None) and (path, module) in event order, so discovered modules get
-        # stable positions.
-        pairs: dict[tuple[str, str | None], None] = {}
         for seq, (_, event) in zip(seqs, fresh, strict=True):
             body = event_body(event)
             stored.append(StoredEvent(seq, event, body))
             rows.append(_event_row(seq, event, received, body))
-            if event.path is not None:
-                pairs[(event.path, None)] = None
-                if event.module is not None:
-                    pairs[(event.path, event.module)] = None
         await insert_events(conn, rows)
-        catalog = _copy(catalog)
-        found = catalog.discover(pairs)
-        if found.paths or found.modules:
-            await insert_discovered(conn, found)
-            mark = await catalog_mark(conn)
-        changes = await _update_progress(conn, catalog, found.changed, seqs.start, seqs.stop - 1)
         last = seqs.stop - 1
     if cursor is not None:
         await conn.execute(
@@ -146,32 +118,4 @@ async def store_batch(
             cursor[1],
             received,
         )
-    return IngestOutcome(stored, duplicates, changes, last), catalog, mark
-
-
-def _copy(catalog: Catalog) -> Catalog:
-    """A copy :meth:`Catalog.discover` may change without touching the cache (the
-    transaction may still roll back)."""
-    return Catalog(
-        dict(catalog.module_counts), set(catalog.authoritative), set(catalog.known_modules)
-    )
-
-
-async def _update_progress(
-    conn: asyncpg.Connection, catalog: Catalog, recount: set[str], first_seq: int, last_seq: int
-) -> ProgressChanges:
-    """Progress for the events stored as ``first_seq``..``last_seq``; the changed rows.
-
-    ``recount``: paths whose module count the batch changed (their learners' percents
-    are re-derived first).
-    """
-    changes = ProgressChanges()
-    if recount:
-        await recompute_path_percents(
-            conn, {p: catalog.module_counts.get(p, 0) for p in recount}, catalog.authoritative
-        )
-        changes.recounted = set(recount)
-    changes.modules = await update_module_progress(conn, first_seq, last_seq)
-    changes.paths = await update_path_progress(conn, first_seq, last_seq)
-    changes.learners = await update_learners(conn, first_seq, last_seq)
-    return changes
+    return IngestOutcome(stored, duplicates, last)

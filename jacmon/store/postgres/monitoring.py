@@ -222,10 +222,17 @@ async def replace_daily_stats(
 async def delete_events_before(
     conn: asyncpg.Connection, cutoff: float, *, dry_run: bool = False
 ) -> int:
-    """Delete events with ``ts < cutoff``; the seq counter keeps the high-water mark."""
-    count = await conn.fetchval("SELECT count(*) FROM events WHERE ts < $1", float(cutoff))
+    """Delete events with ``ts < cutoff`` (epoch seconds) that the projection has folded;
+    the seq counter keeps the high-water mark."""
+    # Never an event after the watermark: progress would lose it. The watermark only
+    # grows, so a projector committing meanwhile makes this merely conservative.
+    where = (
+        "WHERE ts < $1 AND seq <= coalesce((SELECT value::bigint FROM meta"
+        " WHERE key = 'progress_seq'), 0)"
+    )
+    count = await conn.fetchval(f"SELECT count(*) FROM events {where}", float(cutoff))
     if count and not dry_run:
-        await conn.execute("DELETE FROM events WHERE ts < $1", float(cutoff))
+        await conn.execute(f"DELETE FROM events {where}", float(cutoff))
     return count
 
 

@@ -1,4 +1,4 @@
-"""Progress maintenance in PostgreSQL: three set-based statements over a batch's events.
+"""Progress maintenance in PostgreSQL: set-based statements over a span of events.
 
 The same statements as :mod:`jacmon.store.sqlite.progress_sql` (the rules of
 :mod:`jacmon.analytics.progress`, which tests/store/test_progress_sql.py holds
@@ -14,12 +14,14 @@ both stores to), in PostgreSQL's dialect. What differs, and why it matters:
 * ``sum`` of BIGINT is NUMERIC in PostgreSQL: sums of XP and counts are cast back
   to BIGINT so the level is computed on the integers SQLite uses (xp / 100 is an
   integer division in both).
+* SQLite's ``max()`` hands the other bare columns of its row over; here the run
+  ending at the latest active day is picked with ``DISTINCT ON``.
 
 Each statement reads the batch's events by ``seq`` range ($1..$2), folds them per
 key, joins the old row, computes the new one and upserts it; ``RETURNING`` hands
 the new rows back for the dashboard stream's deltas. Order matters: modules,
-then paths (a path's percent sums the learner's module rows after the batch),
-then learners.
+the day sets (streaks are runs in them), then paths (a path's percent sums the
+learner's module rows after the span), then learners.
 """
 
 from __future__ import annotations
@@ -44,43 +46,41 @@ _DAY = "floor(ts / 86400)::integer"
 _LEVEL = "(1 + floor(sqrt(greatest(0, {xp}) / 100))::integer)"
 
 
-def _streak(old_streak: str, old_day: str, run: str) -> str:
-    """SQL for advance_streak: the new streak from the old one and the batch's day run."""
-    return (
-        f"CASE WHEN {run}.last_day <= {old_day} THEN {old_streak}"
-        f" WHEN {run}.trailing_start <= {old_day} + 1"
-        f" THEN {old_streak} + {run}.last_day - {old_day}"
-        f" ELSE {run}.last_day - {run}.trailing_start + 1 END"
-    )
+#: The span's active days into the day sets streaks are computed from.
+LEARNER_DAYS_SQL = f"""
+INSERT INTO learner_days (learner, day)
+SELECT DISTINCT learner, {_DAY} FROM events WHERE seq BETWEEN $1 AND $2
+ON CONFLICT DO NOTHING
+"""
+PATH_DAYS_SQL = f"""
+INSERT INTO path_days (learner, path, day)
+SELECT DISTINCT learner, path, {_DAY} FROM events
+WHERE seq BETWEEN $1 AND $2 AND path IS NOT NULL
+ON CONFLICT DO NOTHING
+"""
 
 
-def _per_day(keys: str, aggregates: str) -> str:
-    """CTE ``per_day``: the batch folded per key and UTC day, plus where runs of days start
-    (a day whose previous day has no events)."""
+def _streak_ctes(days: str, keys: str) -> str:
+    """CTEs ``runs`` (one row per run of days in a row: its length and last day),
+    ``streaks`` (per key: the latest active day and the run ending there) and
+    ``longest`` (per key: the longest run), over the whole day set of every key in
+    ``delta``. A day minus its rank within its key is the same for every day of one run.
+    SQLite takes the run ending at the latest day from ``max()``'s row; here DISTINCT ON."""
+    names = keys.split(", ")
+    on = " AND ".join(f"t.{k} = d.{k}" for k in names)
+    of_t = ", ".join(f"t.{k}" for k in names)
     return f"""
-    per_day AS (
-        SELECT {keys}, day, {aggregates},
-               coalesce(day - lag(day) OVER (PARTITION BY {keys} ORDER BY day) > 1, true)
-                   AS starts_run
-        FROM batch GROUP BY {keys}, day)"""
+    runs AS (
+        SELECT {keys}, count(*)::integer AS length, max(day) AS last_day
+        FROM (SELECT {of_t}, t.day,
+                     t.day - row_number() OVER (PARTITION BY {of_t} ORDER BY t.day) AS run
+              FROM delta AS d JOIN {days} AS t ON {on}) AS ranked
+        GROUP BY {keys}, run),
+    streaks AS MATERIALIZED (
+        SELECT DISTINCT ON ({keys}) {keys}, last_day AS active_day, length AS streak
+        FROM runs ORDER BY {keys}, last_day DESC),
+    longest AS (SELECT {keys}, max(length) AS longest FROM runs GROUP BY {keys})"""
 
-
-_RUN_COLUMNS = """min(day) AS first_day, max(day) AS last_day,
-           max(CASE WHEN starts_run THEN day END) AS trailing_start"""
-
-_PATH_DAY_AGGREGATES = """
-           min(CASE WHEN type = 'path.enrolled' THEN ts END) AS enrolled_at,
-           max(CASE WHEN type = 'path.unenrolled' THEN ts END) AS unenrolled_at,
-           min(CASE WHEN type = 'path.completed' THEN ts END) AS completed_at,
-           max(CASE WHEN type NOT IN ('path.enrolled', 'path.unenrolled') THEN ts END)
-               AS last_engaged,
-           coalesce(sum(CASE WHEN type NOT LIKE 'session.%' THEN duration_s END), 0.0) AS spent,
-           sum(xp)::bigint AS xp, min(ts) AS first_ts, max(ts) AS last_ts"""
-
-_LEARNER_DAY_AGGREGATES = """
-           count(*) AS events,
-           coalesce(sum(CASE WHEN type = 'session.ended' THEN duration_s END), 0.0) AS spent,
-           sum(xp)::bigint AS xp, min(ts) AS first_ts, max(ts) AS last_ts"""
 
 MODULE_SQL = """
 INSERT INTO module_progress AS old
@@ -114,15 +114,18 @@ RETURNING learner, path, module, status, percent, time_spent_s,
 
 PATH_SQL = f"""
 WITH batch AS (
-    SELECT learner, path, type, ts, duration_s, {_DAY} AS day, {_XP} AS xp
+    SELECT learner, path, type, ts, duration_s, {_XP} AS xp
     FROM events WHERE seq BETWEEN $1 AND $2 AND path IS NOT NULL),
-{_per_day("learner, path", _PATH_DAY_AGGREGATES)},
 delta AS MATERIALIZED (
-    SELECT learner, path, min(enrolled_at) AS enrolled_at, max(unenrolled_at) AS unenrolled_at,
-           min(completed_at) AS completed_at, max(last_engaged) AS last_engaged,
-           coalesce(sum(spent), 0.0) AS spent, sum(xp)::bigint AS xp, min(first_ts) AS first_ts,
-           max(last_ts) AS last_ts, {_RUN_COLUMNS}
-    FROM per_day GROUP BY learner, path),
+    SELECT learner, path,
+           min(CASE WHEN type = 'path.enrolled' THEN ts END) AS enrolled_at,
+           max(CASE WHEN type = 'path.unenrolled' THEN ts END) AS unenrolled_at,
+           min(CASE WHEN type = 'path.completed' THEN ts END) AS completed_at,
+           max(CASE WHEN type != 'path.unenrolled' THEN ts END) AS last_engaged,
+           coalesce(sum(CASE WHEN type NOT LIKE 'session.%' THEN duration_s END), 0.0) AS spent,
+           sum(xp)::bigint AS xp, min(ts) AS first_ts, max(ts) AS last_ts
+    FROM batch GROUP BY learner, path),
+{_streak_ctes("path_days", "learner, path")},
 catalog AS MATERIALIZED (
     SELECT p.path,
            (SELECT count(*) FROM catalog_modules c WHERE c.path = p.path) AS module_count,
@@ -131,54 +134,54 @@ catalog AS MATERIALIZED (
     FROM (SELECT DISTINCT path FROM delta) AS p),
 sums AS (
     SELECT m.learner, m.path, coalesce(sum(m.percent), 0.0) AS total,
-           count(*) FILTER (WHERE m.status = 'completed') AS completed
+           count(*) FILTER (WHERE m.status = 'completed') AS completed,
+           max(m.completed_at) AS done_at
     FROM delta AS d
     JOIN module_progress AS m ON m.learner = d.learner AND m.path = d.path
     JOIN catalog_modules AS c ON c.path = m.path AND c.module = m.module
     GROUP BY m.learner, m.path),
--- The old row, or the defaults of a first activity (apply_path with row None).
+-- The old row (or nothing, a first activity) merged with the span's delta.
 merged AS (
-    SELECT d.*, k.module_count, k.authoritative,
+    SELECT d.*, k.module_count, k.authoritative, st.active_day, st.streak,
            coalesce(s.total, 0.0) AS total, coalesce(s.completed, 0) AS modules_completed,
-           coalesce(o.status, 'enrolled') AS old_status,
+           s.done_at,
            coalesce(o.time_spent_s, 0.0) AS old_spent,
            coalesce(o.xp, 0) AS old_xp,
-           coalesce(o.streak_days, 0) AS old_streak,
-           coalesce(o.active_day, d.first_day - 1) AS old_day,
            least(o.enrolled_at, d.enrolled_at) AS new_enrolled_at,
-           least(o.completed_at, d.completed_at) AS completed_before_rule,
+           greatest(o.unenrolled_at, d.unenrolled_at) AS new_unenrolled_at,
+           greatest(o.last_engaged, d.last_engaged) AS new_engaged,
+           least(o.completed_at, d.completed_at) AS completed_by_event,
            least(o.first_activity, d.first_ts) AS new_first,
            greatest(o.last_activity, d.last_ts) AS new_last
     FROM delta AS d
     JOIN catalog AS k USING (path)
+    JOIN streaks AS st USING (learner, path)
     LEFT JOIN sums AS s USING (learner, path)
     LEFT JOIN path_progress AS o ON o.learner = d.learner AND o.path = d.path),
 completion AS (
     SELECT *,
-           CASE WHEN completed_before_rule IS NULL AND authoritative AND module_count > 0
-                     AND modules_completed >= module_count
-                THEN last_ts ELSE completed_before_rule END AS new_completed
+           CASE WHEN authoritative AND module_count > 0 AND modules_completed >= module_count
+                THEN least(completed_by_event, done_at)
+                ELSE completed_by_event END AS new_completed
     FROM merged)
 INSERT INTO path_progress AS old
     (learner, path, status, percent, modules_completed, time_spent_s, xp, level,
-     streak_days, active_day, enrolled_at, first_activity, last_activity, completed_at)
+     streak_days, active_day, enrolled_at, first_activity, last_activity, completed_at,
+     unenrolled_at, last_engaged)
 SELECT learner, path,
        CASE WHEN new_completed IS NOT NULL THEN 'completed'
-            WHEN unenrolled_at IS NOT NULL
-                 AND (last_engaged IS NULL OR unenrolled_at >= last_engaged) THEN 'unenrolled'
-            WHEN last_engaged IS NOT NULL OR enrolled_at IS NOT NULL
-                 OR old_status != 'unenrolled'
-                THEN CASE WHEN total > 0 THEN 'in_progress' ELSE 'enrolled' END
-            ELSE old_status END,
+            WHEN new_unenrolled_at IS NOT NULL
+                 AND (new_engaged IS NULL OR new_unenrolled_at >= new_engaged) THEN 'unenrolled'
+            WHEN total > 0 THEN 'in_progress'
+            ELSE 'enrolled' END,
        CASE WHEN new_completed IS NOT NULL THEN 100.0
             ELSE least(100.0, total / greatest(module_count, 1)) END,
        modules_completed,
        old_spent + spent,
        old_xp + xp,
        {_LEVEL.format(xp="old_xp + xp")},
-       {_streak("old_streak", "old_day", "completion")},
-       greatest(old_day, last_day),
-       new_enrolled_at, new_first, new_last, new_completed
+       streak, active_day,
+       new_enrolled_at, new_first, new_last, new_completed, new_unenrolled_at, new_engaged
 FROM completion
 ON CONFLICT (learner, path) DO UPDATE SET
     status = excluded.status, percent = excluded.percent,
@@ -186,43 +189,34 @@ ON CONFLICT (learner, path) DO UPDATE SET
     xp = excluded.xp, level = excluded.level, streak_days = excluded.streak_days,
     active_day = excluded.active_day, enrolled_at = excluded.enrolled_at,
     first_activity = excluded.first_activity, last_activity = excluded.last_activity,
-    completed_at = excluded.completed_at
+    completed_at = excluded.completed_at, unenrolled_at = excluded.unenrolled_at,
+    last_engaged = excluded.last_engaged
 RETURNING learner, path, status, percent, modules_completed, time_spent_s, xp, level,
-          streak_days, active_day, enrolled_at, first_activity, last_activity, completed_at
+          streak_days, active_day, enrolled_at, first_activity, last_activity, completed_at,
+          unenrolled_at, last_engaged
 """
 
 LEARNER_SQL = f"""
-WITH batch AS (
-    SELECT learner, type, ts, duration_s, {_DAY} AS day, {_XP} AS xp
-    FROM events WHERE seq BETWEEN $1 AND $2),
-{_per_day("learner", _LEARNER_DAY_AGGREGATES)},
-delta AS (
-    SELECT learner, sum(events)::bigint AS events, coalesce(sum(spent), 0.0) AS spent,
-           sum(xp)::bigint AS xp, min(first_ts) AS first_ts, max(last_ts) AS last_ts,
-           {_RUN_COLUMNS}
-    FROM per_day GROUP BY learner),
-merged AS (
-    SELECT d.*,
-           coalesce(o.events, 0) AS old_events,
-           coalesce(o.time_spent_s, 0.0) AS old_spent,
-           coalesce(o.xp, 0) AS old_xp,
-           coalesce(o.streak_days, 0) AS old_streak,
-           coalesce(o.longest_streak, 0) AS old_longest,
-           coalesce(o.active_day, d.first_day - 1) AS old_day,
-           least(o.first_activity, d.first_ts) AS new_first,
-           greatest(o.last_activity, d.last_ts) AS new_last
-    FROM delta AS d
-    LEFT JOIN learners AS o ON o.learner = d.learner),
-streaks AS (
-    SELECT *, {_streak("old_streak", "old_day", "merged")} AS new_streak FROM merged)
+WITH delta AS MATERIALIZED (
+    SELECT learner, count(*) AS events,
+           coalesce(sum(CASE WHEN type = 'session.ended' THEN duration_s END), 0.0) AS spent,
+           sum({_XP})::bigint AS xp, min(ts) AS first_ts, max(ts) AS last_ts
+    FROM events WHERE seq BETWEEN $1 AND $2 GROUP BY learner),
+{_streak_ctes("learner_days", "learner")}
 INSERT INTO learners AS old
     (learner, events, time_spent_s, xp, level, streak_days, longest_streak, active_day,
      first_activity, last_activity)
-SELECT learner, old_events + events, old_spent + spent, old_xp + xp,
-       {_LEVEL.format(xp="old_xp + xp")},
-       new_streak, greatest(old_longest, new_streak), greatest(old_day, last_day),
-       new_first, new_last
-FROM streaks
+SELECT d.learner, coalesce(o.events, 0) + d.events,
+       coalesce(o.time_spent_s, 0.0) + d.spent,
+       coalesce(o.xp, 0) + d.xp,
+       {_LEVEL.format(xp="coalesce(o.xp, 0) + d.xp")},
+       st.streak, lg.longest, st.active_day,
+       least(o.first_activity, d.first_ts),
+       greatest(o.last_activity, d.last_ts)
+FROM delta AS d
+JOIN streaks AS st USING (learner)
+JOIN longest AS lg USING (learner)
+LEFT JOIN learners AS o ON o.learner = d.learner
 ON CONFLICT (learner) DO UPDATE SET
     events = excluded.events, time_spent_s = excluded.time_spent_s, xp = excluded.xp,
     level = excluded.level, streak_days = excluded.streak_days,
@@ -244,10 +238,18 @@ async def update_module_progress(
     return await _rows(conn, MODULE_SQL, first_seq, last_seq)
 
 
+async def update_active_days(conn: asyncpg.Connection, first_seq: int, last_seq: int) -> None:
+    """Add the active days of events ``first_seq``..``last_seq`` to the day sets; run
+    before the path and learner statements (their streaks read the sets)."""
+    await conn.execute(LEARNER_DAYS_SQL, first_seq, last_seq)
+    await conn.execute(PATH_DAYS_SQL, first_seq, last_seq)
+
+
 async def update_path_progress(
     conn: asyncpg.Connection, first_seq: int, last_seq: int
 ) -> list[dict[str, Any]]:
-    """Fold events ``first_seq``..``last_seq`` into path_progress (after the modules)."""
+    """Fold events ``first_seq``..``last_seq`` into path_progress (after the modules and
+    :func:`update_active_days`)."""
     return await _rows(conn, PATH_SQL, first_seq, last_seq)
 
 

@@ -154,15 +154,15 @@ async def learner_count(conn: asyncpg.Pool | asyncpg.Connection) -> int:
 
 
 async def progress_snapshot(
-    pool: asyncpg.Pool, catalog: Catalog, *, learner: str | None, now: float, learner_limit: int
-) -> dict[str, Any]:
+    conn: asyncpg.Connection, catalog: Catalog, *, learner: str | None, now: float,
+    learner_limit: int,
+) -> dict[str, Any]:  # fmt: skip
     """The dashboard stream's snapshot (see the SQLite store's for the shape).
 
-    Read in one REPEATABLE READ transaction, so the summaries, the learners and
-    their paths are of one moment while other nodes keep writing.
+    ``conn`` is in the caller's REPEATABLE READ transaction, so the summaries, the
+    learners and their paths are of one moment while other nodes keep writing.
     """
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        return await _snapshot(conn, catalog, learner=learner, now=now, learner_limit=learner_limit)
+    return await _snapshot(conn, catalog, learner=learner, now=now, learner_limit=learner_limit)
 
 
 async def _snapshot(
@@ -270,15 +270,29 @@ async def recent_events(
             yield (row[0], row[1], row[2], row[3])
 
 
-async def progress_rows_for(pool: asyncpg.Pool, learners: Sequence[str]) -> ProgressChanges:
-    """Every progress row of ``learners`` now, as the ingest path reports changed rows."""
-    names = sorted(set(learners))
+async def progress_rows_since(
+    conn: asyncpg.Connection, after_seq: int, through_seq: int
+) -> ProgressChanges:
+    """Every progress row now of the learners with events ``after_seq+1..through_seq``:
+    what a node that missed projection spans sends instead of their deltas. Rows are
+    ordered by their keys by code point, as the SQLite store's primary keys give them."""
+    names = [
+        r[0]
+        for r in await conn.fetch(
+            "SELECT DISTINCT learner FROM events WHERE seq > $1 AND seq <= $2",
+            after_seq,
+            through_seq,
+        )
+    ]
     changes = ProgressChanges()
-    for table, rows in (
-        ("learners", changes.learners),
-        ("path_progress", changes.paths),
-        ("module_progress", changes.modules),
+    for table, keys, rows in (
+        ("learners", ("learner",), changes.learners),
+        ("path_progress", ("learner", "path"), changes.paths),
+        ("module_progress", ("learner", "path", "module"), changes.modules),
     ):
-        found = await pool.fetch(f"SELECT * FROM {table} WHERE learner = ANY($1::text[])", names)
+        order = ", ".join(f'{key} COLLATE "C"' for key in keys)
+        found = await conn.fetch(
+            f"SELECT * FROM {table} WHERE learner = ANY($1::text[]) ORDER BY {order}", names
+        )
         rows.extend(dict(row) for row in found)
     return changes

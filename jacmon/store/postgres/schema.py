@@ -363,6 +363,55 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        5,
+        "progress as a projection of the event log",
+        """
+        -- Progress became a projection of the event log (meta 'progress_seq': the
+        -- progress tables are the fold of the events up to it, see projection.py).
+        -- Before, ingest kept them current in its own transaction: they reflect every
+        -- committed event, so the watermark starts at the committed head.
+        INSERT INTO meta (key, value)
+            SELECT 'progress_seq', coalesce(
+                (SELECT last_value FROM seq_counters WHERE name = 'events'), 0)::text
+            ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+
+        -- The UTC days (days since the epoch) each learner, and each learner on each
+        -- path, was active: streaks are runs in these sets, whatever order events
+        -- arrive in. Filled from the events still stored (retention may have removed
+        -- older days: those streaks restart from what is left when next touched).
+        CREATE TABLE learner_days (
+            learner TEXT NOT NULL,
+            day     INTEGER NOT NULL,
+            PRIMARY KEY (learner, day)
+        );
+        CREATE TABLE path_days (
+            learner TEXT NOT NULL,
+            path    TEXT NOT NULL,
+            day     INTEGER NOT NULL,
+            PRIMARY KEY (learner, path, day)
+        );
+        INSERT INTO learner_days (learner, day)
+            SELECT DISTINCT learner, floor(ts / 86400)::integer FROM events
+            ON CONFLICT DO NOTHING;
+        INSERT INTO path_days (learner, path, day)
+            SELECT DISTINCT learner, path, floor(ts / 86400)::integer FROM events
+            WHERE path IS NOT NULL
+            ON CONFLICT DO NOTHING;
+
+        -- The latest path.unenrolled and the latest other event on the path (epoch
+        -- seconds): a path is unenrolled while the first is at or after the second.
+        ALTER TABLE path_progress ADD COLUMN unenrolled_at DOUBLE PRECISION;
+        ALTER TABLE path_progress ADD COLUMN last_engaged DOUBLE PRECISION;
+        UPDATE path_progress SET
+            unenrolled_at = (SELECT max(e.ts) FROM events AS e
+                             WHERE e.learner = path_progress.learner
+                               AND e.path = path_progress.path AND e.type = 'path.unenrolled'),
+            last_engaged = (SELECT max(e.ts) FROM events AS e
+                            WHERE e.learner = path_progress.learner
+                              AND e.path = path_progress.path AND e.type != 'path.unenrolled');
+        """,
+    ),
 ]
 
 

@@ -4,8 +4,8 @@
 (:class:`~jacmon.store.postgres.database.PgDatabase`) and hands each statement to
 the module of its table family, as :mod:`jacmon.store.sqlite.store` does. What a
 node keeps in memory (``last_seq``, the catalog) is a cache of the database:
-ingest re-reads both under the sequence lock, so another node's writes are never
-overwritten by a stale cache.
+ingest re-reads the sequence under its lock, and the projector the catalog under
+the watermark lock, so another node's writes are never overwritten by a stale cache.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import asyncpg
 
 from jacmon.errors import StoreError
 from jacmon.events import Event
-from jacmon.store.base import Fence, Lease, Store, Transaction
+from jacmon.store.base import PROJECTION_SPAN, Fence, Lease, Store, Transaction
 from jacmon.store.catalog import Catalog, CatalogPath
 from jacmon.store.postgres import (
     alerts,
@@ -47,11 +47,18 @@ from jacmon.store.postgres.ingest import store_batch
 from jacmon.store.postgres.lease import PgLease, check_fence
 from jacmon.store.postgres.meta import get_meta, set_meta
 from jacmon.store.postgres.progress_sql import recompute_path_percents
+from jacmon.store.postgres.projection import (
+    WATERMARK_SQL,
+    lock_watermark,
+    project_span,
+    watermark,
+)
 from jacmon.store.types import (
     ClaimedBatch,
     DueGroup,
     IngestOutcome,
-    ProgressChanges,
+    ProgressView,
+    Projection,
     StorageUnavailable,
 )
 
@@ -61,6 +68,12 @@ if TYPE_CHECKING:
     from jacmon.notify.model import Delivery, Notification
 
 log = logging.getLogger("jacmon.store")
+
+#: True when the projection watermark has reached the committed head (one statement,
+#: so one snapshot: the head read is never older than the watermark).
+_CAUGHT_UP_SQL = (
+    f"SELECT (SELECT last_value FROM seq_counters WHERE name = 'events') <= ({WATERMARK_SQL})"
+)
 
 
 class PgStore(Store):
@@ -140,9 +153,6 @@ class PgStore(Store):
         # The counter row as committed: a batch in flight on another node is not counted.
         return await sequence.last_value(self.db.pool)
 
-    async def progress_rows_for(self, learners: Sequence[str]) -> ProgressChanges:
-        return await queries.progress_rows_for(self.db.pool, learners)
-
     async def ping(self) -> None:
         await self.db.pool.fetchval("SELECT 1")
 
@@ -171,27 +181,96 @@ class PgStore(Store):
         self._check_writable()
         try:
             async with self.db.transaction() as conn:
-                outcome, catalog, mark = await store_batch(
-                    conn,
-                    self.catalog,
-                    self._catalog_mark,
-                    events,
-                    received=time.time(),
-                    cursor=cursor,
-                )
+                outcome = await store_batch(conn, events, received=time.time(), cursor=cursor)
         except BaseException as exc:
-            problem = storage_problem(exc, self.db.where)
+            problem = self._storage_problem(exc)
             if problem is None:
                 raise
-            self._note_write_problem(problem)
             raise StorageUnavailable(problem) from None
-        # Committed: only now does this node's cache follow.
-        self.catalog, self._catalog_mark = catalog, mark
         self.last_seq = max(self.last_seq, outcome.last_seq)
+        self._writes_work()
+        return outcome
+
+    # -- the progress projection -------------------------------------------------
+
+    async def project(self, *, max_events: int = PROJECTION_SPAN) -> Projection | None:
+        """Fold the next span into progress in one transaction (see :mod:`.projection`).
+
+        Nodes calling this at once take turns on the watermark row lock; ingest never
+        waits for it. Raises :class:`StorageUnavailable` when the storage fails (the
+        span rolls back whole, watermark included).
+        """
+        self._check_writable()
+        try:
+            if await self.db.pool.fetchval(_CAUGHT_UP_SQL):
+                # Nothing to fold: an idle projector polling on every node takes no row
+                # lock (a write) and opens no transaction. A batch committing just after
+                # is the next call's.
+                return None
+            async with self.db.transaction() as conn:
+                projection, catalog, mark = await project_span(
+                    conn, self.catalog, self._catalog_mark, max_events
+                )
+        except BaseException as exc:
+            problem = self._storage_problem(exc)
+            if problem is None:
+                raise
+            raise StorageUnavailable(problem) from None
+        # Committed: only now does this node's catalog cache follow (a rollback would
+        # have undone what the span discovered).
+        self.catalog, self._catalog_mark = catalog, mark
+        self._writes_work()
+        return projection
+
+    async def progress_seq(self) -> int:
+        return await watermark(self.db.pool)
+
+    @contextlib.asynccontextmanager
+    async def _snapshot(self) -> AsyncIterator[tuple[asyncpg.Connection, int, Catalog]]:
+        """One connection in a read-only REPEATABLE READ transaction: every statement
+        sees the same committed state (other nodes keep writing meanwhile); with the
+        watermark and the catalog of that state."""
+        async with (
+            self.db.pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            seq = await watermark(conn)  # the first statement fixes the snapshot
+            catalog = self.catalog
+            if await catalog_mark(conn) != self._catalog_mark:
+                # Another node discovered modules (or a catalog was loaded) since the cache
+                # was: module counts must be the snapshot's. The cache itself is left to
+                # refresh_catalog, which reports catalog loads.
+                catalog, _ = await load_catalog(conn)
+            yield conn, seq, catalog
+
+    async def progress_view(
+        self, paths: Sequence[str], module_keys: Sequence[tuple[str, str]], *, now: float
+    ) -> ProgressView:
+        async with self._snapshot() as (conn, seq, catalog):
+            path_rows = await queries.path_summaries(conn, catalog, paths, now=now)
+            module_rows = await queries.module_summaries(conn, module_keys) if module_keys else []
+            total = await queries.learner_count(conn)
+        return ProgressView(seq, path_rows, module_rows, total)
+
+    async def progress_rows_since(self, after_seq: int) -> Projection | None:
+        async with self._snapshot() as (conn, seq, _catalog):
+            if seq <= after_seq:
+                return None
+            changes = await queries.progress_rows_since(conn, after_seq, seq)
+        return Projection(after_seq + 1, seq, changes)
+
+    def _storage_problem(self, exc: BaseException) -> str | None:
+        """The sentence for ``exc`` if it is the storage's failure (noted for /healthz),
+        else None (the caller re-raises ``exc`` as it is)."""
+        problem = storage_problem(exc, self.db.where)
+        if problem is not None:
+            self._note_write_problem(problem)
+        return problem
+
+    def _writes_work(self) -> None:
         if self.write_problem is not None:
             log.warning("writes work again (was: %s)", self.write_problem)
             self.write_problem = None
-        return outcome
 
     def _note_write_problem(self, problem: str) -> None:
         """Record why writes fail; log only when the reason changes."""
@@ -207,11 +286,11 @@ class PgStore(Store):
     async def load_catalog(self, paths: list[CatalogPath]) -> None:
         """Make ``paths`` authoritative and re-derive their learners' percents.
 
-        Under the events sequence lock: no batch on any node folds progress against
-        half a catalog.
+        Under the projection watermark lock: no span on any node folds progress
+        against half a catalog (ingest, which no longer touches the catalog, goes on).
         """
         async with self._write() as conn:
-            await sequence.lock(conn)
+            await lock_watermark(conn)
             await store_catalog(conn, paths)
             # A running node sees the new version and reloads (see refresh_catalog).
             await set_meta(conn, "catalog_version", uuid.uuid4().hex)
@@ -260,13 +339,16 @@ class PgStore(Store):
     async def progress_snapshot(
         self, *, learner: str | None = None, now: float | None = None, learner_limit: int = 1000
     ) -> dict[str, Any]:
-        return await queries.progress_snapshot(
-            self.db.pool,
-            self.catalog,
-            learner=learner,
-            now=time.time() if now is None else now,
-            learner_limit=learner_limit,
-        )
+        async with self._snapshot() as (conn, seq, catalog):
+            body = await queries.progress_snapshot(
+                conn,
+                catalog,
+                learner=learner,
+                now=time.time() if now is None else now,
+                learner_limit=learner_limit,
+            )
+        body["progress_seq"] = seq
+        return body
 
     async def path_summaries(self, paths: Sequence[str], *, now: float) -> list[dict[str, Any]]:
         return await queries.path_summaries(self.db.pool, self.catalog, paths, now=now)

@@ -257,6 +257,10 @@ class Database:
         self.reader = reader
         self._write_lock = asyncio.Lock()
         self._checkpointer: aiosqlite.Connection | None = None
+        #: A third connection for reads that must see one snapshot across statements
+        #: (opened on first use; see :meth:`snapshot`).
+        self._snapshot_conn: aiosqlite.Connection | None = None
+        self._snapshot_lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path, *, readonly: bool = False) -> Database:
@@ -365,6 +369,25 @@ class Database:
             return result
 
     @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A connection in a read transaction: every statement in the block sees the same
+        committed state (WAL keeps it while the writer goes on), e.g. progress rows and
+        the watermark they reflect. One block at a time; ``reader`` is not held up."""
+        async with self._snapshot_lock:
+            if self._snapshot_conn is None:
+                self._snapshot_conn = await _connect(self.path, readonly=self._writer is None)
+                await self._snapshot_conn.execute("PRAGMA query_only = ON")
+            conn = self._snapshot_conn
+            await conn.execute("BEGIN")
+            try:
+                # A deferred BEGIN takes its snapshot at the first read: take it now.
+                async with conn.execute("SELECT 1 FROM meta LIMIT 1") as cursor:
+                    await cursor.fetchall()
+                yield conn
+            finally:
+                await conn.execute("COMMIT")
+
+    @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """One write transaction: commits on success, rolls back on any error."""
         async with self._write_lock:
@@ -384,6 +407,10 @@ class Database:
             if self._checkpointer is not None:
                 await self._checkpointer.close()
                 self._checkpointer = None
+            async with self._snapshot_lock:
+                if self._snapshot_conn is not None:
+                    await self._snapshot_conn.close()
+                    self._snapshot_conn = None
             if self._writer is not None:
                 with contextlib.suppress(sqlite3.Error):
                     # Fold the WAL back so the file alone is a complete copy.

@@ -1,4 +1,4 @@
-"""Storing one batch: dedupe, sequence numbers, events and progress in one transaction."""
+"""Storing one batch: dedupe, sequence numbers, events and the cursor in one transaction."""
 
 from __future__ import annotations
 
@@ -6,16 +6,9 @@ import sqlite3
 from collections.abc import Sequence
 
 from jacmon.events import Event
-from jacmon.store.catalog import Catalog
 from jacmon.store.encoding import event_body
-from jacmon.store.sqlite.catalog import insert_discovered
 from jacmon.store.sqlite.database import chunks
-from jacmon.store.sqlite.progress_sql import (
-    update_learners,
-    update_module_progress,
-    update_path_progress,
-)
-from jacmon.store.types import IngestOutcome, ProgressChanges, StoredEvent
+from jacmon.store.types import IngestOutcome, StoredEvent
 
 #: SQLite primary result codes that mean the storage, not the batch, failed: what to say.
 _STORAGE_PROBLEMS: dict[int, str] = {
@@ -55,37 +48,8 @@ def _existing_ids(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
     return found
 
 
-def recompute_path_percents(conn: sqlite3.Connection, catalog: Catalog, paths: set[str]) -> None:
-    """Re-derive every learner's percent on ``paths`` after their module count changed.
-
-    On a path whose catalog came from a file, learners who have completed
-    every listed module complete the path (as the next event would make them).
-    """
-    mine = (
-        " FROM module_progress m"
-        " JOIN catalog_modules c ON c.path = m.path AND c.module = m.module"
-        " WHERE m.learner = path_progress.learner AND m.path = path_progress.path"
-    )
-    for path in paths:
-        count = max(catalog.module_counts.get(path, 0), 1)
-        conn.execute(
-            f"UPDATE path_progress SET percent = min(100.0, coalesce((SELECT sum(m.percent){mine}),"
-            f" 0) / ?), modules_completed = (SELECT count(*){mine} AND m.status = 'completed')"
-            " WHERE path = ? AND status != 'completed'",
-            (count, path),
-        )
-        if path in catalog.authoritative:
-            conn.execute(
-                "UPDATE path_progress SET status = 'completed', percent = 100.0,"
-                f" completed_at = (SELECT max(m.completed_at){mine})"
-                " WHERE path = ? AND status != 'completed' AND modules_completed >= ?",
-                (path, count),
-            )
-
-
 def store_batch(
     conn: sqlite3.Connection,
-    catalog: Catalog,
     events: Sequence[Event],
     *,
     next_seq: int,
@@ -96,18 +60,15 @@ def store_batch(
 
     Events whose ``id`` is already stored, or repeated earlier in the batch, are
     duplicates: counted, not stored. The rest get consecutive sequence numbers
-    from ``next_seq``. Progress rows they touch are updated in the same
-    transaction (by set-based SQL over the stored rows, see progress_sql), and
-    ``cursor`` (name, value), if given, is saved with them.
+    from ``next_seq``; ``cursor`` (name, value), if given, is saved with them.
+    Progress is not touched here: the projector folds these events in later
+    (:mod:`.projection`).
     """
     known = _existing_ids(conn, [e.id for e in events])
     stored: list[StoredEvent] = []
     duplicates: list[int] = []
     seen = set(known)
     rows = []
-    # (path, None) and (path, module) in event order, so discovered modules get
-    # stable positions.
-    pairs: dict[tuple[str, str | None], None] = {}
     seq = next_seq
     for index, event in enumerate(events):
         if event.id in seen:
@@ -137,10 +98,6 @@ def store_batch(
                 body,
             )
         )
-        if event.path is not None:
-            pairs[(event.path, None)] = None
-            if event.module is not None:
-                pairs[(event.path, event.module)] = None
         seq += 1
     if rows:
         conn.executemany(
@@ -149,34 +106,10 @@ def store_batch(
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
-        changes = _update_progress(conn, catalog, pairs, next_seq, seq - 1)
-    else:
-        changes = ProgressChanges()
     if cursor is not None:
         conn.execute(
             "INSERT INTO cursors (name, value, updated) VALUES (?, ?, ?) "
             "ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated = excluded.updated",
             (cursor[0], cursor[1], received),
         )
-    return IngestOutcome(stored, duplicates, changes, seq - 1)
-
-
-def _update_progress(
-    conn: sqlite3.Connection,
-    catalog: Catalog,
-    pairs: dict[tuple[str, str | None], None],
-    first_seq: int,
-    last_seq: int,
-) -> ProgressChanges:
-    """Progress for the events stored as ``first_seq``..``last_seq``; the changed rows."""
-    changes = ProgressChanges()
-    found = catalog.discover(pairs)
-    insert_discovered(conn, found)
-    recount = found.changed
-    if recount:
-        recompute_path_percents(conn, catalog, recount)
-        changes.recounted = recount
-    changes.modules = update_module_progress(conn, first_seq, last_seq)
-    changes.paths = update_path_progress(conn, first_seq, last_seq)
-    changes.learners = update_learners(conn, first_seq, last_seq)
-    return changes
+    return IngestOutcome(stored, duplicates, seq - 1)

@@ -236,10 +236,15 @@ async def replace_daily_stats(
 async def delete_events_before(
     conn: aiosqlite.Connection, cutoff: float, *, dry_run: bool = False
 ) -> int:
-    async with conn.execute("SELECT count(*) FROM events WHERE ts < ?", (cutoff,)) as cursor:
+    # Never an event the projection has not folded yet (progress would lose it).
+    where = (
+        "WHERE ts < ? AND seq <= coalesce((SELECT CAST(value AS INTEGER) FROM meta"
+        " WHERE key = 'progress_seq'), 0)"
+    )
+    async with conn.execute(f"SELECT count(*) FROM events {where}", (cutoff,)) as cursor:
         (count,) = await cursor.fetchone()
     if count and not dry_run:
-        await conn.execute("DELETE FROM events WHERE ts < ?", (cutoff,))
+        await conn.execute(f"DELETE FROM events {where}", (cutoff,))
     return count
 
 

@@ -1,4 +1,4 @@
-"""Progress maintenance as three set-based SQL statements over a batch's stored events.
+"""Progress maintenance as set-based SQL statements over a span of stored events.
 
 The rules are those of :mod:`jacmon.analytics.progress` (the reference the
 tests hold these statements to). Each statement reads the batch's events by
@@ -8,7 +8,7 @@ Python round per touched row. ``RETURNING`` hands the new rows back for the
 dashboard stream's deltas.
 
 Order matters: modules first (the path percent sums the learner's module rows
-after the batch), then paths, then learners.
+after the span), the day sets, then paths, then learners.
 """
 
 from __future__ import annotations
@@ -47,54 +47,38 @@ _DAY = "CAST(floor(ts / 86400.0) AS INTEGER)"
 _LEVEL = "(1 + CAST(sqrt(max(0, {xp}) / 100) AS INTEGER))"
 
 
-def _streak(old_streak: str, old_day: str, run: str) -> str:
-    """SQL for advance_streak: the new streak from the old one and the batch's day run.
+#: The span's active days into the day sets streaks are computed from.
+_LEARNER_DAYS_SQL = f"""
+INSERT OR IGNORE INTO learner_days (learner, day)
+SELECT DISTINCT learner, {_DAY} FROM events WHERE seq BETWEEN :first_seq AND :last_seq
+"""
+_PATH_DAYS_SQL = f"""
+INSERT OR IGNORE INTO path_days (learner, path, day)
+SELECT DISTINCT learner, path, {_DAY} FROM events
+WHERE seq BETWEEN :first_seq AND :last_seq AND path IS NOT NULL
+"""
 
-    ``run`` names the relation with ``last_day`` and ``trailing_start``.
-    """
-    return (
-        f"CASE WHEN {run}.last_day <= {old_day} THEN {old_streak}"
-        f" WHEN {run}.trailing_start <= {old_day} + 1"
-        f" THEN {old_streak} + {run}.last_day - {old_day}"
-        f" ELSE {run}.last_day - {run}.trailing_start + 1 END"
-    )
 
-
-def _per_day(keys: str, aggregates: str) -> str:
-    """CTE ``per_day``: the batch folded per key and UTC day, plus where runs of days start.
-
-    ``starts_run`` is true on a day whose previous day has no events; the
-    latest such day starts the run that ends at the key's last day (DayRun's
-    trailing start). The window runs after the GROUP BY, so this is one pass.
-    """
+def _streak_ctes(days: str, keys: str) -> str:
+    """CTEs ``runs`` (one row per run of days in a row: its length and last day) and
+    ``streaks`` (per key: the latest active day, the run ending there, the longest run),
+    over the whole day set of every key in ``delta``. ``days`` is the day table; a day
+    minus its rank within its key is the same for every day of one run."""
+    names = keys.split(", ")
+    on = " AND ".join(f"t.{k} = d.{k}" for k in names)
+    of_t = ", ".join(f"t.{k}" for k in names)
     return f"""
-    per_day AS (
-        SELECT {keys}, day, {aggregates},
-               coalesce(day - lag(day) OVER (PARTITION BY {keys} ORDER BY day) > 1, 1)
-                   AS starts_run
-        FROM batch GROUP BY {keys}, day)"""
+    runs AS (
+        SELECT {keys}, count(*) AS length, max(day) AS last_day
+        FROM (SELECT {of_t}, t.day,
+                     t.day - row_number() OVER (PARTITION BY {of_t} ORDER BY t.day) AS run
+              FROM delta AS d JOIN {days} AS t ON {on})
+        GROUP BY {keys}, run),
+    streaks AS MATERIALIZED (
+        -- SQLite takes the bare column (length) from the row holding max(last_day).
+        SELECT {keys}, max(last_day) AS active_day, length AS streak FROM runs GROUP BY {keys}),
+    longest AS (SELECT {keys}, max(length) AS longest FROM runs GROUP BY {keys})"""
 
-
-#: Day-run columns of a key's delta, from ``per_day`` (DayRun: first, last, trailing start).
-_RUN_COLUMNS = """min(day) AS first_day, max(day) AS last_day,
-           max(CASE WHEN starts_run THEN day END) AS trailing_start"""
-
-
-#: Per learner x path and day: what path progress needs from the batch.
-_PATH_DAY_AGGREGATES = """
-           min(CASE WHEN type = 'path.enrolled' THEN ts END) AS enrolled_at,
-           max(CASE WHEN type = 'path.unenrolled' THEN ts END) AS unenrolled_at,
-           min(CASE WHEN type = 'path.completed' THEN ts END) AS completed_at,
-           max(CASE WHEN type NOT IN ('path.enrolled', 'path.unenrolled') THEN ts END)
-               AS last_engaged,
-           total(CASE WHEN type NOT LIKE 'session.%' THEN duration_s END) AS spent,
-           sum(xp) AS xp, min(ts) AS first_ts, max(ts) AS last_ts"""
-
-#: Per learner and day.
-_LEARNER_DAY_AGGREGATES = """
-           count(*) AS events,
-           total(CASE WHEN type = 'session.ended' THEN duration_s END) AS spent,
-           sum(xp) AS xp, min(ts) AS first_ts, max(ts) AS last_ts"""
 
 _MODULE_SQL = """
 INSERT INTO module_progress AS old
@@ -130,15 +114,18 @@ RETURNING learner, path, module, status, percent, time_spent_s,
 
 _PATH_SQL = f"""
 WITH batch AS (
-    SELECT learner, path, type, ts, duration_s, {_DAY} AS day, {_XP} AS xp
+    SELECT learner, path, type, ts, duration_s, {_XP} AS xp
     FROM events WHERE seq BETWEEN :first_seq AND :last_seq AND path IS NOT NULL),
-{_per_day("learner, path", _PATH_DAY_AGGREGATES)},
 delta AS MATERIALIZED (
-    SELECT learner, path, min(enrolled_at) AS enrolled_at, max(unenrolled_at) AS unenrolled_at,
-           min(completed_at) AS completed_at, max(last_engaged) AS last_engaged,
-           total(spent) AS spent, sum(xp) AS xp, min(first_ts) AS first_ts,
-           max(last_ts) AS last_ts, {_RUN_COLUMNS}
-    FROM per_day GROUP BY learner, path),
+    SELECT learner, path,
+           min(CASE WHEN type = 'path.enrolled' THEN ts END) AS enrolled_at,
+           max(CASE WHEN type = 'path.unenrolled' THEN ts END) AS unenrolled_at,
+           min(CASE WHEN type = 'path.completed' THEN ts END) AS completed_at,
+           max(CASE WHEN type != 'path.unenrolled' THEN ts END) AS last_engaged,
+           total(CASE WHEN type NOT LIKE 'session.%' THEN duration_s END) AS spent,
+           sum(xp) AS xp, min(ts) AS first_ts, max(ts) AS last_ts
+    FROM batch GROUP BY learner, path),
+{_streak_ctes("path_days", "learner, path")},
 catalog AS MATERIALIZED (
     SELECT p.path,
            (SELECT count(*) FROM catalog_modules c WHERE c.path = p.path) AS module_count,
@@ -147,56 +134,57 @@ catalog AS MATERIALIZED (
     FROM (SELECT DISTINCT path FROM delta) AS p),
 sums AS (
     SELECT m.learner, m.path, total(m.percent) AS total,
-           sum(m.status = 'completed') AS completed
+           sum(m.status = 'completed') AS completed, max(m.completed_at) AS done_at
     FROM delta AS d
     CROSS JOIN module_progress AS m ON m.learner = d.learner AND m.path = d.path
     JOIN catalog_modules AS c ON c.path = m.path AND c.module = m.module
     GROUP BY m.learner, m.path),
--- The old row, or the defaults of a first activity (apply_path with row None).
+-- The old row (or nothing, a first activity) merged with the span's delta.
 merged AS (
-    SELECT d.*, k.module_count, k.authoritative,
+    SELECT d.*, k.module_count, k.authoritative, st.active_day, st.streak,
            coalesce(s.total, 0.0) AS total, coalesce(s.completed, 0) AS modules_completed,
-           coalesce(o.status, 'enrolled') AS old_status,
+           s.done_at,
            coalesce(o.time_spent_s, 0.0) AS old_spent,
            coalesce(o.xp, 0) AS old_xp,
-           coalesce(o.streak_days, 0) AS old_streak,
-           coalesce(o.active_day, d.first_day - 1) AS old_day,
            coalesce(min(o.enrolled_at, d.enrolled_at), o.enrolled_at, d.enrolled_at)
                AS new_enrolled_at,
+           coalesce(max(o.unenrolled_at, d.unenrolled_at), o.unenrolled_at, d.unenrolled_at)
+               AS new_unenrolled_at,
+           coalesce(max(o.last_engaged, d.last_engaged), o.last_engaged, d.last_engaged)
+               AS new_engaged,
            coalesce(min(o.completed_at, d.completed_at), o.completed_at, d.completed_at)
-               AS completed_before_rule,
+               AS completed_by_event,
            coalesce(min(o.first_activity, d.first_ts), d.first_ts) AS new_first,
            coalesce(max(o.last_activity, d.last_ts), d.last_ts) AS new_last
     FROM delta AS d
     JOIN catalog AS k USING (path)
+    JOIN streaks AS st USING (learner, path)
     LEFT JOIN sums AS s USING (learner, path)
     LEFT JOIN path_progress AS o ON o.learner = d.learner AND o.path = d.path),
 completion AS (
     SELECT *,
-           CASE WHEN completed_before_rule IS NULL AND authoritative AND module_count > 0
-                     AND modules_completed >= module_count
-                THEN last_ts ELSE completed_before_rule END AS new_completed
+           CASE WHEN authoritative AND module_count > 0 AND modules_completed >= module_count
+                THEN coalesce(min(completed_by_event, done_at), completed_by_event, done_at)
+                ELSE completed_by_event END AS new_completed
     FROM merged)
 INSERT INTO path_progress AS old
     (learner, path, status, percent, modules_completed, time_spent_s, xp, level,
-     streak_days, active_day, enrolled_at, first_activity, last_activity, completed_at)
+     streak_days, active_day, enrolled_at, first_activity, last_activity, completed_at,
+     unenrolled_at, last_engaged)
 SELECT learner, path,
        CASE WHEN new_completed IS NOT NULL THEN 'completed'
-            WHEN unenrolled_at IS NOT NULL
-                 AND (last_engaged IS NULL OR unenrolled_at >= last_engaged) THEN 'unenrolled'
-            WHEN last_engaged IS NOT NULL OR enrolled_at IS NOT NULL
-                 OR old_status != 'unenrolled'
-                THEN CASE WHEN total > 0 THEN 'in_progress' ELSE 'enrolled' END
-            ELSE old_status END,
+            WHEN new_unenrolled_at IS NOT NULL
+                 AND (new_engaged IS NULL OR new_unenrolled_at >= new_engaged) THEN 'unenrolled'
+            WHEN total > 0 THEN 'in_progress'
+            ELSE 'enrolled' END,
        CASE WHEN new_completed IS NOT NULL THEN 100.0
             ELSE min(100.0, total / max(module_count, 1)) END,
        modules_completed,
        old_spent + spent,
        old_xp + xp,
        {_LEVEL.format(xp="old_xp + xp")},
-       {_streak("old_streak", "old_day", "completion")},
-       max(old_day, last_day),
-       new_enrolled_at, new_first, new_last, new_completed
+       streak, active_day,
+       new_enrolled_at, new_first, new_last, new_completed, new_unenrolled_at, new_engaged
 FROM completion
 WHERE true
 ON CONFLICT (learner, path) DO UPDATE SET
@@ -205,41 +193,34 @@ ON CONFLICT (learner, path) DO UPDATE SET
     xp = excluded.xp, level = excluded.level, streak_days = excluded.streak_days,
     active_day = excluded.active_day, enrolled_at = excluded.enrolled_at,
     first_activity = excluded.first_activity, last_activity = excluded.last_activity,
-    completed_at = excluded.completed_at
+    completed_at = excluded.completed_at, unenrolled_at = excluded.unenrolled_at,
+    last_engaged = excluded.last_engaged
 RETURNING learner, path, status, percent, modules_completed, time_spent_s, xp, level,
-          streak_days, active_day, enrolled_at, first_activity, last_activity, completed_at
+          streak_days, active_day, enrolled_at, first_activity, last_activity, completed_at,
+          unenrolled_at, last_engaged
 """
 
 _LEARNER_SQL = f"""
-WITH batch AS (
-    SELECT learner, type, ts, duration_s, {_DAY} AS day, {_XP} AS xp
-    FROM events WHERE seq BETWEEN :first_seq AND :last_seq),
-{_per_day("learner", _LEARNER_DAY_AGGREGATES)},
-delta AS (
-    SELECT learner, sum(events) AS events, total(spent) AS spent, sum(xp) AS xp,
-           min(first_ts) AS first_ts, max(last_ts) AS last_ts, {_RUN_COLUMNS}
-    FROM per_day GROUP BY learner),
-merged AS (
-    SELECT d.*,
-           coalesce(o.events, 0) AS old_events,
-           coalesce(o.time_spent_s, 0.0) AS old_spent,
-           coalesce(o.xp, 0) AS old_xp,
-           coalesce(o.streak_days, 0) AS old_streak,
-           coalesce(o.longest_streak, 0) AS old_longest,
-           coalesce(o.active_day, d.first_day - 1) AS old_day,
-           coalesce(min(o.first_activity, d.first_ts), d.first_ts) AS new_first,
-           coalesce(max(o.last_activity, d.last_ts), d.last_ts) AS new_last
-    FROM delta AS d
-    LEFT JOIN learners AS o ON o.learner = d.learner),
-streaks AS (
-    SELECT *, {_streak("old_streak", "old_day", "merged")} AS new_streak FROM merged)
+WITH delta AS MATERIALIZED (
+    SELECT learner, count(*) AS events,
+           total(CASE WHEN type = 'session.ended' THEN duration_s END) AS spent,
+           sum({_XP}) AS xp, min(ts) AS first_ts, max(ts) AS last_ts
+    FROM events WHERE seq BETWEEN :first_seq AND :last_seq GROUP BY learner),
+{_streak_ctes("learner_days", "learner")}
 INSERT INTO learners AS old
     (learner, events, time_spent_s, xp, level, streak_days, longest_streak, active_day,
      first_activity, last_activity)
-SELECT learner, old_events + events, old_spent + spent, old_xp + xp,
-       {_LEVEL.format(xp="old_xp + xp")},
-       new_streak, max(old_longest, new_streak), max(old_day, last_day), new_first, new_last
-FROM streaks
+SELECT d.learner, coalesce(o.events, 0) + d.events,
+       coalesce(o.time_spent_s, 0.0) + d.spent,
+       coalesce(o.xp, 0) + d.xp,
+       {_LEVEL.format(xp="coalesce(o.xp, 0) + d.xp")},
+       st.streak, lg.longest, st.active_day,
+       coalesce(min(o.first_activity, d.first_ts), d.first_ts),
+       coalesce(max(o.last_activity, d.last_ts), d.last_ts)
+FROM delta AS d
+JOIN streaks AS st USING (learner)
+JOIN longest AS lg USING (learner)
+LEFT JOIN learners AS o ON o.learner = d.learner
 WHERE true
 ON CONFLICT (learner) DO UPDATE SET
     events = excluded.events, time_spent_s = excluded.time_spent_s, xp = excluded.xp,
@@ -266,12 +247,21 @@ def update_module_progress(
     return _rows(conn, _MODULE_SQL, {"first_seq": first_seq, "last_seq": last_seq})
 
 
+def update_active_days(conn: sqlite3.Connection, first_seq: int, last_seq: int) -> None:
+    """Add the active days of events ``first_seq``..``last_seq`` to the day sets; run
+    before the path and learner statements (their streaks read the sets)."""
+    span = {"first_seq": first_seq, "last_seq": last_seq}
+    conn.execute(_LEARNER_DAYS_SQL, span)
+    conn.execute(_PATH_DAYS_SQL, span)
+
+
 def update_path_progress(
     conn: sqlite3.Connection, first_seq: int, last_seq: int
 ) -> list[dict[str, Any]]:
     """Fold events ``first_seq``..``last_seq`` into path_progress; the new rows.
 
-    Run after :func:`update_module_progress`: path percents sum the module rows.
+    Run after :func:`update_module_progress` (path percents sum the module rows) and
+    :func:`update_active_days`.
     """
     return _rows(conn, _PATH_SQL, {"first_seq": first_seq, "last_seq": last_seq})
 

@@ -260,10 +260,17 @@ async def recent_events(
             yield tuple(row)
 
 
-async def progress_rows_for(conn: aiosqlite.Connection, learners: Sequence[str]) -> ProgressChanges:
-    """Every progress row of ``learners`` now, as the ingest path reports changed rows."""
+async def progress_rows_since(
+    conn: aiosqlite.Connection, after_seq: int, through_seq: int
+) -> ProgressChanges:
+    """Every progress row now of the learners with events ``after_seq+1..through_seq``:
+    what a node that missed projection spans sends instead of their deltas."""
+    async with conn.execute(
+        "SELECT DISTINCT learner FROM events WHERE seq > ? AND seq <= ?", (after_seq, through_seq)
+    ) as cursor:
+        learners = sorted(row[0] for row in await cursor.fetchall())
     changes = ProgressChanges()
-    for chunk in chunks(sorted(set(learners))):
+    for chunk in chunks(learners):
         marks = ",".join("?" * len(chunk))
         for table, rows in (
             ("learners", changes.learners),

@@ -310,6 +310,52 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        5,
+        "progress as a projection of the event log",
+        """
+        -- Progress became a projection of the event log (meta 'progress_seq': the
+        -- progress tables are the fold of the events up to it). Before, ingest kept
+        -- them current in its own transaction: they reflect every stored event.
+        INSERT OR REPLACE INTO meta (key, value) SELECT 'progress_seq', CAST(max(
+            coalesce((SELECT max(seq) FROM events), 0),
+            coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_seq'), 0))
+            AS TEXT);
+
+        -- The UTC days (days since the epoch) each learner, and each learner on each
+        -- path, was active: streaks are runs in these sets, whatever order events
+        -- arrive in. Filled from the events still stored (retention may have removed
+        -- older days: those streaks restart from what is left when next touched).
+        CREATE TABLE learner_days (
+            learner TEXT NOT NULL,
+            day     INTEGER NOT NULL,
+            PRIMARY KEY (learner, day)
+        ) WITHOUT ROWID;
+        CREATE TABLE path_days (
+            learner TEXT NOT NULL,
+            path    TEXT NOT NULL,
+            day     INTEGER NOT NULL,
+            PRIMARY KEY (learner, path, day)
+        ) WITHOUT ROWID;
+        INSERT OR IGNORE INTO learner_days (learner, day)
+            SELECT DISTINCT learner, CAST(floor(ts / 86400.0) AS INTEGER) FROM events;
+        INSERT OR IGNORE INTO path_days (learner, path, day)
+            SELECT DISTINCT learner, path, CAST(floor(ts / 86400.0) AS INTEGER) FROM events
+            WHERE path IS NOT NULL;
+
+        -- The latest path.unenrolled and the latest other event on the path (epoch
+        -- seconds): a path is unenrolled while the first is at or after the second.
+        ALTER TABLE path_progress ADD COLUMN unenrolled_at REAL;
+        ALTER TABLE path_progress ADD COLUMN last_engaged REAL;
+        UPDATE path_progress SET
+            unenrolled_at = (SELECT max(e.ts) FROM events AS e
+                             WHERE e.learner = path_progress.learner
+                               AND e.path = path_progress.path AND e.type = 'path.unenrolled'),
+            last_engaged = (SELECT max(e.ts) FROM events AS e
+                            WHERE e.learner = path_progress.learner
+                              AND e.path = path_progress.path AND e.type != 'path.unenrolled');
+        """,
+    ),
 ]
 
 

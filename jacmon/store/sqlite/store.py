@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 
 from jacmon.events import Event
-from jacmon.store.base import Fence, Lease, Store, Transaction
+from jacmon.store.base import PROJECTION_SPAN, Fence, Lease, Store, Transaction
 from jacmon.store.catalog import Catalog, CatalogPath
 from jacmon.store.sqlite import alerts, monitoring, notify, queries, silences, task_runs, tokens
 from jacmon.store.sqlite.catalog import (
@@ -31,12 +31,19 @@ from jacmon.store.sqlite.catalog import (
     store_catalog,
 )
 from jacmon.store.sqlite.database import SET_META, Database, get_meta
-from jacmon.store.sqlite.ingest import recompute_path_percents, storage_problem, store_batch
+from jacmon.store.sqlite.ingest import storage_problem, store_batch
+from jacmon.store.sqlite.projection import (
+    HEAD_SQL,
+    WATERMARK_SQL,
+    project_span,
+    recompute_path_percents,
+)
 from jacmon.store.types import (
     ClaimedBatch,
     DueGroup,
     IngestOutcome,
-    ProgressChanges,
+    ProgressView,
+    Projection,
     StorageUnavailable,
 )
 
@@ -48,10 +55,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("jacmon.store")
 
 #: The newest committed seq: retention may have deleted the newest events, meta keeps it.
-_HEAD_SQL = (
-    "SELECT max(coalesce((SELECT max(seq) FROM events), 0),"
-    " coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_seq'), 0))"
-)
+_HEAD_SQL = HEAD_SQL
 
 
 def _file_identity(path: Path) -> tuple[int, int] | None:
@@ -167,6 +171,19 @@ class SqliteStore(Store):
                 on_commit=self._committed,
             )
         except BaseException as exc:
+            problem = self._file_lost or storage_problem(exc, self.path)
+            if problem is None:
+                raise
+            self._note_write_problem(problem)
+            raise StorageUnavailable(problem) from None
+
+    async def project(self, *, max_events: int = PROJECTION_SPAN) -> Projection | None:
+        """Fold the next span into progress in one transaction (see :mod:`.projection`)."""
+        if self._file_lost is not None:
+            raise StorageUnavailable(self._file_lost)
+        try:
+            return await self.db.run_transaction(self._project_span, max_events)
+        except BaseException as exc:
             # The catalog cache may hold paths or modules the rollback undid.
             with contextlib.suppress(sqlite3.Error):
                 self.catalog = await load_catalog(self.db.reader)
@@ -175,6 +192,37 @@ class SqliteStore(Store):
                 raise
             self._note_write_problem(problem)
             raise StorageUnavailable(problem) from None
+
+    def _project_span(self, conn: sqlite3.Connection, max_events: int) -> Projection | None:
+        projection = project_span(conn, self.catalog, max_events)
+        if projection is not None:
+            self._check_file()
+        return projection
+
+    async def progress_seq(self) -> int:
+        async with self.db.reader.execute(WATERMARK_SQL) as cursor:
+            (value,) = await cursor.fetchone()
+        return value
+
+    async def progress_view(
+        self, paths: Sequence[str], module_keys: Sequence[tuple[str, str]], *, now: float
+    ) -> ProgressView:
+        async with self.db.snapshot() as conn:
+            async with conn.execute(WATERMARK_SQL) as cursor:
+                (seq,) = await cursor.fetchone()
+            path_rows = await queries.path_summaries(conn, self.catalog, paths, now=now)
+            module_rows = await queries.module_summaries(conn, module_keys) if module_keys else []
+            total = await queries.learner_count(conn)
+        return ProgressView(seq, path_rows, module_rows, total)
+
+    async def progress_rows_since(self, after_seq: int) -> Projection | None:
+        async with self.db.snapshot() as conn:
+            async with conn.execute(WATERMARK_SQL) as cursor:
+                (seq,) = await cursor.fetchone()
+            if seq <= after_seq:
+                return None
+            changes = await queries.progress_rows_since(conn, after_seq, seq)
+        return Projection(after_seq + 1, seq, changes)
 
     def _store_batch(
         self,
@@ -185,7 +233,6 @@ class SqliteStore(Store):
     ) -> IngestOutcome:
         outcome = store_batch(
             conn,
-            self.catalog,
             events,
             next_seq=self.last_seq + 1,
             received=received,
@@ -283,13 +330,18 @@ class SqliteStore(Store):
     async def progress_snapshot(
         self, *, learner: str | None = None, now: float | None = None, learner_limit: int = 1000
     ) -> dict[str, Any]:
-        return await queries.progress_snapshot(
-            self.db.reader,
-            self.catalog,
-            learner=learner,
-            now=time.time() if now is None else now,
-            learner_limit=learner_limit,
-        )
+        async with self.db.snapshot() as conn:
+            async with conn.execute(WATERMARK_SQL) as cursor:
+                (seq,) = await cursor.fetchone()
+            body = await queries.progress_snapshot(
+                conn,
+                self.catalog,
+                learner=learner,
+                now=time.time() if now is None else now,
+                learner_limit=learner_limit,
+            )
+        body["progress_seq"] = seq
+        return body
 
     async def path_summaries(self, paths: Sequence[str], *, now: float) -> list[dict[str, Any]]:
         return await queries.path_summaries(self.db.reader, self.catalog, paths, now=now)
@@ -302,9 +354,6 @@ class SqliteStore(Store):
         async with self.db.reader.execute(_HEAD_SQL) as cursor:
             (head,) = await cursor.fetchone()
         return max(head, self.last_seq)
-
-    async def progress_rows_for(self, learners: Sequence[str]) -> ProgressChanges:
-        return await queries.progress_rows_for(self.db.reader, learners)
 
     async def learner_count(self) -> int:
         return await queries.learner_count(self.db.reader)

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from jacmon.store import Store, postgres_dsn
+from jacmon.events import Event
+from jacmon.store import ProgressChanges, Projection, Store, StoredEvent, postgres_dsn
 
 
 def is_postgres(location: Path | str) -> bool:
@@ -82,3 +85,28 @@ async def install_failing_cursor_trigger(location: Path | str) -> None:
         "CREATE TRIGGER fail_cursor BEFORE INSERT ON cursors WHEN NEW.value = 'boom' "
         "BEGIN SELECT RAISE(ABORT, 'forced failure'); END",
     )
+
+
+@dataclass
+class Ingested:
+    """A committed batch and what projecting it changed (``IngestOutcome`` + changes)."""
+
+    stored: list[StoredEvent]
+    duplicate_indexes: list[int]
+    last_seq: int
+    changes: ProgressChanges
+    spans: list[Projection]
+
+
+async def ingest_projected(store: Store, events: Sequence[Event], **kwargs: Any) -> Ingested:
+    """Ingest one batch, then project until progress is current, as the server's projector
+    would right after it: for the tests of the progress rules, which read progress next."""
+    outcome = await store.ingest(events, **kwargs)
+    spans = await store.catch_up()
+    changes = ProgressChanges()
+    for span in spans:
+        changes.paths.extend(span.changes.paths)
+        changes.modules.extend(span.changes.modules)
+        changes.learners.extend(span.changes.learners)
+        changes.recounted |= span.changes.recounted
+    return Ingested(outcome.stored, outcome.duplicate_indexes, outcome.last_seq, changes, spans)
