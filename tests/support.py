@@ -115,3 +115,18 @@ async def until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> A
             return value
         await asyncio.sleep(0.02)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+async def dashboard_snapshot(url: str, *, through_seq: int, timeout: float = TIMEOUT_S) -> dict:
+    """The data of a dashboard snapshot from ``url`` whose ``progress_seq`` has reached
+    ``through_seq``: progress is projected behind ingest (within the lag bound), so a
+    snapshot right after an ack may not have the batch yet; reconnect until it has."""
+    from websockets.asyncio.client import connect
+
+    async def read() -> dict | None:
+        async with connect(url) as ws:
+            snapshot = await recv_until(ws, lambda m: m["type"] == "snapshot", timeout)
+        data = snapshot["data"]
+        return data if data["progress_seq"] >= through_seq else None
+
+    return await until(read, f"a dashboard snapshot with progress_seq >= {through_seq}", timeout)

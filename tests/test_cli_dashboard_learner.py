@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from support import event, flat
+from support import dashboard_snapshot, event, flat
 from typer.testing import CliRunner
 
 from jacmon.cli import app
@@ -21,6 +21,8 @@ async def feed(url: str, *learners: str) -> None:
             [event(n, learner=name) for n, name in enumerate(learners, start=1)]
         )
     assert ack.accepted == len(learners)
+    # Known once progress is projected (it trails the ack by the projector's lag).
+    await dashboard_snapshot(url + "/ws/dashboard", through_seq=ack.last_seq)
 
 
 async def test_an_unknown_learner_is_refused_with_examples_of_known_ones(running_server):

@@ -9,7 +9,14 @@ bus; a bus between nodes implements the same interface.
 """
 
 from jacmon.bus.base import Bus, FactHandler
-from jacmon.bus.facts import AlertsChanged, CatalogChanged, EventsCommitted, Fact, TokensRevoked
+from jacmon.bus.facts import (
+    AlertsChanged,
+    CatalogChanged,
+    EventsCommitted,
+    Fact,
+    ProgressProjected,
+    TokensRevoked,
+)
 from jacmon.bus.local import LocalBus
 from jacmon.store import Store
 
@@ -40,6 +47,7 @@ __all__ = [
     "Fact",
     "FactHandler",
     "LocalBus",
+    "ProgressProjected",
     "TokensRevoked",
     "open_bus",
 ]

@@ -10,11 +10,9 @@ from jacmon.store.types import ProgressChanges, StoredEvent
 
 @dataclass(frozen=True, slots=True)
 class EventsCommitted:
-    """One committed ingest batch: its events (seqs ``first_seq``..``last_seq``, no gap)
-    and the progress rows it changed."""
+    """One committed ingest batch: its events (seqs ``first_seq``..``last_seq``, no gap)."""
 
     stored: list[StoredEvent]
-    changes: ProgressChanges = field(default_factory=ProgressChanges)
 
     @property
     def first_seq(self) -> int:
@@ -23,6 +21,20 @@ class EventsCommitted:
     @property
     def last_seq(self) -> int:
         return self.stored[-1].seq
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressProjected:
+    """A committed projector span: events ``first_seq``..``last_seq`` are folded into
+    progress; ``changes`` are the rows as they are at watermark ``last_seq``.
+
+    A fill (a node that missed spans reads the rows back from the store) carries the
+    current rows of every learner with events in the span instead of the span's deltas.
+    """
+
+    first_seq: int
+    last_seq: int
+    changes: ProgressChanges = field(default_factory=ProgressChanges)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,4 +62,4 @@ class TokensRevoked:
     token_ids: frozenset[str]
 
 
-Fact = EventsCommitted | AlertsChanged | CatalogChanged | TokensRevoked
+Fact = EventsCommitted | ProgressProjected | AlertsChanged | CatalogChanged | TokensRevoked

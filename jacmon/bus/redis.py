@@ -10,9 +10,15 @@ is trusted for completeness: each node delivers strictly by the store's gap-free
 publish) shows as a gap and is read back from the store before anything after it
 is delivered. Never a silent gap, never a repeat.
 
-Only committed events travel here (the hot path). Alert changes, revoked tokens
-and catalog reloads are small seq'd tables every node already polls in the
-shared store (1 s and 5 s), so they reach every node without the bus.
+Committed events travel here (the hot path), and the leader's projector spans
+(:class:`~jacmon.bus.facts.ProgressProjected`: the progress rows each span
+changed), ordered by their watermark: a span that does not follow the last one
+delivered (an entry lost, a leader that died between its commit and its
+publish) is replaced by the rows read back from the store with the watermark
+they reflect, so no node's dashboards miss a change or go back in time. Alert
+changes, revoked tokens and catalog reloads are small seq'd tables every node
+already polls in the shared store (1 s and 5 s), so they reach every node
+without the bus.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from jacmon.bus.base import Bus
-from jacmon.bus.facts import EventsCommitted, Fact
+from jacmon.bus.facts import EventsCommitted, Fact, ProgressProjected
 from jacmon.bus.sequencer import Sequencer
 from jacmon.errors import EventValidationError
 from jacmon.events import Event, validate_event
@@ -61,18 +67,38 @@ OUTBOX_LIMIT = 10_000
 
 
 def encode_batch(fact: EventsCommitted, node: str) -> dict[str, str]:
-    """The stream entry of one committed batch: its events' stored text and progress rows."""
+    """The stream entry of one committed batch: its events' stored text."""
+    body = {"events": [[e.seq, e.body] for e in fact.stored]}
+    return {"node": node, "batch": json.dumps(body, separators=(",", ":"))}
+
+
+def encode_progress(fact: ProgressProjected, node: str) -> dict[str, str]:
+    """The stream entry of one projector span: its watermarks and the rows it changed."""
     changes = fact.changes
     body = {
-        "events": [[e.seq, e.body] for e in fact.stored],
-        "changes": {
-            "paths": changes.paths,
-            "modules": changes.modules,
-            "learners": changes.learners,
-            "recounted": sorted(changes.recounted),
-        },
+        "first_seq": fact.first_seq,
+        "last_seq": fact.last_seq,
+        "paths": changes.paths,
+        "modules": changes.modules,
+        "learners": changes.learners,
+        "recounted": sorted(changes.recounted),
     }
-    return {"node": node, "batch": json.dumps(body, separators=(",", ":"))}
+    return {"node": node, "progress": json.dumps(body, separators=(",", ":"))}
+
+
+def decode_progress(fields: dict[str, str]) -> ProgressProjected:
+    """The projector span of one stream entry."""
+    body = json.loads(fields["progress"])
+    return ProgressProjected(
+        int(body["first_seq"]),
+        int(body["last_seq"]),
+        ProgressChanges(
+            paths=list(body.get("paths", [])),
+            modules=list(body.get("modules", [])),
+            learners=list(body.get("learners", [])),
+            recounted=set(body.get("recounted", [])),
+        ),
+    )
 
 
 def stored_event(seq: int, body: str) -> StoredEvent:
@@ -114,16 +140,7 @@ def _loads_or_none(text: str) -> Any:
 def decode_batch(fields: dict[str, str]) -> EventsCommitted:
     """The committed batch of one stream entry."""
     body = json.loads(fields["batch"])
-    changes = body.get("changes") or {}
-    return EventsCommitted(
-        [stored_event(int(seq), text) for seq, text in body["events"]],
-        ProgressChanges(
-            paths=changes.get("paths", []),
-            modules=changes.get("modules", []),
-            learners=changes.get("learners", []),
-            recounted=set(changes.get("recounted", [])),
-        ),
-    )
+    return EventsCommitted([stored_event(int(seq), text) for seq, text in body["events"]])
 
 
 class RedisBus(Bus):
@@ -151,6 +168,11 @@ class RedisBus(Bus):
         self._tasks: list[asyncio.Task] = []
         self._filling = asyncio.Lock()
         self._last_head_gap: int | None = None
+        #: The projection watermark delivered here (progress facts arrive in its order).
+        self.progress_seq = 0
+        #: Spans that arrived after a missed one, waiting for the fill from the store.
+        self._progress_held: list[ProgressProjected] | None = None
+        self._last_progress_gap: int | None = None
 
     @property
     def where(self) -> str:
@@ -160,6 +182,7 @@ class RedisBus(Bus):
     async def start(self) -> None:
         """Connect (failing with a clear error if Redis cannot be reached) and start the
         reader, the writer and the gap watch."""
+        self.progress_seq = await self.store.progress_seq()
         self._redis = aioredis.from_url(self.url, socket_connect_timeout=5)
         try:
             await self._redis.ping()
@@ -195,11 +218,31 @@ class RedisBus(Bus):
     def publish(self, fact: Fact) -> None:
         if isinstance(fact, EventsCommitted):
             self._offer(fact)
-            if self._outbox.qsize() >= OUTBOX_LIMIT:
-                self._outbox.get_nowait()
-                self._outbox_dropped += 1
-            self._outbox.put_nowait(encode_batch(fact, self.node))
+            self._append(encode_batch(fact, self.node))
+        elif isinstance(fact, ProgressProjected):
+            self._offer_progress(fact)
+            self._append(encode_progress(fact, self.node))
         else:
+            self.deliver(fact)
+
+    def _append(self, entry: dict[str, str]) -> None:
+        if self._outbox.qsize() >= OUTBOX_LIMIT:
+            self._outbox.get_nowait()
+            self._outbox_dropped += 1
+        self._outbox.put_nowait(entry)
+
+    def _offer_progress(self, fact: ProgressProjected) -> None:
+        """Deliver a span that follows the watermark delivered; hold it behind a missed
+        one (the watch fills that from the store); drop one already covered."""
+        if self._progress_held is not None:
+            self._progress_held.append(fact)
+        elif fact.last_seq <= self.progress_seq:
+            return
+        elif fact.first_seq > self.progress_seq + 1:
+            self._progress_held = [fact]
+        else:
+            # Starting at or before the watermark delivered: its rows are as of a later one.
+            self.progress_seq = fact.last_seq
             self.deliver(fact)
 
     def _offer(self, fact: EventsCommitted) -> None:
@@ -261,6 +304,9 @@ class RedisBus(Bus):
         if fields.get("node") == self.node:
             return  # our own: delivered at commit
         try:
+            if "progress" in fields:
+                self._offer_progress(decode_progress(fields))
+                return
             fact = decode_batch(fields)
         except (KeyError, TypeError, ValueError) as exc:
             # A bad entry takes nothing away: its seqs show as a gap and come from the store.
@@ -281,9 +327,12 @@ class RedisBus(Bus):
                 gap = self.sequencer.gap()
                 if gap is not None and self.sequencer.gap_age() >= GAP_WAIT_S:
                     await self.fill(*gap)
+                if self._progress_held is not None:
+                    await self.fill_progress()
                 if since_head_check >= HEAD_CHECK_S:
                     since_head_check = 0.0
                     await self._check_head()
+                    await self._check_progress_head()
             except Exception as exc:
                 # The store may be down: try again next round, never stop watching.
                 log.warning("filling a gap from the store failed: %s", exc)
@@ -295,6 +344,31 @@ class RedisBus(Bus):
         if behind is not None and self._last_head_gap is not None:
             await self.fill(self.sequencer.next_seq, min(behind, self._last_head_gap))
         self._last_head_gap = behind
+
+    async def _check_progress_head(self) -> None:
+        """The store's watermark ahead of what was delivered, twice in a row (a span no
+        entry brought: its projector died between commit and publish): fill it."""
+        watermark = await self.store.progress_seq()
+        behind = watermark if watermark > self.progress_seq else None
+        if behind is not None and self._last_progress_gap is not None:
+            await self.fill_progress()
+        self._last_progress_gap = behind
+
+    async def fill_progress(self) -> None:
+        """Deliver, in place of missed spans, the current rows of every learner with events
+        after the watermark delivered (read with the store's watermark in one snapshot),
+        then the spans held behind them that are newer still."""
+        async with self._filling:
+            fill = await self.store.progress_rows_since(self.progress_seq)
+            held, self._progress_held = self._progress_held or [], None
+            if fill is not None:
+                log.info("progress spans to %d read back from the store", fill.last_seq)
+                self.progress_seq = fill.last_seq
+                self.deliver(ProgressProjected(fill.first_seq, fill.last_seq, fill.changes))
+            for fact in sorted(held, key=lambda f: f.last_seq):
+                if fact.last_seq > self.progress_seq:
+                    self.progress_seq = fact.last_seq
+                    self.deliver(fact)
 
     async def fill(self, first: int, last: int) -> None:
         """Read events ``first``..``last`` from the store and deliver them in order."""
@@ -315,12 +389,9 @@ class RedisBus(Bus):
                     if not rows:
                         return
                 stored = [stored_event(seq, body) for seq, body in rows]
-                changes = await self.store.progress_rows_for(
-                    sorted({e.event.learner for e in stored})
-                )
                 self.filled_events += len(stored)
                 log.info("filled seqs %d-%d from the store", stored[0].seq, stored[-1].seq)
-                self._offer(EventsCommitted(stored, changes))
+                self._offer(EventsCommitted(stored))
                 first = stored[-1].seq + 1
 
     def _note_down(self, exc: BaseException) -> None:

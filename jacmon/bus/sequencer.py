@@ -47,10 +47,7 @@ class Sequencer:
                 continue
             if head.first_seq < self.next_seq:
                 # Partly delivered (a store fill overlapping a late message): the rest only.
-                # Its progress rows were delivered with the overlapping fill or are newer.
-                head = EventsCommitted(
-                    [e for e in head.stored if e.seq >= self.next_seq], head.changes
-                )
+                head = EventsCommitted([e for e in head.stored if e.seq >= self.next_seq])
             ready.append(head)
             self.next_seq = head.last_seq + 1
         self._gap_since = None if not self._waiting else (self._gap_since or self._clock())

@@ -56,6 +56,7 @@ from jacmon.server.loops import (
     store_watch,
 )
 from jacmon.server.ops import prometheus_text
+from jacmon.server.projector import Projector
 from jacmon.server.sampler import MetricsSampler
 from jacmon.server.sessions import StreamSessions
 from jacmon.server.tls import load_tls
@@ -130,6 +131,8 @@ class JacmonServer:
         self._closing: set[asyncio.Task] = set()
         #: Routes and delivers notifications (also lets silences lapse); set in start().
         self.notifier: Notifier | None = None
+        #: Folds committed events into progress while this node leads (built in _wire).
+        self.projector: Projector
         self.web_root = web_root
         #: The pages and static files, read in start().
         self.web = WebUI({}, enabled=settings.web.enabled)
@@ -287,6 +290,7 @@ class JacmonServer:
             leading=lambda: self.leading,
         )
         subscribe_hub(ctx)
+        self.projector = Projector(self.store, self.bus)
         self.sampler.subscribe(self.bus)
         self.bus.subscribe(TokensRevoked, self._close_revoked)
 
@@ -309,8 +313,9 @@ class JacmonServer:
 
     async def _lead(self) -> None:
         """Take up the leader's jobs: notifications, the scheduler, the LRS tailer."""
-        log.info("node %s leads: running the scheduler and the notifier", self.node)
-        loops: dict[str, Callable[[], Coroutine[Any, Any, Any]]] = {}
+        log.info("node %s leads: running the projector, the scheduler and the notifier", self.node)
+        # The projector first: the dashboards' progress and the tasks' reads follow it.
+        loops: dict[str, Callable[[], Coroutine[Any, Any, Any]]] = {"projector": self.projector.run}
         if self.notifier is not None:
             # Primed before the scheduler starts: what its first runs fire is notified.
             await self.notifier.prime()
@@ -422,7 +427,10 @@ class JacmonServer:
             counters=self.hub.counters,
             last_seq=self.store.last_seq,
             node=self.node,
-            extra=self.notifier.metrics.prometheus_lines() if self.notifier else (),
+            extra=[
+                *self.projector.prometheus_lines(),
+                *(self.notifier.metrics.prometheus_lines() if self.notifier else ()),
+            ],
         )
 
     # Revocation

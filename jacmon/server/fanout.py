@@ -7,7 +7,7 @@ module subscribes it to the bus and turns progress changes into dashboard rows
 
 from __future__ import annotations
 
-from jacmon.bus import AlertsChanged, EventsCommitted
+from jacmon.bus import AlertsChanged, EventsCommitted, ProgressProjected
 from jacmon.protocol import Stream
 from jacmon.server.context import ServerContext
 from jacmon.store import ProgressChanges
@@ -15,25 +15,36 @@ from jacmon.store.rows import learner_path_row, learner_row, module_row
 
 
 def subscribe_hub(ctx: ServerContext) -> None:
-    """Feed the hub from the bus: events and progress rows, alert changes."""
+    """Feed the hub from the bus: events, projected progress rows, alert changes."""
     hub = ctx.hub
 
     def on_events(fact: EventsCommitted) -> None:
         hub.publish_events(fact.stored)
-        hub.publish_progress(fact.changes)
+
+    def on_progress(fact: ProgressProjected) -> None:
+        hub.publish_progress(fact.changes, fact.last_seq)
 
     def on_alerts(fact: AlertsChanged) -> None:
         hub.publish_alert_changes(fact.changes)
 
     ctx.bus.subscribe(EventsCommitted, on_events)
+    ctx.bus.subscribe(ProgressProjected, on_progress)
     ctx.bus.subscribe(AlertsChanged, on_alerts)
 
 
-async def flush_progress(ctx: ServerContext, pending: list[ProgressChanges]) -> None:
-    """Turn pending progress changes into dashboard rows: learner rows plus new summaries."""
-    subs = ctx.hub.subscribers[Stream.DASHBOARD]
+async def flush_progress(ctx: ServerContext, pending: list[ProgressChanges]) -> bool:
+    """Turn pending progress changes into dashboard rows: learner rows plus new summaries.
+
+    Every value sent reflects the events up to one watermark (``progress_seq``): the
+    summaries are read in one snapshot with it, and the rows pending here must reach it.
+    False (nothing sent; try again) when the store's watermark is ahead of the spans this
+    node received: a span committed but not delivered yet would leave its rows behind
+    the summaries.
+    """
+    hub = ctx.hub
+    subs = hub.subscribers[Stream.DASHBOARD]
     if not subs:
-        return
+        return True
     learners: dict[str, dict] = {}
     learner_paths: dict[tuple, dict] = {}
     modules: dict[tuple, dict] = {}
@@ -46,13 +57,16 @@ async def flush_progress(ctx: ServerContext, pending: list[ProgressChanges]) -> 
             modules[(row["learner"], row["path"], row["module"])] = row
     summaries: dict[str, list] = {"paths": [], "modules": []}
     total_learners = None
+    progress_seq = hub.received_progress_seq
     if any(s.learner is None for s in subs):
         paths = sorted({key[1] for key in learner_paths})
         module_keys = sorted({(key[1], key[2]) for key in modules})
-        summaries["paths"] = await ctx.store.path_summaries(paths, now=ctx.now())
-        if module_keys:
-            summaries["modules"] = await ctx.store.module_summaries(module_keys)
-        total_learners = await ctx.store.learner_count()
+        view = await ctx.store.progress_view(paths, module_keys, now=ctx.now())
+        if view.progress_seq > hub.received_progress_seq:
+            return False
+        summaries["paths"], summaries["modules"] = view.paths, view.modules
+        total_learners = view.total_learners
+        progress_seq = view.progress_seq
     own_modules = []
     if any(s.learner is not None for s in subs):
         # Learner-scoped clients see their own module rows.
@@ -64,5 +78,7 @@ async def flush_progress(ctx: ServerContext, pending: list[ProgressChanges]) -> 
             "modules": own_modules,
         },
         summaries,
+        progress_seq=progress_seq,
         total_learners=total_learners,
     )
+    return True

@@ -79,6 +79,11 @@ class Subscriber:
     syncing: bool = True
     sync_events: list[StoredEvent] = field(default_factory=list)
     sync_alerts: list[dict[str, Any]] = field(default_factory=list)
+    #: dashboard, while syncing: (progress_seq, rows by kind) delivered meanwhile.
+    sync_progress: list[tuple[int, dict[str, list[dict[str, Any]]]]] = field(default_factory=list)
+    #: dashboard: the projection watermark of what this client was given (its snapshot
+    #: or its last rows): nothing it has reflects an event after it.
+    progress_seq: int = 0
     outbox: deque[bytes] = field(default_factory=deque)
     latest_sample: bytes | None = None
     pending_rows: dict[tuple, dict[str, Any]] = field(default_factory=dict)
@@ -136,6 +141,10 @@ class Hub:
         self.seq: dict[Stream, int] = {s: 0 for s in Stream}
         #: Learners in the store as of the last dashboard flush (progress frames carry it).
         self.total_learners = 0
+        #: The projection watermark of the last rows handed to dashboard clients, and the
+        #: newest one the projector's spans brought (the pending rows reach it).
+        self.progress_seq = 0
+        self.received_progress_seq = 0
         self._pending_events: list[StoredEvent] = []
         self._pending_progress: list[ProgressChanges] = []
         self._flush_wake = asyncio.Event()
@@ -186,6 +195,7 @@ class Hub:
         sub.syncing = False
         sub.sync_events.clear()
         sub.sync_alerts.clear()
+        sub.sync_progress.clear()
         sub.wake.set()
 
     def send_direct(self, sub: Subscriber, frame: bytes) -> None:
@@ -259,6 +269,7 @@ class Hub:
             data[kind].append(row)
         sub.pending_rows.clear()
         data["total_learners"] = self.total_learners if sub.learner is None else 1
+        data["progress_seq"] = sub.progress_seq
         sub.delivered_seq = self.seq[Stream.DASHBOARD]
         return envelope(Stream.DASHBOARD, ServerType.PROGRESS, sub.delivered_seq, data)
 
@@ -368,8 +379,10 @@ class Hub:
 
     # Dashboard
 
-    def publish_progress(self, changes: ProgressChanges) -> None:
-        """Queue changed progress rows; summaries are recomputed and sent every flush."""
+    def publish_progress(self, changes: ProgressChanges, progress_seq: int) -> None:
+        """Queue the rows a projector span changed (as of watermark ``progress_seq``);
+        summaries are recomputed and sent every flush."""
+        self.received_progress_seq = max(self.received_progress_seq, progress_seq)
         if changes:
             self._pending_progress.append(changes)
             self._flush_wake.set()
@@ -378,11 +391,38 @@ class Hub:
         pending, self._pending_progress = self._pending_progress, []
         return pending
 
+    def put_back_progress(self, pending: list[ProgressChanges]) -> None:
+        """Pending rows a flush could not send yet go back in front of newer ones."""
+        self._pending_progress[:0] = pending
+
+    def start_dashboard(self, sub: Subscriber, snapshot_seq: int) -> None:
+        """After a dashboard client's snapshot (watermark ``snapshot_seq``) was read: keep
+        only the rows delivered meanwhile that are newer than it, for after the snapshot."""
+        if sub.progress_seq <= snapshot_seq:
+            sub.pending_rows.clear()  # merged before: the snapshot has them or newer
+        sub.progress_seq = max(sub.progress_seq, snapshot_seq)
+        for seq, rows in sub.sync_progress:
+            if seq > snapshot_seq:
+                self._merge_rows(sub, rows)
+                sub.progress_seq = max(sub.progress_seq, seq)
+        sub.sync_progress.clear()
+
+    def _merge_rows(self, sub: Subscriber, rows: dict[str, list[dict[str, Any]]]) -> None:
+        """Merge rows into a client's pending set (the newest per key)."""
+        for kind, kind_rows in rows.items():
+            key_fields = ROW_KEYS[kind]
+            for row in kind_rows:
+                key = (kind, tuple(row[k] for k in key_fields))
+                if key in sub.pending_rows:
+                    self.counters.conflated[Stream.DASHBOARD.value] += 1
+                sub.pending_rows[key] = row
+
     def deliver_rows(
         self,
         learner_rows: dict[str, list[dict[str, Any]]],
         summaries: dict[str, list[dict[str, Any]]],
         *,
+        progress_seq: int,
         total_learners: int | None = None,
     ) -> None:
         """Merge changed rows into each dashboard client's pending set (newest per key).
@@ -390,12 +430,18 @@ class Hub:
         ``learner_rows`` carry a ``learner``: a learner-scoped client gets its
         own (its ``modules`` are its module rows); everyone else gets the
         ``learners`` and ``learner_paths`` rows and the ``summaries`` (path and
-        module aggregates). ``total_learners``: the store's learner count now
-        (None: unchanged, when no unscoped client needed it).
+        module aggregates). Every row reflects the events up to ``progress_seq``
+        and none after; a client whose snapshot is as new skips them.
+        ``total_learners``: the store's learner count now (None: unchanged, when
+        no unscoped client needed it).
         """
         if total_learners is not None:
             self.total_learners = total_learners
+        self.progress_seq = max(self.progress_seq, progress_seq)
         if not any(learner_rows.values()) and not any(summaries.values()):
+            for sub in self.subscribers[Stream.DASHBOARD]:
+                if not sub.syncing:
+                    sub.progress_seq = max(sub.progress_seq, progress_seq)
             return
         self.seq[Stream.DASHBOARD] += 1
         unscoped = {k: v for k, v in learner_rows.items() if k != "modules"} | summaries
@@ -408,14 +454,15 @@ class Hub:
                 by_learner[row["learner"]][kind].append(row)
         nothing: dict[str, list] = {}
         for sub in self.subscribers[Stream.DASHBOARD]:
+            if sub.progress_seq >= progress_seq:
+                continue  # its snapshot was read at this watermark or a later one
             mine = unscoped if sub.learner is None else by_learner.get(sub.learner, nothing)
-            for kind, kind_rows in mine.items():
-                key_fields = ROW_KEYS[kind]
-                for row in kind_rows:
-                    key = (kind, tuple(row[k] for k in key_fields))
-                    if key in sub.pending_rows:
-                        self.counters.conflated[Stream.DASHBOARD.value] += 1
-                    sub.pending_rows[key] = row
+            if sub.syncing:
+                # Its snapshot is being read: kept aside, merged if newer than the snapshot.
+                sub.sync_progress.append((progress_seq, mine))
+                continue
+            sub.progress_seq = progress_seq
+            self._merge_rows(sub, mine)
             # Rows merge by key, but new keys pile up while a client's last frame is stuck.
             pending = len(sub.pending_rows) * ROW_BYTES_ESTIMATE
             if sub.sending and pending + self.unsent_bytes(sub) > self.max_unsent_bytes:
@@ -497,12 +544,18 @@ class Hub:
             now = last_flush = time.monotonic()
             if self._pending_progress:
                 if now - last_dashboard >= self.dashboard_flush_s:
-                    last_dashboard = now
+                    pending = self.take_progress()
                     try:
-                        await on_progress(self.take_progress())
+                        sent = await on_progress(pending)
                     except Exception:
                         log.exception("dashboard flush failed")
-                else:
+                        sent = True
+                    if sent:
+                        last_dashboard = now
+                    else:
+                        # The store is ahead of the spans here: retry on the next tick.
+                        self.put_back_progress(pending)
+                if self._pending_progress:
                     self._flush_wake.set()
 
 

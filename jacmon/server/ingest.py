@@ -310,7 +310,7 @@ class IngestService:
         if outcome.stored:
             # No await since the commit: every subscriber has the batch before anything
             # else runs (the streams' register-snapshot-live handshake relies on it).
-            self.ctx.bus.publish(EventsCommitted(outcome.stored, outcome.changes))
+            self.ctx.bus.publish(EventsCommitted(outcome.stored))
         ack: dict[str, Any] = {
             "accepted": len(outcome.stored),
             "duplicates": len(outcome.duplicate_indexes),

@@ -132,8 +132,8 @@ async def metrics_frames(ctx: ServerContext, sub: Subscriber) -> list[bytes]:
 async def dashboard_frames(ctx: ServerContext, sub: Subscriber) -> list[bytes]:
     """Progress per path, module and learner (always a fresh snapshot)."""
     snapshot = await ctx.store.progress_snapshot(learner=sub.learner, now=ctx.now())
-    # Rows merged while reading are older than or equal to the snapshot's.
-    sub.pending_rows.clear()
+    # Rows delivered while reading go after it only if newer than its watermark.
+    ctx.hub.start_dashboard(sub, snapshot["progress_seq"])
     sub.delivered_seq = ctx.hub.seq[Stream.DASHBOARD]
     return [envelope(Stream.DASHBOARD, ServerType.SNAPSHOT, sub.delivered_seq, snapshot)]
 

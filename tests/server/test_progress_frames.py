@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from support import event, recv_until
+from support import dashboard_snapshot, event, recv_until
 from websockets.asyncio.client import connect
 
 from jacmon.client.ingest import IngestClient
@@ -50,10 +50,9 @@ async def collect_progress_rows(ws, wanted: set[tuple]) -> dict[tuple, dict]:
     return rows
 
 
-async def snapshot_rows(url: str) -> dict[tuple, dict]:
-    async with connect(url) as ws:
-        snapshot = await recv_until(ws, lambda m: m["type"] == "snapshot")
-    return by_key(snapshot["data"])
+async def snapshot_rows(url: str, through_seq: int) -> dict[tuple, dict]:
+    """The rows of a snapshot whose progress includes the events up to ``through_seq``."""
+    return by_key(await dashboard_snapshot(url, through_seq=through_seq))
 
 
 async def test_snapshot_and_progress_rows_have_the_same_types(running_server):
@@ -61,8 +60,8 @@ async def test_snapshot_and_progress_rows_have_the_same_types(running_server):
     async with connect(url) as ws:
         await recv_until(ws, lambda m: m["type"] == "snapshot")
         async with IngestClient(running_server.url) as client:
-            await client.send_batch(BATCH)
-        snapshot = await snapshot_rows(url)
+            ack = await client.send_batch(BATCH)
+        snapshot = await snapshot_rows(url, ack.last_seq)
         assert {kind for kind, _ in snapshot} == set(KEYS)
         deltas = await collect_progress_rows(ws, set(snapshot))
     for key, row in snapshot.items():
@@ -75,8 +74,8 @@ async def test_a_learners_snapshot_and_progress_rows_have_the_same_types(running
     async with connect(url) as ws:
         await recv_until(ws, lambda m: m["type"] == "snapshot")
         async with IngestClient(running_server.url) as client:
-            await client.send_batch(BATCH)
-        snapshot = await snapshot_rows(url)
+            ack = await client.send_batch(BATCH)
+        snapshot = await snapshot_rows(url, ack.last_seq)
         # A learner's progress frames carry no path summaries (their snapshot's are derived).
         wanted = {key for key in snapshot if key[0] != "paths"}
         assert {kind for kind, _ in wanted} == {"modules", "learners", "learner_paths"}

@@ -1,0 +1,172 @@
+"""The projector: folds committed events into progress behind ingest, on the leader.
+
+Ingest acknowledges a batch once its events are committed; progress (module,
+path and learner rows) is a projection of the event log that this loop keeps
+current: each span folds everything after the watermark (at most
+``max_span`` events) in one transaction with the new watermark
+(:meth:`jacmon.store.base.Store.project`), then publishes the rows it changed
+(:class:`~jacmon.bus.facts.ProgressProjected`) for the dashboards of every node.
+
+Spans grow with the load: while one is being folded, the batches committed
+meanwhile wait, and the next span takes them all, so the per-key upserts are
+paid once per span instead of once per batch. A span and an ingest batch take
+turns at the store's writer (an asyncio lock, first come first served), so
+neither starves the other; ``max_span`` bounds how long one span holds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+
+from jacmon.bus import Bus, EventsCommitted, ProgressProjected
+from jacmon.store import StorageUnavailable, Store
+from jacmon.store.base import PROJECTION_SPAN
+
+log = logging.getLogger("jacmon.projector")
+
+#: After the first commit wakes it, how long the projector waits for more batches before
+#: folding, in seconds: a burst becomes one span (its cost per event falls as spans grow)
+#: at the price of this much lag.
+GATHER_S = 0.02
+#: Pause after a failed span before trying again, in seconds (doubling to the max).
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 5.0
+#: How often the projector looks at the store even without a wake-up, in seconds
+#: (events another node committed while its bus was down, a backlog after a restart).
+POLL_S = 1.0
+
+
+class ProjectorStats:
+    """What the projector did, for /metrics and the benchmark (counts since start)."""
+
+    def __init__(self) -> None:
+        self.spans = 0
+        self.events = 0
+        self.failures = 0
+        #: Seconds spent in spans (the writer held by projection), total.
+        self.busy_s = 0.0
+        #: The watermark after the last span.
+        self.progress_seq = 0
+        #: The newest seq known committed (ingest's facts): lag in events is the difference.
+        self.committed_seq = 0
+        #: (last_seq, monotonic time) of batches committed and not yet projected: lag in
+        #: seconds is how long the oldest has waited.
+        self._unprojected: collections.deque[tuple[int, float]] = collections.deque()
+
+    def committed(self, last_seq: int, at: float) -> None:
+        self.committed_seq = max(self.committed_seq, last_seq)
+        if last_seq > self.progress_seq:
+            self._unprojected.append((last_seq, at))
+
+    def projected(self, last_seq: int) -> None:
+        self.progress_seq = max(self.progress_seq, last_seq)
+        while self._unprojected and self._unprojected[0][0] <= self.progress_seq:
+            self._unprojected.popleft()
+
+    def lag_events(self) -> int:
+        """Committed events not folded into progress yet."""
+        return max(0, self.committed_seq - self.progress_seq)
+
+    def lag_s(self, now: float | None = None) -> float:
+        """How long the oldest committed batch not folded in yet has waited, in seconds."""
+        if not self._unprojected:
+            return 0.0
+        return max(0.0, (time.monotonic() if now is None else now) - self._unprojected[0][1])
+
+
+class Projector:
+    """Keeps the progress projection current while this node leads (see the module doc)."""
+
+    def __init__(self, store: Store, bus: Bus, *, max_span: int = PROJECTION_SPAN):
+        self.store = store
+        self.bus = bus
+        self.max_span = max_span
+        self.stats = ProjectorStats()
+        self._wake = asyncio.Event()
+        bus.subscribe(EventsCommitted, self._on_commit)
+
+    def _on_commit(self, fact: EventsCommitted) -> None:
+        self.stats.committed(fact.last_seq, time.monotonic())
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Fold spans until cancelled; a failing span is retried, never skipped."""
+        self.stats.progress_seq = await self.store.progress_seq()
+        self.stats.committed_seq = max(self.stats.committed_seq, await self.store.committed_seq())
+        pause = RETRY_FIRST_S
+        self._wake.set()  # a backlog from before a restart: fold it now
+        while True:
+            try:
+                async with asyncio.timeout(POLL_S):
+                    await self._wake.wait()
+                await asyncio.sleep(GATHER_S)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.catch_up()
+            except StorageUnavailable as exc:
+                self._failed(exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RETRY_MAX_S)
+                self._wake.set()
+                continue
+            except Exception as exc:
+                # A row this version cannot fold must not stop progress for good: say
+                # which span failed and keep trying (the store's data is unchanged).
+                log.exception("projecting after seq %d failed", self.stats.progress_seq)
+                self._failed(exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RETRY_MAX_S)
+                self._wake.set()
+                continue
+            pause = RETRY_FIRST_S
+
+    def _failed(self, exc: BaseException) -> None:
+        self.stats.failures += 1
+        log.warning("projection paused: %s", exc)
+
+    async def catch_up(self) -> None:
+        """Fold spans until the watermark reaches the newest committed event."""
+        while True:
+            started = time.monotonic()
+            span = await self.store.project(max_events=self.max_span)
+            if span is None:
+                return
+            self.stats.busy_s += time.monotonic() - started
+            self.stats.spans += 1
+            self.stats.events += span.last_seq - span.first_seq + 1
+            self.stats.projected(span.last_seq)
+            self.bus.publish(ProgressProjected(span.first_seq, span.last_seq, span.changes))
+            # Let ingest batches queued behind this span take the writer first.
+            await asyncio.sleep(0)
+
+    def prometheus_lines(self) -> list[str]:
+        """The projector's samples in Prometheus text format (the node label is added by
+        :func:`jacmon.server.ops.prometheus_text`)."""
+        label = ""
+        stats = self.stats
+        return [
+            "# HELP jacmon_projection_lag_events Committed events not yet folded into progress.",
+            "# TYPE jacmon_projection_lag_events gauge",
+            f"jacmon_projection_lag_events{label} {stats.lag_events()}",
+            "# HELP jacmon_projection_lag_seconds How long the oldest committed batch not yet "
+            "folded into progress has waited.",
+            "# TYPE jacmon_projection_lag_seconds gauge",
+            f"jacmon_projection_lag_seconds{label} {stats.lag_s():.3f}",
+            "# HELP jacmon_projection_seq The projection watermark (progress_seq).",
+            "# TYPE jacmon_projection_seq gauge",
+            f"jacmon_projection_seq{label} {stats.progress_seq}",
+            "# HELP jacmon_projection_spans_total Projector spans committed.",
+            "# TYPE jacmon_projection_spans_total counter",
+            f"jacmon_projection_spans_total{label} {stats.spans}",
+            "# HELP jacmon_projection_events_total Events folded into progress.",
+            "# TYPE jacmon_projection_events_total counter",
+            f"jacmon_projection_events_total{label} {stats.events}",
+            "# HELP jacmon_projection_failures_total Spans that failed (retried).",
+            "# TYPE jacmon_projection_failures_total counter",
+            f"jacmon_projection_failures_total{label} {stats.failures}",
+        ]
