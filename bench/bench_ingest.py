@@ -135,6 +135,7 @@ def run_jacmon(
         "events_per_s": len(events) / elapsed,
         "server_cpu_share": cpu / elapsed,
         "server_threads_cpu_s": [t["cpu_s"] for t in usage["threads"][:4]],
+        "server_loop_cpu_s": sum(t["cpu_s"] for t in usage["threads"] if t.get("loop")),
     }
 
 

@@ -60,11 +60,17 @@ async def _serve(
 
 
 def _thread_cpu() -> dict[str, object]:
+    import threading
+
     import psutil
 
     proc = psutil.Process()
+    loop_id = threading.get_native_id()  # called on the event loop's thread
     threads = sorted(
-        ({"id": t.id, "cpu_s": round(t.user_time + t.system_time, 3)} for t in proc.threads()),
+        (
+            {"id": t.id, "cpu_s": round(t.user_time + t.system_time, 3), "loop": t.id == loop_id}
+            for t in proc.threads()
+        ),
         key=lambda t: -t["cpu_s"],
     )
     times = proc.cpu_times()

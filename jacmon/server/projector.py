@@ -7,11 +7,16 @@ current: each span folds everything after the watermark (at most
 (:meth:`jacmon.store.base.Store.project`), then publishes the rows it changed
 (:class:`~jacmon.bus.facts.ProgressProjected`) for the dashboards of every node.
 
-Spans grow with the load: while one is being folded, the batches committed
-meanwhile wait, and the next span takes them all, so the per-key upserts are
-paid once per span instead of once per batch. A span and an ingest batch take
-turns at the store's writer (an asyncio lock, first come first served), so
-neither starves the other; ``max_span`` bounds how long one span holds it.
+Spans are made large on purpose: a span's cost is mostly per key (each learner,
+path and module row it touches, and the learners' day sets), so folding 20,000
+events over 2,000 learners costs ~6 us per event here where 1,000 cost ~36
+(docs/benchmarks.md, "Projection"). After a commit wakes it, the projector
+gathers until :data:`GATHER_EVENTS` events wait or the oldest has waited
+:data:`GATHER_MAX_S`, then folds everything after the watermark in one span:
+a bounded lag (well under a second) for a cost per event that falls as the load
+rises. A span and an ingest batch take turns at the store's writer (an asyncio
+lock, first come first served), so neither starves the other; ``max_span``
+bounds how long one span holds it.
 """
 
 from __future__ import annotations
@@ -27,10 +32,13 @@ from jacmon.store.base import PROJECTION_SPAN
 
 log = logging.getLogger("jacmon.projector")
 
-#: After the first commit wakes it, how long the projector waits for more batches before
-#: folding, in seconds: a burst becomes one span (its cost per event falls as spans grow)
-#: at the price of this much lag.
-GATHER_S = 0.02
+#: Fold once this many committed events wait...
+GATHER_EVENTS = 20_000
+#: ...or once the oldest of them has waited this long, in seconds: the lag a span may add
+#: so that a span is large (its cost per event falls as it grows).
+GATHER_MAX_S = 0.4
+#: How often the gathering projector looks at what waits, in seconds.
+GATHER_POLL_S = 0.01
 #: Pause after a failed span before trying again, in seconds (doubling to the max).
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 5.0
@@ -70,6 +78,10 @@ class ProjectorStats:
         """Committed events not folded into progress yet."""
         return max(0, self.committed_seq - self.progress_seq)
 
+    def oldest_unprojected_at(self) -> float | None:
+        """When (monotonic seconds) the oldest batch not folded in yet was committed."""
+        return self._unprojected[0][1] if self._unprojected else None
+
     def lag_s(self, now: float | None = None) -> float:
         """How long the oldest committed batch not folded in yet has waited, in seconds."""
         if not self._unprojected:
@@ -102,12 +114,12 @@ class Projector:
             try:
                 async with asyncio.timeout(POLL_S):
                     await self._wake.wait()
-                await asyncio.sleep(GATHER_S)
+                await self._gather()
             except TimeoutError:
-                pass
+                pass  # a periodic look: fold whatever is there now
             self._wake.clear()
             try:
-                await self.catch_up()
+                await self.fold()
             except StorageUnavailable as exc:
                 self._failed(exc)
                 await asyncio.sleep(pause)
@@ -125,12 +137,25 @@ class Projector:
                 continue
             pause = RETRY_FIRST_S
 
+    async def _gather(self) -> None:
+        """Wait until GATHER_EVENTS events wait or the oldest has waited GATHER_MAX_S."""
+        oldest = self.stats.oldest_unprojected_at()
+        deadline = (time.monotonic() if oldest is None else oldest) + GATHER_MAX_S
+        while self.stats.lag_events() < GATHER_EVENTS:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, GATHER_POLL_S))
+
     def _failed(self, exc: BaseException) -> None:
         self.stats.failures += 1
         log.warning("projection paused: %s", exc)
 
-    async def catch_up(self) -> None:
-        """Fold spans until the watermark reaches the newest committed event."""
+    async def fold(self) -> None:
+        """Fold what was gathered in one span, and more spans while a backlog of at least
+        GATHER_EVENTS remains (after a restart, or a span that hit ``max_span``). Batches
+        committed while a span runs wait for the next gathering: folding them at once
+        would make many small, dear spans."""
         while True:
             started = time.monotonic()
             span = await self.store.project(max_events=self.max_span)
@@ -141,6 +166,8 @@ class Projector:
             self.stats.events += span.last_seq - span.first_seq + 1
             self.stats.projected(span.last_seq)
             self.bus.publish(ProgressProjected(span.first_seq, span.last_seq, span.changes))
+            if self.stats.lag_events() < GATHER_EVENTS:
+                return
             # Let ingest batches queued behind this span take the writer first.
             await asyncio.sleep(0)
 
