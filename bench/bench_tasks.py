@@ -160,7 +160,8 @@ def _derive_progress(conn: sqlite3.Connection) -> None:
                sum(m.percent) / 5.0, sum(m.status = 'completed'), sum(m.time_spent_s),
                0, 1, 0, CAST(max(m.last_activity) / 86400 AS INTEGER),
                min(m.first_activity), min(m.first_activity), max(m.last_activity),
-               CASE WHEN sum(m.status = 'completed') = 5 THEN max(m.completed_at) END
+               CASE WHEN sum(m.status = 'completed') = 5 THEN max(m.completed_at) END,
+               NULL, max(m.last_activity)
         FROM module_progress m GROUP BY m.learner, m.path"""
     )
     conn.execute(
@@ -169,6 +170,19 @@ def _derive_progress(conn: sqlite3.Connection) -> None:
                coalesce(sum(CASE WHEN type = 'session.ended' THEN duration_s END), 0.0),
                0, 1, 0, 0, CAST(max(ts) / 86400 AS INTEGER), min(ts), max(ts)
         FROM events GROUP BY learner"""
+    )
+    conn.execute(
+        "INSERT OR IGNORE INTO learner_days SELECT DISTINCT learner,"
+        " CAST(floor(ts / 86400.0) AS INTEGER) FROM events"
+    )
+    conn.execute(
+        "INSERT OR IGNORE INTO path_days SELECT DISTINCT learner, path,"
+        " CAST(floor(ts / 86400.0) AS INTEGER) FROM events WHERE path IS NOT NULL"
+    )
+    # Progress is the fold of every event: the projection's watermark is the newest seq.
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value)"
+        " SELECT 'progress_seq', CAST(max(seq) AS TEXT) FROM events"
     )
 
 
