@@ -32,12 +32,18 @@ LOAD_CPU = 1
 START_TIMEOUT_S = 60.0
 
 
+#: ``pin_to_cpu(ALL_CPUS)``: every core (a child would otherwise inherit its parent's pin).
+ALL_CPUS = -1
+
+
 def pin_to_cpu(cpu: int | None) -> None:
-    """Pin this process to one core (None: leave it alone; ignored where unsupported)."""
+    """Pin this process to one core (None: leave it alone; ALL_CPUS: every core; ignored
+    where unsupported)."""
     if cpu is None or not hasattr(os, "sched_setaffinity"):
         return
+    cores = os.cpu_count() or 1
     with contextlib.suppress(OSError):
-        os.sched_setaffinity(0, {cpu % (os.cpu_count() or 1)})
+        os.sched_setaffinity(0, set(range(cores)) if cpu == ALL_CPUS else {cpu % cores})
 
 
 def raise_fd_limit() -> int:

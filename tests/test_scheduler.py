@@ -330,3 +330,30 @@ async def test_records_ahead_of_the_clock_do_not_stall_the_schedule(store):
         assert probe.seen == [at(10, 15, 1)]
     finally:
         await scheduler.stop(5)
+
+
+async def test_a_run_reads_progress_as_of_every_event_committed_before_it(store):
+    """Progress is a projection that may trail ingest: a run folds what is left first and
+    says which watermark it read; a dry run writes nothing and says how far it trails."""
+    from jacmon.events import validate_event
+
+    seen: list[int] = []
+
+    async def run(ctx) -> TaskOutcome:
+        seen.append(await ctx.store.progress_seq())
+        return TaskOutcome(summary={})
+
+    spec = TaskSpec("probe", "test probe", "*/15 * * * *", 600.0, 300.0, _NoParams, run)
+    scheduler = Scheduler(store, {}, ManualClock(T0), registry={"probe": spec})
+    events = [
+        validate_event(
+            {"id": f"e{n}", "type": "activity", "ts": "2026-03-02T09:00:00Z", "learner": "u1"}
+        )
+        for n in range(5)
+    ]
+    await store.ingest(events)
+    dry = await scheduler.run_once("probe", dry_run=True)
+    assert (dry.progress_seq, dry.unprojected, seen) == (0, 5, [0])
+    real = await scheduler.run_once("probe")
+    assert (real.progress_seq, real.unprojected, seen) == (5, 0, [0, 5])
+    assert real.as_dict()["progress_seq"] == 5

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from support import event, make_token, recv_until
+from support import dashboard_snapshot, event, make_token, recv_until
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -102,7 +102,9 @@ async def test_learner_scoped_token_sees_only_that_learner(tmp_path, server_fact
             snapshot = await recv_until(ws, lambda m: m["type"] == "snapshot")
             assert {e["learner"] for e in snapshot["data"]["events"]} == {"ana"}
             async with IngestClient(server.url) as client:
-                await client.send_batch([event(100, learner="ben"), event(101, learner="ana")])
+                ack = await client.send_batch(
+                    [event(100, learner="ben"), event(101, learner="ana")]
+                )
             frame = await recv_until(ws, lambda m: m["type"] == "events")
             assert [e["id"] for e in frame["data"]["events"]] == ["e-101"]
         # A resume cannot reach other learners' events either (a replay from the store).
@@ -110,6 +112,10 @@ async def test_learner_scoped_token_sees_only_that_learner(tmp_path, server_fact
             frame = await recv_until(ws, lambda m: m["type"] == "events")
             assert {e["learner"] for e in frame["data"]["events"]} == {"ana"}
             assert len(frame["data"]["events"]) == 16
+        # Progress follows ingest within the projector's lag.
+        await dashboard_snapshot(
+            server.url + f"/ws/dashboard?token={ana}", through_seq=ack.last_seq
+        )
         async with connect(server.url + f"/ws/dashboard?token={ana}") as ws:
             snapshot = await recv_until(ws, lambda m: m["type"] == "snapshot")
             data = snapshot["data"]

@@ -6,7 +6,7 @@ import asyncio
 import json
 import socket
 
-from support import TIMEOUT_S, collect_events, event, recv_json, recv_until
+from support import TIMEOUT_S, collect_events, dashboard_snapshot, event, recv_json, recv_until
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -252,6 +252,8 @@ async def test_a_catalog_loaded_beside_a_running_server_is_picked_up(
         while server.server.store.catalog.module_counts.get("python-101") != 4:
             assert asyncio.get_running_loop().time() < deadline, "catalog never reloaded"
             await asyncio.sleep(0.05)
+        # Progress follows ingest within the projector's lag.
+        await dashboard_snapshot(server.url + "/ws/dashboard", through_seq=1)
         async with connect(server.url + "/ws/dashboard") as ws:
             snapshot = await recv_until(ws, lambda m: m["type"] == "snapshot")
             (path,) = snapshot["data"]["paths"]
