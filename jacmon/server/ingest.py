@@ -34,6 +34,7 @@ from jacmon.events import (
     is_valid_unicode,
     validate_event,
 )
+from jacmon.plain_events import decode_plain_events
 from jacmon.protocol import ServerType, Stream, envelope, error_data
 from jacmon.server.context import ServerContext
 from jacmon.server.ops import IngestCounters
@@ -43,6 +44,8 @@ log = logging.getLogger("jacmon.ingest")
 
 #: Most events accepted in one frame.
 MAX_BATCH_EVENTS = 10_000
+#: How a frame that is a JSON array starts (bytes or text): the fast path's candidates.
+_ARRAY_START = (b"[", "[")
 
 #: Longest cursor name accepted, in characters (``lrs:`` and an endpoint URL, say).
 MAX_CURSOR_NAME = 1024
@@ -211,6 +214,13 @@ class IngestService:
 
     async def _handle_frame(self, frame: str | bytes) -> bytes:
         started = time.perf_counter()
+        if frame[:1] in _ARRAY_START:
+            plain = decode_plain_events(frame)
+            if plain is not None and len(plain) <= MAX_BATCH_EVENTS:
+                # Every event valid as it stands: no generic decode, no per-field checks.
+                ack = await self._store_validated(*self._check_times(plain), cursor=None)
+                self.counters.latency.observe(time.perf_counter() - started)
+                return envelope(Stream.INGEST, ServerType.ACK, ack["last_seq"], ack)
         try:
             message = _decode(frame)
         except ValueError as exc:
@@ -266,17 +276,32 @@ class IngestService:
         self, events_raw: list[Any]
     ) -> tuple[list[Event], list[int], list[dict[str, Any]]]:
         """(valid events, their indexes in the batch, rejections as ``{"index", "error"}``)."""
+        checked: list[Event | None] = []
+        rejected: list[dict[str, Any]] = []
+        for index, body in enumerate(events_raw):
+            try:
+                checked.append(validate_event(body))
+            except EventValidationError as exc:
+                rejected.append({"index": index, "error": str(exc)})
+                checked.append(None)
+        valid, indexes, out_of_range = self._check_times(checked)
+        # In batch order: the contract's rejections and the times refused, by index.
+        return valid, indexes, sorted(rejected + out_of_range, key=lambda r: r["index"])
+
+    def _check_times(
+        self, events: Sequence[Event | None]
+    ) -> tuple[list[Event], list[int], list[dict[str, Any]]]:
+        """(events within the accepted times, their indexes, refusals as ``{"index",
+        "error"}``); ``None`` entries (already refused) are skipped. An event outside
+        the bounds is refused or only noted, as ``server.out_of_range_ts`` says."""
         valid: list[Event] = []
         indexes: list[int] = []
         rejected: list[dict[str, Any]] = []
         settings = self.ctx.settings
         bounds = time_bounds(settings, self.ctx.now())
         reject_out_of_range = settings.out_of_range_ts == "reject"
-        for index, body in enumerate(events_raw):
-            try:
-                event = validate_event(body)
-            except EventValidationError as exc:
-                rejected.append({"index": index, "error": str(exc)})
+        for index, event in enumerate(events):
+            if event is None:
                 continue
             problem = bounds.problem(event)
             if problem is not None:
@@ -298,7 +323,25 @@ class IngestService:
         stored. Raises StorageUnavailable when the storage fails (nothing stored).
         """
         valid, indexes, rejected = self._validate_batch(events_raw)
-        keep_cursor = cursor is not None and (bool(valid) or not events_raw)
+        return await self._store_validated(
+            valid, indexes, rejected, cursor=cursor, batch_size=len(events_raw)
+        )
+
+    async def _store_validated(
+        self,
+        valid: list[Event],
+        indexes: list[int],
+        rejected: list[dict[str, Any]],
+        *,
+        cursor: tuple[str, str] | None,
+        batch_size: int | None = None,
+    ) -> dict[str, Any]:
+        """Store the valid events of one batch (one transaction) and publish them; the
+        ack's data. ``batch_size``: how many events the batch had (default: valid +
+        rejected)."""
+        if batch_size is None:
+            batch_size = len(valid) + len(rejected)
+        keep_cursor = cursor is not None and (bool(valid) or not batch_size)
         store = self.ctx.store
         async with self._batch_in_flight():
             outcome = await store.ingest(valid, cursor=cursor if keep_cursor else None)
