@@ -217,6 +217,7 @@ class JacmonServer:
             await self.store.begin_serving()
             self.bus = await open_bus(settings.bus, self.store, node=self.node)
             self._wire(await self.store.last_alert_change_seq())
+            await self.projector.prime()
             self.notifier = Notifier(self.store, notify_settings, receivers)
             self._run_lrs = lrs_settings is not None
             self._start_loops()

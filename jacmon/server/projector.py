@@ -99,15 +99,26 @@ class Projector:
         self.stats = ProjectorStats()
         self._wake = asyncio.Event()
         bus.subscribe(EventsCommitted, self._on_commit)
+        # Spans folded anywhere (this node's, or the leader's on another node): the lag
+        # a follower's /metrics reports is the cluster's.
+        bus.subscribe(ProgressProjected, self._on_projected)
 
     def _on_commit(self, fact: EventsCommitted) -> None:
         self.stats.committed(fact.last_seq, time.monotonic())
         self._wake.set()
 
+    def _on_projected(self, fact: ProgressProjected) -> None:
+        self.stats.projected(fact.last_seq)
+
+    async def prime(self) -> None:
+        """Read the watermark and the newest committed seq (every node, at start: the lag
+        /metrics reports starts right)."""
+        self.stats.projected(await self.store.progress_seq())
+        self.stats.committed_seq = max(self.stats.committed_seq, await self.store.committed_seq())
+
     async def run(self) -> None:
         """Fold spans until cancelled; a failing span is retried, never skipped."""
-        self.stats.progress_seq = await self.store.progress_seq()
-        self.stats.committed_seq = max(self.stats.committed_seq, await self.store.committed_seq())
+        await self.prime()
         pause = RETRY_FIRST_S
         self._wake.set()  # a backlog from before a restart: fold it now
         while True:
@@ -164,7 +175,6 @@ class Projector:
             self.stats.busy_s += time.monotonic() - started
             self.stats.spans += 1
             self.stats.events += span.last_seq - span.first_seq + 1
-            self.stats.projected(span.last_seq)
             self.bus.publish(ProgressProjected(span.first_seq, span.last_seq, span.changes))
             if self.stats.lag_events() < GATHER_EVENTS:
                 return

@@ -64,6 +64,26 @@ async def test_metrics_counts_ingest_outcomes(running_server):
     assert samples and all(line.split("{", 1)[1].startswith(node) for line in samples)
 
 
+async def test_metrics_show_the_projection_catching_up(running_server):
+    """The projector's lag and watermark: events acked, then folded into progress."""
+    from support import until
+
+    async with IngestClient(running_server.url) as client:
+        ack = await client.send_batch([event(n) for n in range(1, 41)])
+    node = f'node="{running_server.server.node}"'
+
+    async def caught_up() -> str | None:
+        _, _, body = await http_get(running_server.port, "/metrics")
+        text = body.decode()
+        return text if f"jacmon_projection_seq{{{node}}} {ack.last_seq}" in text else None
+
+    text = await until(caught_up, "the projection watermark to reach the last ack")
+    assert f"jacmon_projection_lag_events{{{node}}} 0" in text
+    assert f"jacmon_projection_lag_seconds{{{node}}} 0.000" in text
+    assert f"jacmon_projection_events_total{{{node}}} 40" in text
+    assert f"jacmon_projection_failures_total{{{node}}} 0" in text
+
+
 async def test_plain_http_to_a_stream_path_is_refused_cleanly(running_server):
     status, _, body = await http_get(running_server.port, "/ws/activity")
     assert status in (400, 426)
