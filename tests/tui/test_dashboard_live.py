@@ -231,7 +231,8 @@ async def test_learner_scoped_view_shows_only_that_learner(running_server):
         await send(running_server.url, [make_event(5, learner="bob"), make_event(6, learner="ada")])
         await wait_until(pilot, lambda: len(feed.lines) == 3, "ada's new event")
         assert all(" ada " in line for line in feed.lines)
-        assert set(app.state.progress.learners) == {"ada"}
+        # Progress follows the events within the projector's lag.
+        await wait_until(pilot, lambda: set(app.state.progress.learners) == {"ada"}, "ada's row")
         top = app.query_one("#progress-top", KeyedTable)
         await wait_until(pilot, lambda: top.row_count == 1, "ada's path")
         assert "ada" in app.query_one("#progress").border_title
