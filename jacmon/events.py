@@ -129,6 +129,9 @@ class Event:
     attempt: int | None = None
     session: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The stored JSON text (:func:`jacmon.store.encoding.event_body`), when the decoder
+    #: already made it (the plain-events fast path); not part of the event's value.
+    body_text: str | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """The event as the contract's JSON object (extras included, absent fields as null)."""

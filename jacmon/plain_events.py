@@ -6,7 +6,9 @@ docs/benchmarks.md). Most frames hold nothing but plain events: the contract's
 fields only, every one valid. For those, msgspec decodes the frame straight into
 typed structs (types checked in C) and :func:`_checked` applies the rest of the
 contract (types of events, required fields, lengths, ranges, times, scores) to
-build the same :class:`~jacmon.events.Event` the validator would.
+build the same :class:`~jacmon.events.Event` the validator would, with its stored
+JSON text encoded from the struct in one call (the store would otherwise build a
+dict and encode it on its one writer).
 
 It never decides a refusal: a frame with anything else in it (an extra field, a
 wrong type, a bad value, JSON msgspec refuses) returns None, and the caller
@@ -63,6 +65,9 @@ class _PlainEvent(msgspec.Struct, forbid_unknown_fields=True):
 
 
 _FRAME = msgspec.json.Decoder(list[_PlainEvent])
+#: Encodes a checked struct as the stored body: its fields are the contract's, in the
+#: order and with the nulls of ``Event.as_dict``, so the text is ``event_body``'s.
+_ENCODE = msgspec.json.Encoder().encode
 
 
 def decode_plain_events(frame: str | bytes) -> list[Event] | None:
@@ -127,6 +132,7 @@ def _checked(item: _PlainEvent) -> Event | None:
         score = _score(item.score)
         if score is None:
             return None
+        item.score.min = score.min  # the default the stored body carries
     return Event(
         id=item.id,
         type=item.type,
@@ -143,6 +149,7 @@ def _checked(item: _PlainEvent) -> Event | None:
         duration_s=item.duration_s,
         attempt=item.attempt,
         session=item.session,
+        body_text=_ENCODE(item).decode(),
     )
 
 

@@ -17,5 +17,8 @@ _encode = msgspec.json.Encoder().encode
 
 
 def event_body(event: Event) -> str:
-    """The stored JSON text of ``event``."""
+    """The stored JSON text of ``event`` (made by the decoder already, for a frame of
+    plain events: the same text, see jacmon/plain_events.py)."""
+    if event.body_text is not None:
+        return event.body_text
     return _encode(event.as_dict()).decode()
