@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import LOAD_CPU, machine_facts, make_event, median, pin_to_cpu, write_json
 
 from jacmon.events import validate_event
+from jacmon.plain_events import _PlainEvent as EventStruct  # the server's typed struct
 
 try:
     import msgspec
@@ -40,32 +41,6 @@ except ImportError:  # pragma: no cover - a hint, not a fallback
     ) from None
 
 RESULTS = Path(__file__).resolve().parent / "results-server"
-
-
-class ScoreStruct(msgspec.Struct, forbid_unknown_fields=False):
-    scaled: float | None = None
-    raw: float | None = None
-    min: float | None = None
-    max: float | None = None
-
-
-class EventStruct(msgspec.Struct, forbid_unknown_fields=False):
-    """The contract's fields and types (what a typed decoder can check by itself)."""
-
-    id: str
-    type: str
-    ts: str
-    learner: str
-    path: str | None = None
-    module: str | None = None
-    item: str | None = None
-    score: ScoreStruct | None = None
-    success: bool | None = None
-    completion: bool | None = None
-    progress: float | None = None
-    duration_s: float | None = None
-    attempt: int | None = None
-    session: str | None = None
 
 
 def per_event_us(step: Callable[[], Any], events: int) -> float:
