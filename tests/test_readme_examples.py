@@ -7,8 +7,8 @@ one is tested as changed), and a ``toml`` block there whose first line reads
 a real shell (``bash -c``) with the environment a reader would have: a
 ``jacmon serve`` running on the default database in their data directory, the
 files the commands name in the working directory (``events.jsonl``,
-``statements.json``), ``some-exporter`` on PATH, their LRS password exported and an
-LRS to tail (a real Ralph). The only differences from the text are the ones
+``statements.json``, ``envelopes.json``), ``some-exporter`` on PATH, their LRS
+password exported and an LRS to tail (a real Ralph). The only differences from the text are the ones
 listed, with their reasons, in :data:`SUBSTITUTIONS` and :data:`READER_ENV`.
 
 Every command must exit 0 and print no Python traceback; with ``--json`` it
@@ -289,6 +289,18 @@ def write_reader_files(reader: Reader) -> None:
     exporter.chmod(0o755)
     statements = [mixed_statement(i, timestamp=stamp)[0] for i in range(40)]
     (work / "statements.json").write_text(json.dumps(statements, indent=1), "utf-8")
+    caliper = Path(__file__).resolve().parent / "fixtures" / "caliper"
+    events = [
+        json.loads((caliper / f"caliperEvent{name}.json").read_text())
+        for name in ("SessionLoggedIn", "ViewViewed", "AssessmentItemCompleted", "ToolUseUsed")
+    ]
+    envelope = {
+        "sensor": "https://example.edu/sensors/1",
+        "sendTime": "2016-11-15T11:05:01.000Z",
+        "dataVersion": "http://purl.imsglobal.org/ctx/caliper/v1p2",
+        "data": events,
+    }
+    (work / "envelopes.json").write_text(json.dumps(envelope, indent=1), "utf-8")
     baseline = "".join(json.dumps({"ts": stamp, **e}) + "\n" for e in U123_EVENTS)
     (reader.root / "u123.jsonl").write_text(baseline, "utf-8")
     reader.jacmon("ingest", str(reader.root / "u123.jsonl"))
@@ -556,6 +568,7 @@ EXPECTATIONS: dict[str, Callable[[Outcome, Reader], None]] = {
     "jacmon ingest events.jsonl": all_accepted,
     "some-exporter | jacmon ingest -": all_accepted,
     "jacmon ingest --format xapi statements.json": all_accepted,
+    "jacmon ingest --format caliper envelopes.json": all_accepted,
     "jacmon ingest --lrs https://lrs.example.com/xAPI --lrs-user jacmon --follow": all_accepted,
     "jacmon sim --learners 500 --rate 300 --speed 600 --duration 120": streamed_in_step,
     "jacmon sim --out week.jsonl --learners 100 --days 7 --seed 4": week_written,

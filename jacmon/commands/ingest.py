@@ -187,10 +187,16 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def ingest(
         source: str | None = typer.Argument(
-            None, help="JSONL (or xAPI) file to read, or '-' for stdin.", show_default=False
+            None,
+            help="JSONL (or xAPI, or Caliper) file to read, or '-' for stdin.",
+            show_default=False,
         ),
         fmt: str = typer.Option(
-            "jsonl", "--format", "-f", help="Input format: 'jsonl' (native events) or 'xapi'."
+            "jsonl",
+            "--format",
+            "-f",
+            help="Input format: 'jsonl' (native events), 'xapi' (statements) or 'caliper' "
+            "(Caliper 1.2 envelopes).",
         ),
         lrs: str | None = typer.Option(
             None, "--lrs", help="Tail this LRS xAPI endpoint (like http://lrs/xAPI) instead."
@@ -229,14 +235,15 @@ def register(app: typer.Typer) -> None:
         config: Path | None = ConfigOption,
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
-        """Feed events: a JSONL or xAPI file, stdin, or an LRS (--lrs, optionally --follow).
+        """Feed events: a JSONL, xAPI or Caliper file, stdin, or an LRS (--lrs, optionally
+        --follow).
 
         Exits 1 if any record was rejected or could not be mapped; the rest are ingested.
         """
         settings = load_settings(config, overrides={"client": {"server": server, "token": token}})
         check_server_url(settings.client.server)
         if fmt not in FORMATS:
-            raise UsageError(f"--format has value {fmt!r}; expected 'jsonl' or 'xapi'")
+            raise UsageError(f"--format has value {fmt!r}; expected 'jsonl', 'xapi' or 'caliper'")
         if (source is None) == (lrs is None):
             raise UsageError(
                 "give exactly one input: a FILE, '-' for stdin, or --lrs URL "

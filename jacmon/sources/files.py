@@ -1,4 +1,5 @@
-"""Reading files of events for ingest: JSON lines of native events, or xAPI statements.
+"""Reading files of events for ingest: JSON lines of native events, xAPI statements, or
+Caliper envelopes.
 
 A file (or stdin) becomes :class:`Record` values, one per line or array item,
 each with where it was (``file:line`` or ``file[i]``) for messages;
@@ -16,11 +17,13 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from jacmon.errors import EventValidationError
+from jacmon.sources.caliper import CaliperMappingError, caliper_to_event, check_envelope
 from jacmon.sources.pump import Batch, Tally
 from jacmon.sources.xapi import StatementMappingError, statement_to_event
 
-#: The input formats: ``jsonl`` (native events, one per line) and ``xapi`` (statements).
-FORMATS = ("jsonl", "xapi")
+#: The input formats: ``jsonl`` (native events, one per line), ``xapi`` (statements) and
+#: ``caliper`` (Caliper 1.2 envelopes: one JSON object, or one per line).
+FORMATS = ("jsonl", "xapi", "caliper")
 
 
 @dataclass(slots=True)
@@ -136,10 +139,46 @@ def _json_lines_from(first: bytes, rest: Iterator[bytes], name: str) -> Iterator
         yield Record(where, value)
 
 
+def caliper_records(reader: CountingReader, name: str) -> Iterator[Record]:
+    """The events of Caliper envelopes: one envelope (a JSON object, pretty-printed or
+    not) or one envelope per line; a record per item of each envelope's ``data``."""
+    text = b"".join(reader.lines())
+    if not text.strip():
+        return
+    try:
+        envelopes = [json.loads(text)]
+        wheres = [name]
+    except RecursionError:
+        yield Record(name, error="not a valid Caliper envelope (nested too deeply)")
+        return
+    except (ValueError, UnicodeDecodeError):
+        # Not one JSON value: one envelope per line.
+        envelopes, wheres = [], []
+        for record in _json_lines_from(b"", iter(text.splitlines(keepends=True)), name):
+            if record.error is not None:
+                yield record
+                continue
+            envelopes.append(record.value)
+            wheres.append(record.where)
+    for envelope, where in zip(envelopes, wheres, strict=True):
+        try:
+            data = check_envelope(envelope)
+        except CaliperMappingError as exc:
+            yield Record(where, error=str(exc))
+            continue
+        for index, item in enumerate(data):
+            yield Record(f"{where}.data[{index}]", item)
+
+
 def to_event(record: Record, fmt: str) -> dict[str, Any]:
     """Check one record locally; raise :class:`EventValidationError` with the reason."""
     if record.error is not None:
         raise EventValidationError(record.error)
+    if fmt == "caliper":
+        try:
+            return caliper_to_event(record.value).as_compact_dict()
+        except CaliperMappingError as exc:
+            raise EventValidationError(str(exc)) from None
     if fmt == "xapi":
         try:
             event = statement_to_event(record.value)
@@ -165,7 +204,11 @@ def to_event(record: Record, fmt: str) -> dict[str, Any]:
 def read_records(reader: CountingReader, name: str, fmt: str) -> Iterator[Record]:
     """The records of ``reader`` in format ``fmt`` (see :data:`FORMATS`); ``name`` prefixes
     each record's ``where``."""
-    return xapi_records(reader, name) if fmt == "xapi" else json_lines(reader, name)
+    if fmt == "xapi":
+        return xapi_records(reader, name)
+    if fmt == "caliper":
+        return caliper_records(reader, name)
+    return json_lines(reader, name)
 
 
 @dataclass(slots=True)
