@@ -245,3 +245,14 @@ async def test_successful_open_and_close_leave_no_connection(tmp_path, connectio
     store = await Store.open(tmp_path / "jacmon.db")
     await store.close()
     await assert_all_closed(connections)
+
+
+async def test_no_snapshot_connection_is_opened_after_close(tmp_path, connections):
+    """A stream session still reading while the server shuts down must not open a
+    connection the closed store would never close (its thread outlives the loop)."""
+    store = await Store.open(tmp_path / "jacmon.db")
+    assert (await store.progress_snapshot())["progress_seq"] == 0  # opens the snapshot one
+    await store.close()
+    with pytest.raises(StoreError, match="is closed"):
+        await store.progress_snapshot()
+    await assert_all_closed(connections)

@@ -267,6 +267,9 @@ class Database:
         #: (opened on first use; see :meth:`snapshot`).
         self._snapshot_conn: aiosqlite.Connection | None = None
         self._snapshot_lock = asyncio.Lock()
+        #: Set by close(): no connection is opened after it (its thread would outlive
+        #: the event loop: a stream session still reading while the server shuts down).
+        self._closed = False
 
     @classmethod
     async def open(cls, path: Path, *, readonly: bool = False) -> Database:
@@ -390,6 +393,8 @@ class Database:
         committed state (WAL keeps it while the writer goes on), e.g. progress rows and
         the watermark they reflect. One block at a time; ``reader`` is not held up."""
         async with self._snapshot_lock:
+            if self._closed:
+                raise StoreError(f"database {self.path} is closed")
             if self._snapshot_conn is None:
                 self._snapshot_conn = await _connect(self.path, readonly=self._writer is None)
                 await self._snapshot_conn.execute("PRAGMA query_only = ON")
@@ -419,6 +424,7 @@ class Database:
 
     async def close(self) -> None:
         """Close the connections (waiting for the transaction in flight)."""
+        self._closed = True
         async with self._write_lock:
             if self._checkpointer is not None:
                 await self._checkpointer.close()
