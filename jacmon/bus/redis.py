@@ -50,6 +50,8 @@ STREAM_MAXLEN = 100_000
 #: Entries read per XREAD, and how long one blocks waiting for new ones, in ms.
 READ_COUNT = 500
 READ_BLOCK_MS = 1000
+#: How long any Redis reply may take beyond a blocking read's wait, in seconds.
+SOCKET_TIMEOUT_S = 10.0
 #: How long a gap may stay open before it is read from the store, in seconds: a message
 #: from another node usually arrives within a few ms of its commit.
 GAP_WAIT_S = 0.2
@@ -183,7 +185,13 @@ class RedisBus(Bus):
         """Connect (failing with a clear error if Redis cannot be reached) and start the
         reader, the writer and the gap watch."""
         self.progress_seq = await self.store.progress_seq()
-        self._redis = aioredis.from_url(self.url, socket_connect_timeout=5)
+        # A bound on every reply too (the blocking XREAD waits READ_BLOCK_MS at most): a
+        # Redis that accepts but never answers must not hang a node's start or its loops.
+        self._redis = aioredis.from_url(
+            self.url,
+            socket_connect_timeout=5,
+            socket_timeout=READ_BLOCK_MS / 1000 + SOCKET_TIMEOUT_S,
+        )
         try:
             await self._redis.ping()
         except (RedisError, OSError) as exc:
