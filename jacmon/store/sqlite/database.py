@@ -433,10 +433,15 @@ class Database:
                 if self._snapshot_conn is not None:
                     await self._snapshot_conn.close()
                     self._snapshot_conn = None
+            # The readers first: a read left open (a reader cancelled mid-statement while
+            # the server stops) would make the TRUNCATE below wait out the busy timeout
+            # (10 s) and the shutdown give up on closing the writer.
+            await self.reader.close()
             if self._writer is not None:
                 with contextlib.suppress(sqlite3.Error):
-                    # Fold the WAL back so the file alone is a complete copy.
+                    # Fold the WAL back so the file alone is a complete copy; never wait
+                    # for another process still reading (the WAL then stays, complete).
+                    await self._writer.execute("PRAGMA busy_timeout = 0")
                     await self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 await self._writer.close()
                 self._writer = None
-            await self.reader.close()
