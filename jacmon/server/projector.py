@@ -10,7 +10,7 @@ current: each span folds everything after the watermark (at most
 Spans are made large on purpose: a span's cost is mostly per key (each learner,
 path and module row it touches, and the learners' day sets), so folding 20,000
 events over 2,000 learners costs ~6 us per event here where 1,000 cost ~36
-(docs/benchmarks.md, "Projection"). After a commit wakes it, the projector
+(docs/benchmarks.md, "Spans"). After a commit wakes it, the projector
 gathers until :data:`GATHER_EVENTS` events wait or the oldest has waited
 :data:`GATHER_MAX_S`, then folds everything after the watermark in one span:
 a bounded lag (well under a second) for a cost per event that falls as the load
@@ -184,26 +184,18 @@ class Projector:
     def prometheus_lines(self) -> list[str]:
         """The projector's samples in Prometheus text format (the node label is added by
         :func:`jacmon.server.ops.prometheus_text`)."""
-        label = ""
         stats = self.stats
-        return [
-            "# HELP jacmon_projection_lag_events Committed events not yet folded into progress.",
-            "# TYPE jacmon_projection_lag_events gauge",
-            f"jacmon_projection_lag_events{label} {stats.lag_events()}",
-            "# HELP jacmon_projection_lag_seconds How long the oldest committed batch not yet "
-            "folded into progress has waited.",
-            "# TYPE jacmon_projection_lag_seconds gauge",
-            f"jacmon_projection_lag_seconds{label} {stats.lag_s():.3f}",
-            "# HELP jacmon_projection_seq The projection watermark (progress_seq).",
-            "# TYPE jacmon_projection_seq gauge",
-            f"jacmon_projection_seq{label} {stats.progress_seq}",
-            "# HELP jacmon_projection_spans_total Projector spans committed.",
-            "# TYPE jacmon_projection_spans_total counter",
-            f"jacmon_projection_spans_total{label} {stats.spans}",
-            "# HELP jacmon_projection_events_total Events folded into progress.",
-            "# TYPE jacmon_projection_events_total counter",
-            f"jacmon_projection_events_total{label} {stats.events}",
-            "# HELP jacmon_projection_failures_total Spans that failed (retried).",
-            "# TYPE jacmon_projection_failures_total counter",
-            f"jacmon_projection_failures_total{label} {stats.failures}",
-        ]
+        lines: list[str] = []
+        for metric, kind, help_text, value in (
+            ("lag_events", "gauge", "Committed events not yet folded into progress.",
+             stats.lag_events()),
+            ("lag_seconds", "gauge", "How long the oldest committed batch not yet folded "
+             "into progress has waited.", f"{stats.lag_s():.3f}"),
+            ("seq", "gauge", "The projection watermark (progress_seq).", stats.progress_seq),
+            ("spans_total", "counter", "Projector spans committed.", stats.spans),
+            ("events_total", "counter", "Events folded into progress.", stats.events),
+            ("failures_total", "counter", "Spans that failed (retried).", stats.failures),
+        ):  # fmt: skip
+            name = f"jacmon_projection_{metric}"
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"]
+        return lines

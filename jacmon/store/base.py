@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 
 #: The most events one projector span folds: bounds how long a span holds the writer
-#: (about 0.1-0.3 s on SQLite here, docs/benchmarks.md "Projection"), so ingest is never
+#: (about 0.1-0.3 s on SQLite here, docs/benchmarks.md, "Spans"), so ingest is never
 #: starved of it while a long backlog is folded.
 PROJECTION_SPAN = 50_000
 

@@ -54,9 +54,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jacmon.store")
 
-#: The newest committed seq: retention may have deleted the newest events, meta keeps it.
-_HEAD_SQL = HEAD_SQL
-
 
 def _file_identity(path: Path) -> tuple[int, int] | None:
     """(device, inode) of the file at ``path``, or None if there is none."""
@@ -117,7 +114,7 @@ class SqliteStore(Store):
         try:
             conn = db.reader
             catalog = await load_catalog(conn)
-            async with conn.execute(_HEAD_SQL) as cursor:
+            async with conn.execute(HEAD_SQL) as cursor:
                 (last_seq,) = await cursor.fetchone()
             server_id = await get_meta(conn, "server_id")
             if server_id is None and not readonly:
@@ -351,7 +348,7 @@ class SqliteStore(Store):
 
     async def committed_seq(self) -> int:
         # Read from the file: a command (or a test's second store) may have written to it.
-        async with self.db.reader.execute(_HEAD_SQL) as cursor:
+        async with self.db.reader.execute(HEAD_SQL) as cursor:
             (head,) = await cursor.fetchone()
         return max(head, self.last_seq)
 
