@@ -8,6 +8,8 @@ gaps back from the store); Redis is a real ``redis-server`` of the test's own.
 
 from __future__ import annotations
 
+import asyncio
+
 from support import event, until
 
 from jacmon.bus import EventsCommitted, ProgressProjected
@@ -76,8 +78,13 @@ async def two_nodes(tmp_path, url):
 
 
 async def close(*parts) -> None:
+    """Close each part, naming the one that does not close within TIMEOUT_S (a hang
+    seen twice in loaded CI runs ended only at pytest-timeout, saying nothing of where)."""
     for part in parts:
-        await part.close()
+        try:
+            await asyncio.wait_for(part.close(), TIMEOUT_S)
+        except TimeoutError:
+            raise AssertionError(f"{part!r} did not close within {TIMEOUT_S} s") from None
 
 
 async def test_every_batch_reaches_the_other_node_once_in_order(tmp_path, redis_server):
