@@ -22,6 +22,7 @@ from jacmon.store.types import (
     ProgressChanges,
     ProgressView,
     Projection,
+    ReceivedRecord,
     StorageUnavailable,
     StoredEvent,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "ProgressChanges",
     "ProgressView",
     "Projection",
+    "ReceivedRecord",
     "ServeLock",
     "StorageUnavailable",
     "Store",

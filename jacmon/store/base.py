@@ -31,6 +31,7 @@ from jacmon.store.types import (
     IngestOutcome,
     ProgressView,
     Projection,
+    ReceivedRecord,
 )
 
 if TYPE_CHECKING:
@@ -224,10 +225,15 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def ingest(
-        self, events: Sequence[Event], *, cursor: tuple[str, str] | None = None
+        self,
+        events: Sequence[Event],
+        *,
+        cursor: tuple[str, str] | None = None,
+        records: Sequence[ReceivedRecord] = (),
     ) -> IngestOutcome:
         """Store one batch in one transaction (with ``cursor`` = (name, value) if given):
-        dedupe, sequence numbers, the events, the cursor; returns once committed, and
+        dedupe, sequence numbers, the events, the cursor and the pushed ``records`` the
+        events came from (a record already kept stays); returns once committed, and
         that commit is the acknowledgement. Progress is not touched: :meth:`project`
         folds the new events in later. Raises
         :class:`~jacmon.store.types.StorageUnavailable` (nothing stored) when the
@@ -273,6 +279,25 @@ class Store(abc.ABC):
     ) -> ProgressView:
         """Summary rows of ``paths`` and ``module_keys`` and the learner count, read in one
         snapshot together with the watermark they reflect."""
+
+    # -- pushed records (the xAPI and Caliper endpoints) ------------------------
+
+    @abc.abstractmethod
+    async def received_digests(self, source: str, ids: Sequence[str]) -> dict[str, str]:
+        """Id -> content digest of the records of ``source`` (``xapi``, ``caliper``)
+        already kept among ``ids``."""
+
+    @abc.abstractmethod
+    async def received_log(
+        self, *, limit: int = 50, source: str | None = None, unmapped_only: bool = True
+    ) -> list[dict[str, Any]]:
+        """The latest kept records, newest first: source, id, received (epoch seconds),
+        event_id, reason, token, body; only those that could not be mapped unless
+        ``unmapped_only`` is False."""
+
+    @abc.abstractmethod
+    async def received_totals(self) -> dict[str, dict[str, int]]:
+        """Source -> {"mapped": n, "unmapped": n} over the records kept."""
 
     @abc.abstractmethod
     async def get_cursor(self, name: str) -> str | None:

@@ -69,6 +69,31 @@ class IngestOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class ReceivedRecord:
+    """One record a platform pushed (an xAPI statement, a Caliper event), kept as sent.
+
+    Stored in the same transaction as the events of its request, so nothing a sender
+    sent is lost, even what jacmon cannot map; a record already kept (same ``source``
+    and ``id``) is left as it was.
+    """
+
+    #: ``xapi`` or ``caliper``.
+    source: str
+    #: The statement's or event's id (generated for an xAPI statement sent without one).
+    id: str
+    #: The record as JSON text, as the sender sent it (with a generated id added).
+    body: str
+    #: SHA-256 (hex) of the record's content as compared for conflicts (see the source).
+    digest: str
+    #: The jacmon event it became, or None when it could not be mapped.
+    event_id: str | None
+    #: Why it could not be mapped (None when it was).
+    reason: str | None
+    #: The token that sent it (None: the loopback anonymous admin).
+    token: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Projection:
     """One committed projector span: events ``first_seq``..``last_seq`` folded into the
     progress tables, and the watermark (``progress_seq``) moved to ``last_seq`` in the

@@ -724,11 +724,11 @@ async def test_migration_5_starts_the_watermark_at_the_head(pg_dsn: str) -> None
     finally:
         await store.close()
     conn = await asyncpg.connect(pg_dsn)
-    try:  # back to schema 4: no watermark, no day sets, no unenrolment columns
+    try:  # back to schema 4: no watermark, no day sets, no unenrolment columns, no received
         await conn.execute(
-            "DELETE FROM schema_migrations WHERE version = 5;"
+            "DELETE FROM schema_migrations WHERE version >= 5;"
             " DELETE FROM meta WHERE key = 'progress_seq';"
-            " DROP TABLE learner_days, path_days;"
+            " DROP TABLE learner_days, path_days, received;"
             " ALTER TABLE path_progress DROP COLUMN unenrolled_at, DROP COLUMN last_engaged"
         )
     finally:

@@ -69,7 +69,7 @@ def tables(path: Path) -> set[str]:
 
 def test_migrations_are_numbered_consecutively_from_one():
     assert [number for number, _, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
-    assert latest_version() == len(MIGRATIONS) == 5
+    assert latest_version() == len(MIGRATIONS) == 6
     assert all(description for _, description, _ in MIGRATIONS)
 
 
@@ -77,7 +77,7 @@ async def test_fresh_database_gets_every_migration(tmp_path):
     path = tmp_path / "jacmon.db"
     store = await Store.open(path)
     await store.close()
-    assert user_version(path) == 5
+    assert user_version(path) == 6
     assert {
         "meta",
         "events",
@@ -95,6 +95,7 @@ async def test_fresh_database_gets_every_migration(tmp_path):
         "daily_platform_stats",
         "path_velocity",
         "learner_pace",
+        "received",
     } <= tables(path)
 
 
@@ -113,7 +114,7 @@ async def test_version_1_database_is_upgraded_and_keeps_its_data(tmp_path):
     store = await Store.open(path)
     try:
         assert store.last_seq == 7
-        assert user_version(path) == 5
+        assert user_version(path) == 6
         assert {"alerts", "task_runs", "learner_pace"} <= tables(path)
         async with store.db.reader.execute("SELECT id FROM events") as cursor:
             assert [r[0] for r in await cursor.fetchall()] == ["old-1"]
@@ -134,7 +135,7 @@ async def test_current_database_is_not_rewritten_on_open(tmp_path):
     readonly = await Store.open(path, readonly=True)
     await readonly.close()
     assert path.stat().st_mtime_ns == before - 10**9
-    assert user_version(path) == 5
+    assert user_version(path) == 6
 
 
 async def test_database_from_a_newer_jacmon_is_refused(tmp_path, connections):
@@ -145,7 +146,7 @@ async def test_database_from_a_newer_jacmon_is_refused(tmp_path, connections):
     with pytest.raises(StoreError) as caught:
         await Store.open(path)
     assert str(caught.value) == (
-        "database schema version 99 is newer than this jacmon (knows up to 5); upgrade jacmon"
+        "database schema version 99 is newer than this jacmon (knows up to 6); upgrade jacmon"
     )
     assert user_version(path) == 99
 
@@ -158,7 +159,7 @@ async def test_readonly_open_of_an_old_schema_says_how_to_migrate(tmp_path):
     with pytest.raises(StoreError) as caught:
         await Store.open(path, readonly=True)
     assert str(caught.value) == (
-        f"database {path} has schema version 1, expected 5; "
+        f"database {path} has schema version 1, expected 6; "
         f"start 'jacmon serve --db {path}' once to migrate it"
     )
     assert user_version(path) == 1
@@ -208,7 +209,7 @@ async def test_failing_migration_leaves_nothing_half_done(tmp_path, monkeypatch,
     broken_migration(monkeypatch)
     with pytest.raises(StoreError, match="no such table: no_such_table"):
         await Store.open(path)
-    assert user_version(path) == 5
+    assert user_version(path) == 6
     assert "half_done" not in tables(path)
 
 

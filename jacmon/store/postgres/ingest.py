@@ -33,7 +33,8 @@ import asyncpg
 from jacmon.events import Event
 from jacmon.store.encoding import event_body
 from jacmon.store.postgres import sequence
-from jacmon.store.types import IngestOutcome, StoredEvent
+from jacmon.store.postgres.received import keep_records
+from jacmon.store.types import IngestOutcome, ReceivedRecord, StoredEvent
 
 #: The events table's columns, in the order rows are built.
 EVENT_COLUMNS = (
@@ -80,11 +81,12 @@ async def store_batch(
     *,
     received: float,
     cursor: tuple[str, str] | None = None,
+    records: Sequence[ReceivedRecord] = (),
 ) -> IngestOutcome:
     """Store ``events`` inside the caller's transaction (see the module docstring).
 
     ``received`` is the arrival time in epoch seconds; ``cursor`` (name, value), if
-    given, is saved with the events.
+    given, is saved with the events, and the pushed ``records`` they came from.
     """
     last = await sequence.lock(conn)
     ids = [e.id for e in events]
@@ -118,4 +120,6 @@ async def store_batch(
             cursor[1],
             received,
         )
+    if records:
+        await keep_records(conn, records, received=received)
     return IngestOutcome(stored, duplicates, last)

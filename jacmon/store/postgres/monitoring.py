@@ -233,6 +233,9 @@ async def delete_events_before(
     count = await conn.fetchval(f"SELECT count(*) FROM events {where}", float(cutoff))
     if count and not dry_run:
         await conn.execute(f"DELETE FROM events {where}", float(cutoff))
+    if not dry_run:
+        # The records pushed before the cutoff (kept as sent) go too, mapped or not.
+        await conn.execute("DELETE FROM received WHERE received < $1", float(cutoff))
     return count
 
 

@@ -412,6 +412,29 @@ MIGRATIONS: list[tuple[int, str, str]] = [
                               AND e.path = path_progress.path AND e.type != 'path.unenrolled');
         """,
     ),
+    (
+        6,
+        "records platforms push, kept as sent",
+        """
+        -- One row per pushed record (an xAPI statement, a Caliper event), written in the
+        -- transaction of the events it became: the raw JSON as sent, the SHA-256 of its
+        -- content (an id sent again with other content is a conflict), the event it
+        -- became or why it could not be mapped, and the token that sent it.
+        CREATE TABLE received (
+            source   TEXT NOT NULL,
+            id       TEXT NOT NULL,
+            received DOUBLE PRECISION NOT NULL,
+            digest   TEXT NOT NULL,
+            event_id TEXT,
+            reason   TEXT,
+            token    TEXT,
+            body     TEXT NOT NULL,
+            PRIMARY KEY (source, id)
+        );
+        CREATE INDEX received_time ON received (received);
+        CREATE INDEX received_unmapped ON received (received) WHERE reason IS NOT NULL;
+        """,
+    ),
 ]
 
 

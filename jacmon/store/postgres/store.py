@@ -28,6 +28,7 @@ from jacmon.store.postgres import (
     monitoring,
     notify,
     queries,
+    received,
     sequence,
     silences,
     task_runs,
@@ -59,6 +60,7 @@ from jacmon.store.types import (
     IngestOutcome,
     ProgressView,
     Projection,
+    ReceivedRecord,
     StorageUnavailable,
 )
 
@@ -167,7 +169,11 @@ class PgStore(Store):
     # -- ingest ----------------------------------------------------------------
 
     async def ingest(
-        self, events: Sequence[Event], *, cursor: tuple[str, str] | None = None
+        self,
+        events: Sequence[Event],
+        *,
+        cursor: tuple[str, str] | None = None,
+        records: Sequence[ReceivedRecord] = (),
     ) -> IngestOutcome:
         """Store one batch in one transaction; returns once it is committed.
 
@@ -181,7 +187,9 @@ class PgStore(Store):
         self._check_writable()
         try:
             async with self.db.transaction() as conn:
-                outcome = await store_batch(conn, events, received=time.time(), cursor=cursor)
+                outcome = await store_batch(
+                    conn, events, received=time.time(), cursor=cursor, records=records
+                )
         except BaseException as exc:
             problem = self._storage_problem(exc)
             if problem is None:
@@ -280,6 +288,21 @@ class PgStore(Store):
 
     async def get_cursor(self, name: str) -> str | None:
         return await self.db.pool.fetchval("SELECT value FROM cursors WHERE name = $1", name)
+
+    # -- pushed records (see jacmon.store.postgres.received) --------------------
+
+    async def received_digests(self, source: str, ids: Sequence[str]) -> dict[str, str]:
+        return await received.received_digests(self.db.pool, source, ids)
+
+    async def received_log(
+        self, *, limit: int = 50, source: str | None = None, unmapped_only: bool = True
+    ) -> list[dict[str, Any]]:
+        return await received.received_log(
+            self.db.pool, limit=limit, source=source, unmapped_only=unmapped_only
+        )
+
+    async def received_totals(self) -> dict[str, dict[str, int]]:
+        return await received.received_totals(self.db.pool)
 
     # -- catalog ---------------------------------------------------------------
 

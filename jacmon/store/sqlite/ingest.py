@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from jacmon.events import Event
 from jacmon.store.encoding import event_body
 from jacmon.store.sqlite.database import chunks
-from jacmon.store.types import IngestOutcome, StoredEvent
+from jacmon.store.types import IngestOutcome, ReceivedRecord, StoredEvent
 
 #: SQLite primary result codes that mean the storage, not the batch, failed: what to say.
 _STORAGE_PROBLEMS: dict[int, str] = {
@@ -55,12 +55,14 @@ def store_batch(
     next_seq: int,
     received: float,
     cursor: tuple[str, str] | None = None,
+    records: Sequence[ReceivedRecord] = (),
 ) -> IngestOutcome:
     """Store ``events`` inside the caller's transaction.
 
     Events whose ``id`` is already stored, or repeated earlier in the batch, are
     duplicates: counted, not stored. The rest get consecutive sequence numbers
-    from ``next_seq``; ``cursor`` (name, value), if given, is saved with them.
+    from ``next_seq``; ``cursor`` (name, value), if given, is saved with them, and
+    the pushed ``records`` they came from (one already kept stays as it was).
     Progress is not touched here: the projector folds these events in later
     (:mod:`.projection`).
     """
@@ -111,5 +113,14 @@ def store_batch(
             "INSERT INTO cursors (name, value, updated) VALUES (?, ?, ?) "
             "ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated = excluded.updated",
             (cursor[0], cursor[1], received),
+        )
+    if records:
+        conn.executemany(
+            "INSERT INTO received (source, id, received, digest, event_id, reason, token, body)"
+            " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (source, id) DO NOTHING",
+            [
+                (r.source, r.id, received, r.digest, r.event_id, r.reason, r.token, r.body)
+                for r in records
+            ],
         )
     return IngestOutcome(stored, duplicates, seq - 1)

@@ -245,6 +245,9 @@ async def delete_events_before(
         (count,) = await cursor.fetchone()
     if count and not dry_run:
         await conn.execute(f"DELETE FROM events {where}", (cutoff,))
+    if not dry_run:
+        # The records pushed before the cutoff (kept as sent) go too, mapped or not.
+        await conn.execute("DELETE FROM received WHERE received < ?", (cutoff,))
     return count
 
 

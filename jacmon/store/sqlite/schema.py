@@ -6,6 +6,28 @@ A migration is never edited once released: change the schema by appending one.
 
 from __future__ import annotations
 
+#: Migration 6: what platforms push to the xAPI and Caliper endpoints, kept as sent
+#: (the same table in PostgreSQL, :mod:`jacmon.store.postgres.schema`).
+RECEIVED_TABLE = """
+-- One row per pushed record (an xAPI statement, a Caliper event), written in the
+-- transaction of the events it became: the raw JSON as sent, the SHA-256 of its
+-- content (an id sent again with other content is a conflict), the event it became
+-- or why it could not be mapped, and the token that sent it.
+CREATE TABLE received (
+    source   TEXT NOT NULL,
+    id       TEXT NOT NULL,
+    received REAL NOT NULL,
+    digest   TEXT NOT NULL,
+    event_id TEXT,
+    reason   TEXT,
+    token    TEXT,
+    body     TEXT NOT NULL,
+    PRIMARY KEY (source, id)
+);
+CREATE INDEX received_time ON received (received);
+CREATE INDEX received_unmapped ON received (received) WHERE reason IS NOT NULL;
+"""
+
 #: (version, description, SQL script). Versions are consecutive from 1.
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
@@ -355,6 +377,11 @@ MIGRATIONS: list[tuple[int, str, str]] = [
                             WHERE e.learner = path_progress.learner
                               AND e.path = path_progress.path AND e.type != 'path.unenrolled');
         """,
+    ),
+    (
+        6,
+        "records platforms push, kept as sent",
+        RECEIVED_TABLE,
     ),
 ]
 

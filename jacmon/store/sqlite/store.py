@@ -23,7 +23,16 @@ import aiosqlite
 from jacmon.events import Event
 from jacmon.store.base import PROJECTION_SPAN, Fence, Lease, Store, Transaction
 from jacmon.store.catalog import Catalog, CatalogPath
-from jacmon.store.sqlite import alerts, monitoring, notify, queries, silences, task_runs, tokens
+from jacmon.store.sqlite import (
+    alerts,
+    monitoring,
+    notify,
+    queries,
+    received,
+    silences,
+    task_runs,
+    tokens,
+)
 from jacmon.store.sqlite.catalog import (
     load_catalog,
     load_catalog_sync,
@@ -44,6 +53,7 @@ from jacmon.store.types import (
     IngestOutcome,
     ProgressView,
     Projection,
+    ReceivedRecord,
     StorageUnavailable,
 )
 
@@ -148,7 +158,11 @@ class SqliteStore(Store):
         await self.db.checkpoint()
 
     async def ingest(
-        self, events: Sequence[Event], *, cursor: tuple[str, str] | None = None
+        self,
+        events: Sequence[Event],
+        *,
+        cursor: tuple[str, str] | None = None,
+        records: Sequence[ReceivedRecord] = (),
     ) -> IngestOutcome:
         """Store one batch in one transaction; returns once it is committed.
 
@@ -165,6 +179,7 @@ class SqliteStore(Store):
                 events,
                 cursor,
                 time.time(),
+                records,
                 on_commit=self._committed,
             )
         except BaseException as exc:
@@ -227,6 +242,7 @@ class SqliteStore(Store):
         events: Sequence[Event],
         cursor: tuple[str, str] | None,
         received: float,
+        records: Sequence[ReceivedRecord],
     ) -> IngestOutcome:
         outcome = store_batch(
             conn,
@@ -234,6 +250,7 @@ class SqliteStore(Store):
             next_seq=self.last_seq + 1,
             received=received,
             cursor=cursor,
+            records=records,
         )
         if outcome.stored:
             # The high-water mark survives retention deleting every event.
@@ -308,6 +325,21 @@ class SqliteStore(Store):
         ) as cursor:
             row = await cursor.fetchone()
         return row[0] if row else None
+
+    # Pushed records (see jacmon.store.sqlite.received)
+
+    async def received_digests(self, source: str, ids: Sequence[str]) -> dict[str, str]:
+        return await received.received_digests(self.db.reader, source, ids)
+
+    async def received_log(
+        self, *, limit: int = 50, source: str | None = None, unmapped_only: bool = True
+    ) -> list[dict[str, Any]]:
+        return await received.received_log(
+            self.db.reader, limit=limit, source=source, unmapped_only=unmapped_only
+        )
+
+    async def received_totals(self) -> dict[str, dict[str, int]]:
+        return await received.received_totals(self.db.reader)
 
     # Queries (see jacmon.store.sqlite.queries)
 
