@@ -84,6 +84,10 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "caliper_type": "AssessmentEvent",
         "caliper_action": "Submitted",
         "caliper_object": ASSESSMENT,
+        # The generated Attempt: count 1, duration PT10M30S.
+        "attempt": 1,
+        "caliper_attempt": ASSESSMENT + "/users/554433/attempts/1",
+        "duration_s": 630.0,
     },
     # The item's module is the assessment it is part of (isPartOf).
     "EventAssessmentItemCompleted": {
@@ -98,6 +102,9 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "caliper_type": "AssessmentItemEvent",
         "caliper_action": "Completed",
         "caliper_object": ASSESSMENT + "/items/3",
+        # The generated Response names its attempt (count 1).
+        "attempt": 1,
+        "caliper_attempt": ASSESSMENT + "/items/3/users/554433/attempts/1",
     },
     "EventToolUseUsed": {
         "id": "urn:uuid:7e10e4f3-a0d8-4430-95bd-783ffae4d916",

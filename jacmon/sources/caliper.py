@@ -146,6 +146,35 @@ def _session_duration(event: Mapping[str, Any], body: dict[str, Any], event_id: 
         ) from None
 
 
+def _attempt(event: Mapping[str, Any], body: dict[str, Any], event_id: str) -> None:
+    """The attempt an assessment (item) event belongs to into ``body``: ``attempt`` (its
+    count), ``caliper_attempt`` (its id) and, once submitted, ``duration_s``.
+
+    The ``generated`` entity is the Attempt itself (assessment Started, Submitted;
+    item Started) or a Response naming it as ``attempt`` (item Completed).
+    """
+    generated = event.get("generated")
+    if not isinstance(generated, Mapping):
+        return
+    attempt = generated if generated.get("type") == "Attempt" else generated.get("attempt")
+    if not isinstance(attempt, Mapping):
+        return
+    attempt_id = _entity_id(attempt)
+    if attempt_id is not None:
+        body["caliper_attempt"] = attempt_id
+    count = attempt.get("count")
+    if isinstance(count, int) and not isinstance(count, bool) and count >= 1:
+        body["attempt"] = count
+    duration = attempt.get("duration")
+    if duration is not None and event.get("action") == "Submitted":
+        try:
+            body["duration_s"] = parse_duration(duration)
+        except ValueError as exc:
+            raise CaliperMappingError(
+                f"Caliper event {event_id}: attempt {exc}", event_id=event_id
+            ) from None
+
+
 def map_caliper_event(event: Any) -> dict[str, Any]:
     """One Caliper event as a native jacmon event body (not yet validated)."""
     if not isinstance(event, Mapping):
@@ -210,8 +239,10 @@ def map_caliper_event(event: Any) -> dict[str, Any]:
         body["type"] = "module.completed"
     elif kind in ACTIVITY_TYPES:
         body["type"] = "activity"
-        if kind in ("AssessmentEvent", "AssessmentItemEvent") and object_id is not None:
-            body["item"] = object_id
+        if kind in ("AssessmentEvent", "AssessmentItemEvent"):
+            if object_id is not None:
+                body["item"] = object_id
+            _attempt(event, body, event_id)
     else:
         raise CaliperMappingError(
             f"Caliper event {event_id}: {kind} {action} is not mapped (docs/ingest.md lists "
