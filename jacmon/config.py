@@ -69,6 +69,10 @@ class ServerSettings:
     # Limits
     #: Largest frame accepted from a client, in bytes.
     max_frame_bytes: int = 1024 * 1024
+    #: Largest request body the xAPI and Caliper endpoints accept, in bytes (413 above).
+    push_max_body_bytes: int = 32 * 1024 * 1024
+    #: Most statements (xAPI) or events (Caliper) in one request (413 above).
+    push_max_records: int = 25_000
     #: How many events back a client may resume from the store; older gets a reset snapshot.
     replay_window: int = 100_000
     #: Frames a client may have waiting before the server acts on it (per stream policy).
@@ -315,6 +319,8 @@ def load_settings(
 _RANGES: tuple[tuple[str, float, float | None], ...] = (
     ("port", 0, 65535),
     ("max_frame_bytes", 1024, None),
+    ("push_max_body_bytes", 1024, None),
+    ("push_max_records", 1, None),
     ("replay_window", 0, None),
     ("client_buffer_frames", 1, None),
     ("activity_flush_ms", 1, 10_000),

@@ -58,9 +58,13 @@ uvicorn.run("ralph.api:app", host="127.0.0.1", port=int(sys.argv[1]), log_level=
 class RalphLrs:
     """One Ralph LRS process with its data in ``workdir``; survives :meth:`stop`/:meth:`start`."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(
+        self, workdir: Path, port: int | None = None, *, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.workdir = workdir
         self.port = port or free_port()
+        #: More ``RALPH_*`` settings (``RALPH_XAPI_FORWARDINGS``, for one).
+        self.extra_env = dict(extra_env or {})
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "ralph.log"
         self.auth_file = workdir / "auth.json"
@@ -89,6 +93,7 @@ class RalphLrs:
                 "RALPH_RUNSERVER_MAX_SEARCH_HITS_COUNT": "100",
             }
         )
+        env.update(self.extra_env)
         return env
 
     def write_auth(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -130,3 +131,30 @@ async def dashboard_snapshot(url: str, *, through_seq: int, timeout: float = TIM
         return data if data["progress_seq"] >= through_seq else None
 
     return await until(read, f"a dashboard snapshot with progress_seq >= {through_seq}", timeout)
+
+
+def read_events(db_path: Path) -> list[dict[str, Any]]:
+    """Every stored event body, oldest first (read-only, straight from SQLite)."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        return [json.loads(row[0]) for row in conn.execute("SELECT body FROM events ORDER BY seq")]
+    finally:
+        conn.close()
+
+
+def read_received(db_path: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every pushed record kept, by (source, id): body (decoded), event_id, reason, token."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT source, id, body, event_id, reason, token FROM received")
+        return {
+            (source, ident): {
+                "body": json.loads(body),
+                "event_id": event_id,
+                "reason": reason,
+                "token": token,
+            }
+            for source, ident, body, event_id, reason, token in rows
+        }
+    finally:
+        conn.close()

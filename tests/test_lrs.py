@@ -8,7 +8,6 @@ running server over WebSocket (``running_server``), or the store in-process as
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +24,7 @@ from lrs_fixtures import (
     running_ralph,
     unmappable_statements,
 )
+from support import read_events
 
 from jacmon.client.ingest import Ack, IngestClient
 from jacmon.errors import ConfigError
@@ -40,15 +40,6 @@ WAIT_S = 90.0
 @pytest.fixture
 def ralph(tmp_path: Path) -> Iterator[RalphLrs]:
     yield from running_ralph(tmp_path / "ralph")
-
-
-def read_events(db_path: Path) -> list[dict[str, Any]]:
-    """Every stored event body, oldest first (read-only, straight from SQLite)."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        return [json.loads(row[0]) for row in conn.execute("SELECT body FROM events ORDER BY seq")]
-    finally:
-        conn.close()
 
 
 def read_cursor(db_path: Path, name: str) -> str | None:

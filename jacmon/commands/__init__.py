@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "dashboard",
     "demo",
     "ingest",
+    "ingest_log",
     "sim",
     "tasks",
     "alerts",

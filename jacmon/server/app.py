@@ -42,6 +42,7 @@ from jacmon.notify.setup import build_receivers
 from jacmon.protocol import CloseCode, Stream, parse_since
 from jacmon.server.admission import Admission, Gate, Refused, request_token
 from jacmon.server.auth import Authenticator, OriginCheck, is_loopback, tokens_required
+from jacmon.server.connection import connection_factory
 from jacmon.server.context import ServerContext
 from jacmon.server.fanout import flush_progress, subscribe_hub
 from jacmon.server.http import HttpEndpoints
@@ -57,6 +58,7 @@ from jacmon.server.loops import (
 )
 from jacmon.server.ops import prometheus_text
 from jacmon.server.projector import Projector
+from jacmon.server.push import PushEndpoints
 from jacmon.server.sampler import MetricsSampler
 from jacmon.server.sessions import StreamSessions
 from jacmon.server.tls import load_tls
@@ -241,6 +243,9 @@ class JacmonServer:
                     max_size=settings.max_frame_bytes,
                     ssl=ssl_context,
                     server_header=f"jacmon/{__version__}",
+                    # Requests with a body (the push endpoints) are read and answered by
+                    # jacmon's connection; the rest is websockets' (see connection.py).
+                    create_connection=connection_factory(self._push),
                 )
             except OSError as exc:
                 raise UsageError(listen_problem(settings.host, settings.port, exc)) from None
@@ -289,6 +294,12 @@ class JacmonServer:
             metrics_text=self._metrics_text,
             node=self.node,
             leading=lambda: self.leading,
+        )
+        self._push = PushEndpoints(
+            self.ingest,
+            self._gate,
+            security_headers=self._security_headers,
+            server_header=f"jacmon/{__version__}",
         )
         subscribe_hub(ctx)
         self.projector = Projector(self.store, self.bus)
@@ -430,6 +441,7 @@ class JacmonServer:
             node=self.node,
             extra=[
                 *self.projector.prometheus_lines(),
+                *self._push.counters.prometheus_lines(),
                 *(self.notifier.metrics.prometheus_lines() if self.notifier else ()),
             ],
         )
@@ -486,7 +498,8 @@ class JacmonServer:
             return text_response(
                 HTTPStatus.NOT_FOUND,
                 redact(
-                    f"unknown path {path[:200]}; known: {web}{known}, /whoami, /healthz, /metrics\n"
+                    f"unknown path {path[:200]}; known: {web}{known}, /whoami, /healthz, "
+                    "/metrics, /xAPI/statements, /xAPI/about, /caliper\n"
                 ),
             )
         stream = Stream(stream_name)

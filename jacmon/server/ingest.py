@@ -38,7 +38,7 @@ from jacmon.plain_events import decode_plain_events
 from jacmon.protocol import ServerType, Stream, envelope, error_data
 from jacmon.server.context import ServerContext
 from jacmon.server.ops import IngestCounters
-from jacmon.store import StorageUnavailable
+from jacmon.store import ReceivedRecord, StorageUnavailable
 
 log = logging.getLogger("jacmon.ingest")
 
@@ -218,7 +218,7 @@ class IngestService:
             plain = decode_plain_events(frame)
             if plain is not None and len(plain) <= MAX_BATCH_EVENTS:
                 # Every event valid as it stands: no generic decode, no per-field checks.
-                ack = await self._store_validated(*self._check_times(plain), cursor=None)
+                ack = await self.store_validated(*self.check_times(plain), cursor=None)
                 self.counters.latency.observe(time.perf_counter() - started)
                 return envelope(Stream.INGEST, ServerType.ACK, ack["last_seq"], ack)
         try:
@@ -284,11 +284,11 @@ class IngestService:
             except EventValidationError as exc:
                 rejected.append({"index": index, "error": str(exc)})
                 checked.append(None)
-        valid, indexes, out_of_range = self._check_times(checked)
+        valid, indexes, out_of_range = self.check_times(checked)
         # In batch order: the contract's rejections and the times refused, by index.
         return valid, indexes, sorted(rejected + out_of_range, key=lambda r: r["index"])
 
-    def _check_times(
+    def check_times(
         self, events: Sequence[Event | None]
     ) -> tuple[list[Event], list[int], list[dict[str, Any]]]:
         """(events within the accepted times, their indexes, refusals as ``{"index",
@@ -323,28 +323,31 @@ class IngestService:
         stored. Raises StorageUnavailable when the storage fails (nothing stored).
         """
         valid, indexes, rejected = self._validate_batch(events_raw)
-        return await self._store_validated(
+        return await self.store_validated(
             valid, indexes, rejected, cursor=cursor, batch_size=len(events_raw)
         )
 
-    async def _store_validated(
+    async def store_validated(
         self,
         valid: list[Event],
         indexes: list[int],
         rejected: list[dict[str, Any]],
         *,
-        cursor: tuple[str, str] | None,
+        cursor: tuple[str, str] | None = None,
         batch_size: int | None = None,
+        records: Sequence[ReceivedRecord] = (),
     ) -> dict[str, Any]:
         """Store the valid events of one batch (one transaction) and publish them; the
         ack's data. ``batch_size``: how many events the batch had (default: valid +
-        rejected)."""
+        rejected); ``records``: the pushed records they came from, kept with them."""
         if batch_size is None:
             batch_size = len(valid) + len(rejected)
         keep_cursor = cursor is not None and (bool(valid) or not batch_size)
         store = self.ctx.store
         async with self._batch_in_flight():
-            outcome = await store.ingest(valid, cursor=cursor if keep_cursor else None)
+            outcome = await store.ingest(
+                valid, cursor=cursor if keep_cursor else None, records=records
+            )
         counters = self.counters
         counters.batches += 1
         counters.accepted += len(outcome.stored)

@@ -163,7 +163,8 @@ def test_unknown_paths_name_the_web_routes(web):
     assert reply.status == 404
     assert reply.text == (
         "unknown path /dashboard; known: /, /learner, /static/<file>, /ws/dashboard, "
-        "/ws/alerts, /ws/metrics, /ws/activity, /ws/ingest, /whoami, /healthz, /metrics\n"
+        "/ws/alerts, /ws/metrics, /ws/activity, /ws/ingest, /whoami, /healthz, /metrics, "
+        "/xAPI/statements, /xAPI/about, /caliper\n"
     )
 
 

@@ -1,0 +1,461 @@
+"""Platforms push here: ``/xAPI/statements`` and ``/xAPI/about`` (xAPI 1.0.3 and 2.0.0)
+and ``/caliper`` (IMS Caliper 1.2 envelopes), on the server's one port.
+
+A request is checked whole before anything is stored: the token (HTTP Basic with
+an ingest token's id and secret, as LRS clients are configured, or ``Authorization:
+Bearer``; the same roles and loopback rules as the WebSockets), the xAPI version
+header, the body's size and count, and each statement's xAPI validity (400 names
+the statement and the field). Then every record is mapped (:mod:`jacmon.sources`),
+and the events and the records as sent are stored in one transaction and
+acknowledged after the commit. A record jacmon cannot map is still accepted, kept
+with the reason (``jacmon ingest-log``) and counted on ``/metrics``: a sender must
+not retry it forever. An xAPI statement id already kept with other content is a
+409; sent again with the same content, it is stored once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+import msgspec
+
+from jacmon.errors import AuthError
+from jacmon.events import Event
+from jacmon.logs import redact
+from jacmon.server.admission import Gate
+from jacmon.server.auth import OriginKind, Principal, origin_refusal
+from jacmon.server.connection import HttpReply, HttpRequest
+from jacmon.server.ingest import IngestService
+from jacmon.sources.caliper import CaliperMappingError, caliper_to_event, check_envelope
+from jacmon.sources.xapi import StatementMappingError, statement_to_event
+from jacmon.sources.xapi_statements import (
+    ABOUT_VERSIONS,
+    DEFAULT_VERSION,
+    PreparedStatement,
+    StatementInvalid,
+    check_uuid,
+    check_version,
+    prepare_statements,
+)
+from jacmon.store.types import ReceivedRecord, StorageUnavailable
+
+log = logging.getLogger("jacmon.push")
+
+XAPI_PREFIX = "/xAPI"
+STATEMENTS = "/xAPI/statements"
+ABOUT = "/xAPI/about"
+CALIPER = "/caliper"
+
+_DECODER = msgspec.json.Decoder()
+
+#: Request outcomes counted per source, as /metrics labels.
+OUTCOMES = ("mapped", "unmapped", "duplicate")
+
+
+@dataclass
+class PushCounters:
+    """What the push endpoints received, per source (``xapi``, ``caliper``)."""
+
+    #: (source, outcome) -> records: mapped, unmapped (kept with the reason), duplicate.
+    records: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: (source, HTTP status) -> requests answered.
+    requests: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def count(self, source: str, outcome: str, n: int = 1) -> None:
+        if n:
+            key = (source, outcome)
+            self.records[key] = self.records.get(key, 0) + n
+
+    def answered(self, source: str, status: HTTPStatus) -> None:
+        key = (source, status.value)
+        self.requests[key] = self.requests.get(key, 0) + 1
+
+    def prometheus_lines(self) -> list[str]:
+        lines = [
+            "# HELP jacmon_push_records_total Records pushed to the xAPI and Caliper endpoints,"
+            " by outcome (unmapped: accepted and kept with the reason, see jacmon ingest-log).",
+            "# TYPE jacmon_push_records_total counter",
+        ]
+        for source in ("xapi", "caliper"):
+            for outcome in OUTCOMES:
+                n = self.records.get((source, outcome), 0)
+                lines.append(
+                    f'jacmon_push_records_total{{source="{source}",outcome="{outcome}"}} {n}'
+                )
+        lines += [
+            "# HELP jacmon_push_requests_total Requests to the push endpoints, by HTTP status.",
+            "# TYPE jacmon_push_requests_total counter",
+        ]
+        for (source, status), n in sorted(self.requests.items()):
+            lines.append(f'jacmon_push_requests_total{{source="{source}",status="{status}"}} {n}')
+        return lines
+
+
+class _Refusal(Exception):
+    """Answer the request with this status and reason (and extra headers)."""
+
+    def __init__(self, status: HTTPStatus, reason: str, headers: Sequence[tuple[str, str]] = ()):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.headers = list(headers)
+
+
+def request_token(headers: Any) -> str | None:
+    """The token of a push request: ``Bearer <token>``, or HTTP Basic with the token's id
+    as the username and its secret as the password (``jm_<id>_<secret>``)."""
+    header = headers.get("Authorization")
+    if not header:
+        return None
+    scheme, _, credentials = header.strip().partition(" ")
+    if scheme.lower() == "bearer":
+        return credentials.strip()
+    if scheme.lower() != "basic":
+        raise _Refusal(
+            HTTPStatus.UNAUTHORIZED,
+            f"authorization scheme {scheme[:20]!r} is not accepted; use Basic (token id and "
+            "secret) or Bearer (the whole token)",
+        )
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise _Refusal(
+            HTTPStatus.UNAUTHORIZED, "Basic credentials are not base64 of 'id:secret'"
+        ) from None
+    user, sep, secret = decoded.partition(":")
+    if not sep:
+        raise _Refusal(HTTPStatus.UNAUTHORIZED, "Basic credentials are not 'id:secret'")
+    if user.startswith("jm_") and not secret:
+        return user  # the whole token as the username, no password
+    return f"jm_{user.removeprefix('jm_')}_{secret}"
+
+
+def _decode_json(body: bytes) -> Any:
+    try:
+        return _DECODER.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        pass
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise _Refusal(HTTPStatus.BAD_REQUEST, "the body nests too deeply") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _Refusal(HTTPStatus.BAD_REQUEST, f"the body is not JSON ({exc})") from None
+
+
+def _json_reply(
+    status: HTTPStatus, value: Any, headers: Sequence[tuple[str, str]] = ()
+) -> HttpReply:
+    body = json.dumps(value, separators=(",", ":")).encode()
+    return HttpReply(status, body, [("Content-Type", "application/json"), *headers])
+
+
+class PushEndpoints:
+    """The push endpoints of one server (see the module docstring)."""
+
+    def __init__(
+        self,
+        ingest: IngestService,
+        gate: Gate,
+        *,
+        security_headers: Sequence[tuple[str, str]],
+        server_header: str,
+    ):
+        self.ingest = ingest
+        self.gate = gate
+        self.settings = ingest.ctx.settings
+        self.store = ingest.ctx.store
+        self.counters = PushCounters()
+        self._headers = [
+            *security_headers,
+            ("Server", server_header),
+            ("Cache-Control", "no-store"),
+        ]
+
+    # PushTarget
+
+    def owns(self, path: str) -> bool:
+        return path in (CALIPER, XAPI_PREFIX) or path.startswith(XAPI_PREFIX + "/")
+
+    def limit_reply(self, request: HttpRequest, length: int) -> HttpReply | None:
+        limit = self.settings.push_max_body_bytes
+        if length <= limit:
+            return None
+        reason = (
+            f"request body is {length} bytes; send at most {limit} per request "
+            "(server.push_max_body_bytes), in smaller batches"
+        )
+        return self.finish(
+            self._refusal(request, _Refusal(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, reason))
+        )
+
+    def finish(self, reply: HttpReply) -> HttpReply:
+        reply.headers.extend(self._headers)
+        return reply
+
+    async def answer(self, request: HttpRequest) -> HttpReply:
+        try:
+            reply = await self._route(request)
+        except _Refusal as refusal:
+            reply = self._refusal(request, refusal)
+        except StorageUnavailable as exc:
+            reason = (
+                f"not acknowledged: {exc}; send the request again later (what was stored is "
+                "recognised by id and stored once)"
+            )
+            reply = self._refusal(request, _Refusal(HTTPStatus.SERVICE_UNAVAILABLE, reason))
+        except Exception:
+            log.exception("push request %s %s failed", request.method, request.path)
+            reply = self._refusal(
+                request,
+                _Refusal(
+                    HTTPStatus.INTERNAL_SERVER_ERROR,
+                    "the server failed on this request and stored nothing of it; see the "
+                    "server log",
+                ),
+            )
+        self.counters.answered("caliper" if request.path == CALIPER else "xapi", reply.status)
+        return self.finish(reply)
+
+    def _refusal(self, request: HttpRequest, refusal: _Refusal) -> HttpReply:
+        if request.path.startswith(XAPI_PREFIX):
+            # xAPI: an error is a JSON document, and every response names the version.
+            version = _echo_version(request)
+            return _json_reply(
+                refusal.status,
+                {"error": True, "message": refusal.reason, "code": refusal.status.value},
+                [("X-Experience-API-Version", version), *refusal.headers],
+            )
+        return HttpReply(
+            refusal.status,
+            (refusal.reason + "\n").encode(),
+            [("Content-Type", "text/plain; charset=utf-8"), *refusal.headers],
+        )
+
+    async def _route(self, request: HttpRequest) -> HttpReply:
+        path, method = request.path, request.method
+        if path == ABOUT:
+            _allow(method, ("GET", "HEAD"))
+            version = _echo_version(request)
+            # 2.0.0 only to a 2.0 client: 1.0.x clients (TinCanPython's About) refuse a list
+            # naming a version they do not know.
+            listed = [v for v in ABOUT_VERSIONS if v.startswith("1.") or version.startswith("2.")]
+            return _json_reply(
+                HTTPStatus.OK,
+                {"version": listed},
+                [("X-Experience-API-Version", _echo_version(request))],
+            )
+        if path == STATEMENTS:
+            if method == "GET":
+                raise _Refusal(
+                    HTTPStatus.METHOD_NOT_ALLOWED,
+                    "jacmon receives statements and does not serve them; read them from your "
+                    "LRS (POST or PUT statements here)",
+                    [("Allow", "POST, PUT")],
+                )
+            _allow(method, ("POST", "PUT"))
+            return await self._statements(request)
+        if path == CALIPER:
+            _allow(method, ("POST",))
+            return await self._caliper(request)
+        raise _Refusal(
+            HTTPStatus.NOT_FOUND,
+            f"{path[:200]} is not served; jacmon's xAPI endpoint has {STATEMENTS} (POST, PUT) "
+            f"and {ABOUT} (GET); Caliper envelopes go to {CALIPER}",
+        )
+
+    async def _admit(self, request: HttpRequest, source: str) -> Principal:
+        """Who sends, if they may push; a refusal (401/403) otherwise."""
+        headers = request.headers
+        origin = self.gate.origins.classify(headers.get("Origin"), headers.get("Host"))
+        if origin == OriginKind.FOREIGN:
+            raise _Refusal(HTTPStatus.FORBIDDEN, origin_refusal(redact(headers["Origin"])))
+        challenge = [("WWW-Authenticate", 'Basic realm="jacmon", charset="UTF-8"')]
+        try:
+            token = request_token(headers)
+            principal = await self.gate.auth.authenticate(token, origin)
+        except _Refusal as refusal:
+            raise _Refusal(refusal.status, refusal.reason, challenge) from None
+        except AuthError as exc:
+            raise _Refusal(HTTPStatus(exc.status), redact(str(exc)), challenge) from None
+        if not principal.may_ingest():
+            endpoint = "the Caliper endpoint" if source == "caliper" else "the xAPI endpoint"
+            raise _Refusal(
+                HTTPStatus.FORBIDDEN,
+                f"token {principal.name!r} has role {principal.role}; {endpoint} needs ingest "
+                "or admin",
+            )
+        return principal
+
+    def _check_count(self, what: str, count: int) -> None:
+        """A 413 saying ``what`` when ``count`` records are more than one request may carry."""
+        limit = self.settings.push_max_records
+        if count > limit:
+            raise _Refusal(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"{what}; send at most {limit} per request (server.push_max_records)",
+            )
+
+    # xAPI
+
+    async def _statements(self, request: HttpRequest) -> HttpReply:
+        try:
+            version = check_version(request.headers.get("X-Experience-API-Version"))
+        except StatementInvalid as exc:
+            raise _Refusal(HTTPStatus.BAD_REQUEST, str(exc)) from None
+        principal = await self._admit(request, "xapi")
+        document = _decode_json(request.body)
+        put_id = None
+        if request.method == "PUT":
+            if not isinstance(document, dict):
+                raise _Refusal(HTTPStatus.BAD_REQUEST, "PUT takes one statement (a JSON object)")
+            # Ralph's statement forwarding PUTs to the configured URL without the
+            # parameter; the statement's own id stands in for it then.
+            put_id = request.query.get("statementId", [None])[0] or document.get("id")
+            if not put_id:
+                raise _Refusal(
+                    HTTPStatus.BAD_REQUEST,
+                    "PUT needs the statementId parameter: /xAPI/statements?statementId=<UUID>",
+                )
+        statements = document if isinstance(document, list) else [document]
+        if not isinstance(document, list | dict):
+            raise _Refusal(
+                HTTPStatus.BAD_REQUEST,
+                f"the body is JSON {type(document).__name__}; send a statement or an array",
+            )
+        self._check_count(f"request has {len(statements)} statements", len(statements))
+        try:
+            if put_id is not None:
+                check_uuid(put_id, "statementId")
+            prepared = prepare_statements(statements, stored=self.ingest.ctx.now(), put_id=put_id)
+        except StatementInvalid as exc:
+            raise _Refusal(HTTPStatus.BAD_REQUEST, str(exc)) from None
+        await self._check_conflicts(prepared)
+        events: list[Event | None] = []
+        reasons: list[str | None] = []
+        for statement in prepared:
+            try:
+                events.append(statement_to_event(statement.for_mapping))
+                reasons.append(None)
+            except StatementMappingError as exc:
+                events.append(None)
+                reasons.append(str(exc))
+        records = [(statement.id, statement.raw, statement.digest) for statement in prepared]
+        unmapped = await self._store("xapi", events, reasons, records, principal)
+        headers = [("X-Experience-API-Version", version)]
+        if unmapped:
+            headers.append(("X-Jacmon-Unmapped", str(unmapped)))
+        if put_id is not None:
+            return HttpReply(HTTPStatus.NO_CONTENT, b"", headers)
+        return _json_reply(HTTPStatus.OK, [statement.id for statement in prepared], headers)
+
+    async def _check_conflicts(self, prepared: list[PreparedStatement]) -> None:
+        kept = await self.store.received_digests("xapi", [s.id for s in prepared])
+        for statement in prepared:
+            digest = kept.get(statement.id)
+            if digest is not None and digest != statement.digest:
+                raise _Refusal(
+                    HTTPStatus.CONFLICT,
+                    f"statement {statement.id} is already stored with other content; an id "
+                    "names one statement (send a new id for a new statement)",
+                )
+
+    # Caliper
+
+    async def _caliper(self, request: HttpRequest) -> HttpReply:
+        principal = await self._admit(request, "caliper")
+        envelope = _decode_json(request.body)
+        try:
+            data = check_envelope(envelope)
+        except CaliperMappingError as exc:
+            raise _Refusal(HTTPStatus.BAD_REQUEST, str(exc)) from None
+        self._check_count(f"envelope has {len(data)} items in 'data'", len(data))
+        events: list[Event | None] = []
+        reasons: list[str | None] = []
+        records = []
+        for index, item in enumerate(data):
+            canonical = json.dumps(item, sort_keys=True, separators=(",", ":"))
+            digest = hashlib.sha256(canonical.encode()).hexdigest()
+            item_id = item.get("id") if isinstance(item, dict) else None
+            if not isinstance(item_id, str) or not item_id or len(item_id) > 1024:
+                item_id = f"sha256:{digest}"
+            records.append((item_id, json.dumps(item, separators=(",", ":")), digest))
+            try:
+                events.append(caliper_to_event(item))
+                reasons.append(None)
+            except CaliperMappingError as exc:
+                events.append(None)
+                reasons.append(f"data[{index}]: {exc}")
+        unmapped = await self._store("caliper", events, reasons, records, principal)
+        skipped = [
+            {"index": index, "id": records[index][0], "reason": reason}
+            for index, reason in enumerate(reasons)
+            if reason is not None
+        ]
+        return _json_reply(
+            HTTPStatus.OK,
+            {"received": len(data), "mapped": len(data) - unmapped, "unmapped": skipped},
+        )
+
+    # Storing
+
+    async def _store(
+        self,
+        source: str,
+        events: list[Event | None],
+        reasons: list[str | None],
+        records: list[tuple[str, str, str]],
+        principal: Principal,
+    ) -> int:
+        """Store the mapped events and every record in one transaction; the number of
+        records not mapped (``reasons`` gets why for events outside the accepted times)."""
+        valid, indexes, refused = self.ingest.check_times(events)
+        for refusal in refused:
+            reasons[refusal["index"]] = refusal["error"]
+        kept = [
+            ReceivedRecord(
+                source=source,
+                id=record_id,
+                body=raw,
+                digest=digest,
+                event_id=event.id if event is not None and reason is None else None,
+                reason=reason,
+                token=principal.token_id,
+            )
+            for (record_id, raw, digest), event, reason in zip(
+                records, events, reasons, strict=True
+            )
+        ]
+        ack = await self.ingest.store_validated(valid, indexes, [], records=kept)
+        unmapped = sum(1 for reason in reasons if reason is not None)
+        self.counters.count(source, "mapped", ack["accepted"])
+        self.counters.count(source, "duplicate", ack["duplicates"])
+        self.counters.count(source, "unmapped", unmapped)
+        if unmapped:
+            log.info("%s: accepted %d record(s) that could not be mapped", source, unmapped)
+        return unmapped
+
+
+def _allow(method: str, allowed: tuple[str, ...]) -> None:
+    if method not in allowed:
+        raise _Refusal(
+            HTTPStatus.METHOD_NOT_ALLOWED,
+            f"method {method[:20]} is not allowed here; use {' or '.join(allowed)}",
+            [("Allow", ", ".join(allowed))],
+        )
+
+
+def _echo_version(request: HttpRequest) -> str:
+    """The request's xAPI version when it is one jacmon speaks, else 1.0.3."""
+    try:
+        return check_version(request.headers.get("X-Experience-API-Version"))
+    except StatementInvalid:
+        return DEFAULT_VERSION
