@@ -226,18 +226,16 @@ class PushEndpoints:
         return self.finish(reply)
 
     def _refusal(self, request: HttpRequest, refusal: _Refusal) -> HttpReply:
+        """An error as a JSON document ``{"error": true, "message", "code"}`` (xAPI's own
+        shape, used for Caliper too, so senders parse one kind of answer)."""
+        headers = list(refusal.headers)
         if request.path.startswith(XAPI_PREFIX):
-            # xAPI: an error is a JSON document, and every response names the version.
-            version = _echo_version(request)
-            return _json_reply(
-                refusal.status,
-                {"error": True, "message": refusal.reason, "code": refusal.status.value},
-                [("X-Experience-API-Version", version), *refusal.headers],
-            )
-        return HttpReply(
+            # Every xAPI response names the version.
+            headers.insert(0, ("X-Experience-API-Version", _echo_version(request)))
+        return _json_reply(
             refusal.status,
-            (refusal.reason + "\n").encode(),
-            [("Content-Type", "text/plain; charset=utf-8"), *refusal.headers],
+            {"error": True, "message": refusal.reason, "code": refusal.status.value},
+            headers,
         )
 
     async def _route(self, request: HttpRequest) -> HttpReply:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jacmon.errors import EventValidationError, JacmonError
-from jacmon.events import MAX_ID_LENGTH, Event, validate_event
+from jacmon.events import MAX_ID_LENGTH, Event, describe, validate_event
 from jacmon.sources.xapi import parse_duration
 
 #: Caliper event types whose every action is learner activity (the action is kept).
@@ -119,8 +119,8 @@ def _graded(event: Mapping[str, Any], body: dict[str, Any], event_id: str) -> No
         )
     if not isinstance(highest, int | float) or isinstance(highest, bool) or highest <= 0:
         raise CaliperMappingError(
-            f"Caliper event {event_id}: generated.maxScore is {highest!r}; expected a number "
-            "above 0 to scale scoreGiven by",
+            f"Caliper event {event_id}: generated.maxScore is {describe(highest)}; expected a "
+            "number above 0 to scale scoreGiven by",
             event_id=event_id,
         )
     body["score"] = {"raw": given, "min": 0, "max": highest}
@@ -187,13 +187,13 @@ def map_caliper_event(event: Any) -> dict[str, Any]:
     action = event.get("action")
     if "actor" not in event or "action" not in event:
         raise CaliperMappingError(
-            f"data item {event_id or '(no id)'} is a Caliper entity ({kind!r}), not an event: "
-            "only events (with actor, action and eventTime) are recorded",
+            f"data item {event_id or '(no id)'} is a Caliper entity ({describe(kind)}), not an "
+            "event: only events (with actor, action and eventTime) are recorded",
             event_id=event_id,
         )
     if event_id is None or len(event_id) > MAX_ID_LENGTH:
         raise CaliperMappingError(
-            f"Caliper event has id {raw_id!r}; expected an IRI or urn:uuid of at most "
+            f"Caliper event has id {describe(raw_id)}; expected an IRI or urn:uuid of at most "
             f"{MAX_ID_LENGTH} characters",
             event_id=None,
         )
@@ -275,7 +275,7 @@ def check_envelope(envelope: Any) -> list[Any]:
         value = envelope.get(name)
         if not isinstance(value, str) or not value:
             raise CaliperMappingError(
-                f"envelope field '{name}' is {value!r}; expected a non-empty string"
+                f"envelope field '{name}' is {describe(value)}; expected a non-empty string"
             )
     data = envelope.get("data")
     if not isinstance(data, list):
