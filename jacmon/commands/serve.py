@@ -24,6 +24,7 @@ log = logging.getLogger("jacmon.serve")
 
 async def _serve(settings: Settings) -> None:
     from jacmon.server.app import JacmonServer
+    from jacmon.server.gc_tuning import tune_for_serving
     from jacmon.store import display_location, serve_lock
 
     stop = asyncio.Event()
@@ -40,6 +41,7 @@ async def _serve(settings: Settings) -> None:
         raise UsageError(busy)
     server = JacmonServer(settings)
     await server.start()  # a port it cannot listen on is a UsageError naming it
+    tune_for_serving()
     try:
         where = display_location(settings.server.store_location)
         print(f"jacmon serving on {server.url}  (db {where})", file=sys.stderr)

@@ -43,6 +43,7 @@ from jacmon.sources.xapi_statements import (
     StatementInvalid,
     check_uuid,
     check_version,
+    compact_json,
     prepare_statements,
 )
 from jacmon.store.types import ReceivedRecord, StorageUnavailable
@@ -138,13 +139,15 @@ def request_token(headers: Any) -> str | None:
     return f"jm_{user.removeprefix('jm_')}_{secret}"
 
 
-def _decode_json(body: bytes) -> Any:
+def _decode_json(body: bytes) -> tuple[Any, bool]:
+    """The body's JSON value, and whether it was standard JSON (see ``compact_json``):
+    msgspec first; the json module for what careless senders write (NaN, Infinity)."""
     try:
-        return _DECODER.decode(body)
+        return _DECODER.decode(body), True
     except (msgspec.DecodeError, RecursionError):
         pass
     try:
-        return json.loads(body)
+        return json.loads(body), False
     except RecursionError:
         raise _Refusal(HTTPStatus.BAD_REQUEST, "the body nests too deeply") from None
     except (UnicodeDecodeError, ValueError) as exc:
@@ -310,7 +313,7 @@ class PushEndpoints:
         except StatementInvalid as exc:
             raise _Refusal(HTTPStatus.BAD_REQUEST, str(exc)) from None
         principal = await self._admit(request, "xapi")
-        document = _decode_json(request.body)
+        document, standard = _decode_json(request.body)
         put_id = None
         if request.method == "PUT":
             if not isinstance(document, dict):
@@ -333,7 +336,9 @@ class PushEndpoints:
         try:
             if put_id is not None:
                 check_uuid(put_id, "statementId")
-            prepared = prepare_statements(statements, stored=self.ingest.ctx.now(), put_id=put_id)
+            prepared = prepare_statements(
+                statements, stored=self.ingest.ctx.now(), put_id=put_id, standard=standard
+            )
         except StatementInvalid as exc:
             raise _Refusal(HTTPStatus.BAD_REQUEST, str(exc)) from None
         await self._check_conflicts(prepared)
@@ -370,7 +375,7 @@ class PushEndpoints:
 
     async def _caliper(self, request: HttpRequest) -> HttpReply:
         principal = await self._admit(request, "caliper")
-        envelope = _decode_json(request.body)
+        envelope, standard = _decode_json(request.body)
         try:
             data = check_envelope(envelope)
         except CaliperMappingError as exc:
@@ -380,12 +385,12 @@ class PushEndpoints:
         reasons: list[str | None] = []
         records = []
         for index, item in enumerate(data):
-            canonical = json.dumps(item, sort_keys=True, separators=(",", ":"))
-            digest = hashlib.sha256(canonical.encode()).hexdigest()
+            canonical = compact_json(item, standard=standard, sort_keys=True)
+            digest = hashlib.sha256(canonical).hexdigest()
             item_id = item.get("id") if isinstance(item, dict) else None
             if not isinstance(item_id, str) or not item_id or len(item_id) > 1024:
                 item_id = f"sha256:{digest}"
-            records.append((item_id, json.dumps(item, separators=(",", ":")), digest))
+            records.append((item_id, compact_json(item, standard=standard).decode(), digest))
             try:
                 events.append(caliper_to_event(item))
                 reasons.append(None)

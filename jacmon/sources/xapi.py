@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jacmon.errors import EventValidationError, JacmonError
-from jacmon.events import Event, parse_timestamp, validate_event
+from jacmon.events import Event, describe, parse_timestamp, validate_event
 
 ADL = "http://adlnet.gov/expapi/verbs/"
 TINCAN_VERB = "http://id.tincanapi.com/verb/"
@@ -112,10 +112,10 @@ def parse_duration(text: Any) -> float:
     naming the value when it is not a duration.
     """
     if not isinstance(text, str):
-        raise ValueError(f"duration {text!r} is not text; expected ISO 8601 like 'PT1M30S'")
+        raise ValueError(f"duration {describe(text)} is not text; expected ISO 8601 like 'PT1M30S'")
     match = _DURATION.match(text)
     if match is None or text in ("P", "PT") or text.endswith("T"):
-        raise ValueError(f"duration {text!r} is not ISO 8601; expected like 'PT1M30S'")
+        raise ValueError(f"duration {describe(text)} is not ISO 8601; expected like 'PT1M30S'")
     return sum(
         float(value) * _UNIT_SECONDS[unit]
         for unit, value in match.groupdict().items()
@@ -129,15 +129,15 @@ def learner_id(actor: Any) -> str:
     ``account`` -> ``name@homePage``; ``mbox`` -> the ``mailto:`` IRI as given;
     ``mbox_sha1sum`` -> ``sha1:<hex>``; ``openid`` -> the URI as given.
     """
-    if not isinstance(actor, Mapping):
-        raise StatementMappingError(f"'actor' is {actor!r}; expected an Agent object")
+    if not isinstance(actor, dict):
+        raise StatementMappingError(f"'actor' is {describe(actor)}; expected an Agent object")
     account = actor.get("account")
-    if isinstance(account, Mapping):
+    if isinstance(account, dict):
         name, home = account.get("name"), account.get("homePage")
         if isinstance(name, str) and name and isinstance(home, str) and home:
             return f"{name}@{home}"
         raise StatementMappingError(
-            f"'actor.account' is {dict(account)!r}; expected both 'homePage' and 'name'"
+            f"'actor.account' is {describe(dict(account))}; expected both 'homePage' and 'name'"
         )
     for key, prefix in (("mbox", ""), ("mbox_sha1sum", "sha1:"), ("openid", "")):
         value = actor.get(key)
@@ -153,19 +153,19 @@ def learner_id(actor: Any) -> str:
 def _activities(context: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     """``context.contextActivities.<key>`` as a list (xAPI allows one object or an array)."""
     holder = context.get("contextActivities")
-    if not isinstance(holder, Mapping):
+    if not isinstance(holder, dict):
         return []
     value = holder.get(key)
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list):
         return []
-    return [a for a in value if isinstance(a, Mapping) and isinstance(a.get("id"), str)]
+    return [a for a in value if isinstance(a, dict) and isinstance(a.get("id"), str)]
 
 
 def _activity_type(activity: Mapping[str, Any]) -> str | None:
     definition = activity.get("definition")
-    if isinstance(definition, Mapping) and isinstance(definition.get("type"), str):
+    if isinstance(definition, dict) and isinstance(definition.get("type"), str):
         return definition["type"]
     return None
 
@@ -185,7 +185,7 @@ def _path_and_module(context: Mapping[str, Any]) -> tuple[str | None, str | None
 
 def _session(context: Mapping[str, Any]) -> str | None:
     extensions = context.get("extensions")
-    if not isinstance(extensions, Mapping):
+    if not isinstance(extensions, dict):
         return None
     for key in SESSION_EXTENSIONS:
         value = extensions.get(key)
@@ -197,7 +197,7 @@ def _session(context: Mapping[str, Any]) -> str | None:
 def _result_fields(result: Mapping[str, Any], body: dict[str, Any]) -> None:
     """Copy score, success, completion and duration from ``result`` into ``body``."""
     score = result.get("score")
-    if isinstance(score, Mapping):
+    if isinstance(score, dict):
         body["score"] = {k: score[k] for k in ("scaled", "raw", "min", "max") if k in score}
     elif score is not None:
         body["score"] = score  # validate_event names the bad value
@@ -213,7 +213,7 @@ def _result_fields(result: Mapping[str, Any], body: dict[str, Any]) -> None:
 
 def _has_score(body: Mapping[str, Any]) -> bool:
     score = body.get("score")
-    return isinstance(score, Mapping) and (
+    return isinstance(score, dict) and (
         score.get("scaled") is not None
         or (score.get("raw") is not None and score.get("max") is not None)
     )
@@ -266,32 +266,33 @@ def map_statement(statement: Any) -> dict[str, Any]:
     mapped. The raw verb id is kept in the event's ``verb`` extra and the
     object's activity type, when given, in ``activity_type``.
     """
-    if not isinstance(statement, Mapping):
-        raise StatementMappingError(f"statement is {statement!r}; expected a JSON object")
+    if not isinstance(statement, dict):
+        raise StatementMappingError(f"statement is {describe(statement)}; expected a JSON object")
     statement_id = statement.get("id")
     if not isinstance(statement_id, str) or not statement_id:
         raise StatementMappingError(
-            f"statement 'id' is {statement_id!r}; expected a UUID (an LRS assigns one on store)"
+            f"statement 'id' is {describe(statement_id)}; expected a UUID (an LRS assigns one "
+            "on store)"
         )
 
     def fail(reason: str) -> StatementMappingError:
         return StatementMappingError(reason, statement_id=statement_id)
 
     verb = statement.get("verb")
-    verb_id = verb.get("id") if isinstance(verb, Mapping) else None
+    verb_id = verb.get("id") if isinstance(verb, dict) else None
     if not isinstance(verb_id, str) or not verb_id:
-        raise fail(f"'verb' is {verb!r}; expected an object with an 'id' IRI")
+        raise fail(f"'verb' is {describe(verb)}; expected an object with an 'id' IRI")
     if verb_id == VOIDED:
         raise fail("a voiding statement; jacmon events are append-only and are not retracted")
     obj = statement.get("object")
-    if not isinstance(obj, Mapping):
-        raise fail(f"'object' is {obj!r}; expected an Activity")
+    if not isinstance(obj, dict):
+        raise fail(f"'object' is {describe(obj)}; expected an Activity")
     object_kind = obj.get("objectType", "Activity")
     if object_kind != "Activity":
         raise fail(f"'object' is a {object_kind}; jacmon maps statements about activities only")
     item = obj.get("id")
     if not isinstance(item, str) or not item:
-        raise fail(f"'object.id' is {item!r}; expected the activity IRI")
+        raise fail(f"'object.id' is {describe(item)}; expected the activity IRI")
     ts = statement.get("timestamp", statement.get("stored"))
     if ts is None:
         raise fail("statement has neither 'timestamp' nor 'stored'")
@@ -303,7 +304,7 @@ def map_statement(statement: Any) -> dict[str, Any]:
         raise fail(str(exc)) from None
 
     context = statement.get("context")
-    context = context if isinstance(context, Mapping) else {}
+    context = context if isinstance(context, dict) else {}
     path, module = _path_and_module(context)
     body: dict[str, Any] = {"id": statement_id, "ts": ts, "learner": learner, "item": item}
     if path:
@@ -314,13 +315,13 @@ def map_statement(statement: Any) -> dict[str, Any]:
     if session:
         body["session"] = session
     result = statement.get("result")
-    if isinstance(result, Mapping):
+    if isinstance(result, dict):
         try:
             _result_fields(result, body)
         except StatementMappingError as exc:
             raise fail(str(exc)) from None
         extensions = result.get("extensions")
-        if isinstance(extensions, Mapping) and PROGRESS_EXTENSION in extensions:
+        if isinstance(extensions, dict) and PROGRESS_EXTENSION in extensions:
             body["progress"] = extensions[PROGRESS_EXTENSION]
     object_type = _activity_type(obj)
     body["type"] = _event_type(verb_id, body, object_type)
@@ -377,7 +378,7 @@ def map_statements(statements: Iterable[Any], *, start: int = 0) -> MappingResul
 
 def statement_stored(statement: Any) -> float | None:
     """When the LRS stored ``statement``, in seconds since the epoch, or None if unknown."""
-    if not isinstance(statement, Mapping):
+    if not isinstance(statement, dict):
         return None
     try:
         return parse_timestamp(statement.get("stored"), "stored")

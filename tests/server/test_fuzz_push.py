@@ -54,37 +54,37 @@ CALIPER_EXAMPLES = [
 HEADERS = {"Content-Type": "application/json", "X-Experience-API-Version": "1.0.3"}
 
 
-@st.composite
-def statements(draw: st.DrawFn) -> Any:
-    """A valid statement, one with some fields replaced by arbitrary values, or any value."""
-    choice = draw(st.integers(0, 9))
-    if choice == 0:
-        return draw(VALUES)
+def valid_statement(draw: st.DrawFn) -> dict[str, Any]:
     body, _ = mixed_statement(draw(st.integers(0, 10**6)), timestamp="2026-01-05T10:00:00Z")
-    body["id"] = str(draw(st.uuids()))
-    if choice >= 6:
-        return body
-    for name, value in draw(
-        st.dictionaries(STATEMENT_FIELDS, VALUES, min_size=1, max_size=3)
-    ).items():
-        body[name] = value
-    return body
+    return {**body, "id": str(draw(st.uuids()))}
+
+
+def valid_caliper_event(draw: st.DrawFn) -> dict[str, Any]:
+    return {
+        **fixture(draw(st.sampled_from(CALIPER_EXAMPLES))),
+        "id": f"urn:uuid:{draw(st.uuids())}",
+    }
 
 
 @st.composite
-def caliper_events(draw: st.DrawFn) -> Any:
+def records(draw: st.DrawFn, make_valid: Any, fields: st.SearchStrategy[str]) -> Any:
+    """A valid record (``make_valid``), one with some ``fields`` replaced by arbitrary
+    values, or any value at all."""
     choice = draw(st.integers(0, 9))
     if choice == 0:
         return draw(VALUES)
-    body = fixture(draw(st.sampled_from(CALIPER_EXAMPLES)))
-    body["id"] = f"urn:uuid:{draw(st.uuids())}"
-    if choice >= 6:
-        return body
-    for name, value in draw(
-        st.dictionaries(CALIPER_FIELDS, VALUES, min_size=1, max_size=3)
-    ).items():
-        body[name] = value
+    body = make_valid(draw)
+    if choice < 6:
+        body.update(draw(st.dictionaries(fields, VALUES, min_size=1, max_size=3)))
     return body
+
+
+def statements() -> st.SearchStrategy[Any]:
+    return records(valid_statement, STATEMENT_FIELDS)
+
+
+def caliper_events() -> st.SearchStrategy[Any]:
+    return records(valid_caliper_event, CALIPER_FIELDS)
 
 
 @dataclass
