@@ -207,10 +207,12 @@ def server_process(
     profile: Path | None = None,
     log_file: Path | None = None,
     config: Path | None = None,
+    default_gc: bool = False,
     **settings: Any,
 ) -> Iterator[ServerProcess]:
     """Run ``bench/serve.py`` on ``db`` pinned to ``cpu``; ``settings`` go to ServerSettings,
-    ``config``'s ``[notify]`` table to the notifier."""
+    ``config``'s ``[notify]`` table to the notifier; ``default_gc``: CPython's collector
+    thresholds instead of the ones ``jacmon serve`` sets."""
     cmd = [sys.executable, str(BENCH_DIR / "serve.py"), "--db", str(db)]
     if config is not None:
         cmd += ["--config", str(config)]
@@ -218,6 +220,8 @@ def server_process(
         cmd += ["--cpu", str(cpu)]
     if profile is not None:
         cmd += ["--profile", str(profile)]
+    if default_gc:
+        cmd.append("--default-gc")
     for key, value in settings.items():
         cmd += ["--set", f"{key}={value}"]
     stderr = open(log_file, "w") if log_file else subprocess.DEVNULL  # noqa: SIM115

@@ -1,6 +1,7 @@
 """Run one jacmon server for a benchmark: pinned, port 0, prints its port as a JSON line.
 
     python bench/serve.py --db /tmp/b.db --cpu 0 [--profile out.prof] [--set key=value ...]
+                          [--default-gc]   # CPython's GC thresholds, not jacmon serve's
                           [--config jacmon.toml]   # its [notify] table, for bench_notify.py
 
 Prints ``{"port": P, "pid": PID}`` once listening, serves until SIGTERM/SIGINT,
@@ -27,7 +28,7 @@ from common import pin_to_cpu, raise_fd_limit
 
 
 async def _serve(
-    db: Path, overrides: dict[str, str], config: Path | None = None
+    db: Path, overrides: dict[str, str], config: Path | None = None, tune_gc: bool = True
 ) -> dict[str, object]:
     from jacmon.config import Settings, apply_section
     from jacmon.errors import ConfigError
@@ -51,6 +52,10 @@ async def _serve(
         loop.add_signal_handler(sig, stop.set)
     server = JacmonServer(settings, run_scheduler=False)
     await server.start()
+    if tune_gc:  # as jacmon serve does
+        from jacmon.server.gc_tuning import tune_for_serving
+
+        tune_for_serving()
     print(json.dumps({"port": server.port, "pid": os.getpid()}), flush=True)
     await stop.wait()
     # Before shutdown: aiosqlite's threads end when their connections close.
@@ -84,6 +89,9 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, default=None, help="cProfile stats file")
     parser.add_argument("--set", action="append", default=[], help="ServerSettings key=value")
     parser.add_argument("--config", type=Path, default=None, help="a TOML file's [notify]")
+    parser.add_argument(
+        "--default-gc", action="store_true", help="CPython's GC thresholds, not jacmon serve's"
+    )
     args = parser.parse_args()
     pin_to_cpu(args.cpu)
     raise_fd_limit()
@@ -94,7 +102,7 @@ def main() -> None:
     profiler = cProfile.Profile() if args.profile else None
     if profiler:
         profiler.enable()
-    usage = asyncio.run(_serve(args.db, overrides, args.config))
+    usage = asyncio.run(_serve(args.db, overrides, args.config, not args.default_gc))
     if profiler:
         profiler.disable()
         profiler.dump_stats(args.profile)
