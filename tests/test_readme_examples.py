@@ -74,6 +74,10 @@ SUBSTITUTIONS: dict[str, tuple[str, str]] = {
         "history is sent within 3 s as 500 learners' is within 120 s (else 'behind the clock')",
     ),
     "--duration 30": ("--duration 3", "the demo's summary after 3 s has every part of 30 s's"),
+    "http://127.0.0.1:8765/xAPI/statements": (
+        "http://127.0.0.1:$JACMON_PORT/xAPI/statements",
+        "the reader's server is on 8765; the test's takes a free port (JACMON_PORT)",
+    ),
 }
 
 #: Environment the test gives every command, beyond the reader's HOME and XDG dirs.
@@ -561,6 +565,18 @@ def non_iso_timestamps(value: Any, where: str = "") -> list[str]:
     return problems
 
 
+def pushed_ids_answered(outcome: Outcome, reader: Reader) -> None:
+    sent = json.loads((reader.cwd / "statements.json").read_text("utf-8"))
+    assert json.loads(outcome.stdout) == [statement["id"] for statement in sent]
+
+
+def pushed_listed(outcome: Outcome, reader: Reader) -> None:
+    sent = json.loads((reader.cwd / "statements.json").read_text("utf-8"))
+    text = flat(outcome.output)
+    assert f"records kept: xapi: {len(sent)} mapped, 0 unmapped" in text, text
+    assert sent[0]["id"][:8] in text
+
+
 #: README text -> the check after it ran (beyond exit 0, no traceback, valid --json).
 EXPECTATIONS: dict[str, Callable[[Outcome, Reader], None]] = {
     "jacmon serve --check": check_passed,
@@ -570,6 +586,9 @@ EXPECTATIONS: dict[str, Callable[[Outcome, Reader], None]] = {
     "jacmon ingest --format xapi statements.json": all_accepted,
     "jacmon ingest --format caliper envelopes.json": all_accepted,
     "jacmon ingest --lrs https://lrs.example.com/xAPI --lrs-user jacmon --follow": all_accepted,
+    "curl -sSf -H 'X-Experience-API-Version: 1.0.3' -H 'Content-Type: application/json' "
+    "--data-binary @statements.json http://127.0.0.1:8765/xAPI/statements": pushed_ids_answered,
+    "jacmon ingest-log --all": pushed_listed,
     "jacmon sim --learners 500 --rate 300 --speed 600 --duration 120": streamed_in_step,
     "jacmon sim --out week.jsonl --learners 100 --days 7 --seed 4": week_written,
     "jacmon run-task velocity --dry-run --json": velocity_dry_run,
