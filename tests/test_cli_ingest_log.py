@@ -87,3 +87,23 @@ def test_ordinary_mistakes_are_one_clear_line(db: str, tmp_path: Path) -> None:
     missing = ingest_log("--db", str(tmp_path / "nope.db"))
     assert missing.exit_code != 0 and "Traceback" not in missing.output
     assert "nope.db" in flat(missing.output)
+
+
+def test_nothing_is_cut_at_80_columns(tmp_path: Path) -> None:
+    path = tmp_path / "narrow.db"
+    ident = "25da00b3-7220-4f0d-b9df-2c9e911431c6"
+    reason = "statement 0: " + "the actor is a Group without members jacmon can name; " * 3
+
+    async def fill() -> None:
+        store = await Store.open(path)
+        try:
+            await store.ingest([], records=[kept("xapi", ident, reason.strip())])
+        finally:
+            await store.close()
+
+    asyncio.run(fill())
+    result = runner.invoke(app, ["ingest-log", "--db", str(path)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert all(len(line) <= 80 for line in result.output.splitlines()), result.output
+    assert ident in result.output  # whole, on one line
+    assert reason.strip() in flat(result.output)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from jacmon.commands.common import (
     ConfigOption,
@@ -77,16 +77,15 @@ def register(app: typer.Typer) -> None:
         if not rows:
             console.print("nothing unmapped" if not everything else "no records")
             return
-        table = Table("received", "source", "id", "event", "reason")
+        # One line per record and its reason indented below it, not a table: ids and
+        # reasons are long, and a table at 80 columns would cut the ids.
         for row in rows:
-            table.add_row(
-                utc_text(row["received"], seconds=True),
-                row["source"],
-                row["id"],
-                "-" if row["event_id"] is None else "stored",
-                row["reason"] or "-",
-            )
-        console.print(table)
-        if show_body:
-            for row in rows:
-                console.print_json(row["body"])
+            outcome = "stored" if row["event_id"] is not None else "unmapped"
+            line = Text(f"{utc_text(row['received'], seconds=True)} {row['source']:<7} ")
+            line.append(row["id"], style="bold")
+            line.append(f" {outcome}")
+            console.print(line, overflow="fold", soft_wrap=False)
+            if row["reason"]:
+                console.print(Text(f"    {row['reason']}"), overflow="fold", soft_wrap=False)
+            if show_body:
+                console.print_json(row["body"], indent=2)
