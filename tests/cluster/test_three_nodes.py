@@ -12,7 +12,9 @@ import time
 from datetime import UTC, datetime
 
 import asyncpg
+import httpx
 import pytest
+from lrs_fixtures import mixed_statement
 from nodes import ActivityReader, Node
 from support import event, recv_until, until
 from websockets.asyncio.client import connect
@@ -324,3 +326,41 @@ async def test_alert_changes_and_revocations_reach_every_node(cluster, pg_dsn):
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
     finally:
         await store.close()
+
+
+async def test_one_statement_batch_pushed_to_two_nodes_at_once_is_stored_once(cluster, pg_dsn):
+    """A sender retrying through another node while the first is still working: the
+    same xAPI request to two nodes at once stores each statement once (ids made for
+    statements sent without one included), and every node streams them."""
+    n1, n2, n3 = cluster
+    statements = []
+    for i in range(3000):
+        body, _ = mixed_statement(
+            i, timestamp=f"2026-01-05T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z"
+        )
+        if i % 3 == 0:
+            del body["id"]
+        statements.append(body)
+    async with ActivityReader(n3) as on3:
+        async with httpx.AsyncClient(timeout=120) as client:
+            answers = await asyncio.gather(
+                *(
+                    client.post(
+                        f"{node.http}/xAPI/statements",
+                        json=statements,
+                        headers={"X-Experience-API-Version": "1.0.3"},
+                    )
+                    for node in (n1, n2)
+                )
+            )
+        assert [a.status_code for a in answers] == [200, 200], [a.text[:300] for a in answers]
+        assert answers[0].json() == answers[1].json()
+        await on3.until(len(statements))
+    assert on3.seqs == list(range(1, len(statements) + 1))
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        events = await conn.fetchval("SELECT count(DISTINCT id) FROM events")
+        kept = await conn.fetchval("SELECT count(*) FROM received WHERE source = 'xapi'")
+    finally:
+        await conn.close()
+    assert events == kept == len(statements)
