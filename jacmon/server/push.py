@@ -39,14 +39,13 @@ from jacmon.sources.xapi import StatementMappingError, statement_to_event
 from jacmon.sources.xapi_statements import (
     ABOUT_VERSIONS,
     DEFAULT_VERSION,
-    PreparedStatement,
     StatementInvalid,
     check_uuid,
     check_version,
     compact_json,
     prepare_statements,
 )
-from jacmon.store.types import ReceivedRecord, StorageUnavailable
+from jacmon.store.types import ReceivedRecord, RecordConflict, StorageUnavailable
 
 log = logging.getLogger("jacmon.push")
 
@@ -341,7 +340,6 @@ class PushEndpoints:
             )
         except StatementInvalid as exc:
             raise _Refusal(HTTPStatus.BAD_REQUEST, str(exc)) from None
-        await self._check_conflicts(prepared)
         events: list[Event | None] = []
         reasons: list[str | None] = []
         for statement in prepared:
@@ -359,17 +357,6 @@ class PushEndpoints:
         if put_id is not None:
             return HttpReply(HTTPStatus.NO_CONTENT, b"", headers)
         return _json_reply(HTTPStatus.OK, [statement.id for statement in prepared], headers)
-
-    async def _check_conflicts(self, prepared: list[PreparedStatement]) -> None:
-        kept = await self.store.received_digests("xapi", [s.id for s in prepared])
-        for statement in prepared:
-            digest = kept.get(statement.id)
-            if digest is not None and digest != statement.digest:
-                raise _Refusal(
-                    HTTPStatus.CONFLICT,
-                    f"statement {statement.id} is already stored with other content; an id "
-                    "names one statement (send a new id for a new statement)",
-                )
 
     # Caliper
 
@@ -432,12 +419,21 @@ class PushEndpoints:
                 event_id=event.id if event is not None and reason is None else None,
                 reason=reason,
                 token=principal.token_id,
+                # xAPI: an id names one statement; other content under it is a 409.
+                refuse_other_content=source == "xapi",
             )
             for (record_id, raw, digest), event, reason in zip(
                 records, events, reasons, strict=True
             )
         ]
-        ack = await self.ingest.store_validated(valid, indexes, [], records=kept)
+        try:
+            ack = await self.ingest.store_validated(valid, indexes, [], records=kept)
+        except RecordConflict as conflict:
+            raise _Refusal(
+                HTTPStatus.CONFLICT,
+                f"statement {conflict.ids[0]} is already stored with other content; an id "
+                "names one statement (send a new id for a new statement)",
+            ) from None
         unmapped = sum(1 for reason in reasons if reason is not None)
         self.counters.count(source, "mapped", ack["accepted"])
         self.counters.count(source, "duplicate", ack["duplicates"])

@@ -23,6 +23,7 @@ from jacmon.store.types import (
     ProgressView,
     Projection,
     ReceivedRecord,
+    RecordConflict,
     StorageUnavailable,
     StoredEvent,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "ProgressView",
     "Projection",
     "ReceivedRecord",
+    "RecordConflict",
     "ServeLock",
     "StorageUnavailable",
     "Store",

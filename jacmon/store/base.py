@@ -283,11 +283,6 @@ class Store(abc.ABC):
     # -- pushed records (the xAPI and Caliper endpoints) ------------------------
 
     @abc.abstractmethod
-    async def received_digests(self, source: str, ids: Sequence[str]) -> dict[str, str]:
-        """Id -> content digest of the records of ``source`` (``xapi``, ``caliper``)
-        already kept among ``ids``."""
-
-    @abc.abstractmethod
     async def received_log(
         self, *, limit: int = 50, source: str | None = None, unmapped_only: bool = True
     ) -> list[dict[str, Any]]:

@@ -35,6 +35,17 @@ class StorageUnavailable(StoreError):
     """
 
 
+class RecordConflict(StoreError):
+    """A pushed record's id is already kept (or repeated in the batch) with other
+    content, and its record refuses that: nothing of the batch was stored."""
+
+    def __init__(self, source: str, ids: list[str]):
+        self.source = source
+        self.ids = ids
+        more = f" (and {len(ids) - 1} more)" if len(ids) > 1 else ""
+        super().__init__(f"{source} record {ids[0]} is already kept with other content{more}")
+
+
 @dataclass(slots=True)
 class StoredEvent:
     """An event as stored: its sequence number and its JSON text (extras included)."""
@@ -91,6 +102,11 @@ class ReceivedRecord:
     reason: str | None
     #: The token that sent it (None: the loopback anonymous admin).
     token: str | None
+    #: True: if the id is already kept (or repeated in the batch) with another digest,
+    #: the whole batch is refused with :class:`RecordConflict` (xAPI's 409), checked
+    #: inside the batch's transaction so two senders racing cannot both succeed.
+    #: False: the record kept first stays.
+    refuse_other_content: bool = False
 
 
 @dataclass(frozen=True, slots=True)

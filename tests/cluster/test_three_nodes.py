@@ -364,3 +364,32 @@ async def test_one_statement_batch_pushed_to_two_nodes_at_once_is_stored_once(cl
     finally:
         await conn.close()
     assert events == kept == len(statements)
+
+
+async def test_other_content_under_the_same_ids_on_two_nodes_at_once_is_one_409(cluster, pg_dsn):
+    """Two senders racing with different statements under the same ids: one is stored,
+    the other told 409 (the check runs in the transaction, not before it)."""
+    n1, n2, _ = cluster
+    first = [mixed_statement(i, timestamp="2026-01-05T10:00:00Z")[0] for i in range(3000)]
+    other = [{**s, "timestamp": "2026-01-05T11:00:00Z"} for s in first]
+    async with httpx.AsyncClient(timeout=120) as client:
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    f"{node.http}/xAPI/statements",
+                    json=body,
+                    headers={"X-Experience-API-Version": "1.0.3"},
+                )
+                for node, body in ((n1, first), (n2, other))
+            )
+        )
+    assert sorted(a.status_code for a in answers) == [200, 409], [a.text[:300] for a in answers]
+    winner = first if answers[0].status_code == 200 else other
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        stamps = await conn.fetch("SELECT DISTINCT body::json->>'timestamp' FROM received")
+        events = await conn.fetchval("SELECT count(*) FROM events")
+    finally:
+        await conn.close()
+    assert [row[0] for row in stamps] == [winner[0]["timestamp"]]
+    assert events == len(first)

@@ -5,20 +5,26 @@ Every test runs on SQLite and PostgreSQL (the ``store`` fixture, tests/store/con
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
 import pytest
-from store_backends import install_failing_cursor_trigger
+from store_backends import install_failing_cursor_trigger, rows
 
 from jacmon.events import Event, validate_event
-from jacmon.store import ReceivedRecord, Store
+from jacmon.store import ReceivedRecord, RecordConflict, Store
 
 
 def event(ident: str) -> Event:
     return validate_event(
         {"id": ident, "type": "activity", "ts": "2026-01-05T10:00:00Z", "learner": "u1"}
     )
+
+
+def strict(ident: str, *, digest: str = "d1") -> ReceivedRecord:
+    """A record that refuses other content under its id (as the xAPI endpoint's do)."""
+    return dataclasses.replace(record(ident, digest=digest), refuse_other_content=True)
 
 
 def record(ident: str, *, source: str = "xapi", digest: str = "d1", mapped: bool = True):
@@ -33,16 +39,14 @@ def record(ident: str, *, source: str = "xapi", digest: str = "d1", mapped: bool
     )
 
 
-async def test_records_are_kept_with_their_events_and_a_kept_one_stays(store: Store) -> None:
+async def test_records_are_kept_with_their_events_and_a_kept_one_stays(
+    store: Store, store_location
+) -> None:
     await store.ingest([event("a"), event("b")], records=[record("a"), record("b")])
     # The same ids again with other content: the kept records are not overwritten.
     await store.ingest([], records=[record("a", digest="other"), record("c", mapped=False)])
-    assert await store.received_digests("xapi", ["a", "b", "c", "zz"]) == {
-        "a": "d1",
-        "b": "d1",
-        "c": "d1",
-    }
-    assert await store.received_digests("caliper", ["a"]) == {}
+    kept = await rows(store, "SELECT id, digest FROM received WHERE source = 'xapi' ORDER BY id")
+    assert [(r["id"], r["digest"]) for r in kept] == [("a", "d1"), ("b", "d1"), ("c", "d1")]
     assert await store.received_totals() == {"xapi": {"mapped": 2, "unmapped": 1}}
     log = await store.received_log(limit=10, source=None, unmapped_only=True)
     assert [(r["id"], r["event_id"], r["reason"]) for r in log] == [
@@ -53,6 +57,21 @@ async def test_records_are_kept_with_their_events_and_a_kept_one_stays(store: St
     assert json.loads(everything[-1]["body"])["id"] == "a" and everything[-1]["token"] == "t1"
     assert len(await store.received_log(limit=2, source=None, unmapped_only=False)) == 2
     assert await store.received_log(limit=10, source="caliper", unmapped_only=False) == []
+
+
+async def test_a_record_refusing_other_content_refuses_its_whole_batch(store: Store) -> None:
+    await store.ingest([event("a")], records=[strict("a")])
+    # The same content again is fine (a retry); other content under the id refuses the
+    # batch in its transaction: the new event and record are not stored either.
+    await store.ingest([event("a")], records=[strict("a")])
+    with pytest.raises(RecordConflict, match="xapi record a is already kept") as caught:
+        await store.ingest([event("n")], records=[strict("n"), strict("a", digest="other")])
+    assert caught.value.ids == ["a"]
+    # Two records of one id with different content in one batch: refused too.
+    with pytest.raises(RecordConflict):
+        await store.ingest([], records=[strict("m"), strict("m", digest="other")])
+    assert await store.received_totals() == {"xapi": {"mapped": 1, "unmapped": 0}}
+    assert [r["id"] for r in await rows(store, "SELECT id FROM events")] == ["a"]
 
 
 async def test_a_failed_batch_keeps_neither_its_events_nor_its_records(

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from jacmon.store.types import ReceivedRecord
+from jacmon.store.types import ReceivedRecord, RecordConflict
 
 #: The columns :func:`received_log` returns, in order.
 LOG_COLUMNS = ("source", "id", "received", "event_id", "reason", "token", "body")
@@ -16,25 +16,49 @@ LOG_COLUMNS = ("source", "id", "received", "event_id", "reason", "token", "body"
 async def keep_records(
     conn: asyncpg.Connection, records: Sequence[ReceivedRecord], *, received: float
 ) -> None:
-    """Insert ``records`` in the caller's transaction; one already kept stays as it was."""
-    await conn.executemany(
-        "INSERT INTO received (source, id, received, digest, event_id, reason, token, body)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (source, id) DO NOTHING",
-        [
-            (r.source, r.id, received, r.digest, r.event_id, r.reason, r.token, r.body)
-            for r in records
-        ],
-    )
+    """Insert ``records`` in the caller's transaction; one already kept stays as it was.
 
-
-async def received_digests(pool: asyncpg.Pool, source: str, ids: Sequence[str]) -> dict[str, str]:
-    """Id -> content digest of the records of ``source`` already kept among ``ids``."""
-    rows = await pool.fetch(
-        "SELECT id, digest FROM received WHERE source = $1 AND id = ANY($2::text[])",
-        source,
-        list(ids),
-    )
-    return {row[0]: row[1] for row in rows}
+    Raises :class:`RecordConflict` when a record that refuses it (``refuse_other_content``)
+    meets its id kept with another digest. Insert first, compare after: a node inserting
+    the same id concurrently makes this insert wait for its commit, and the comparison,
+    a later statement, then sees its row (READ COMMITTED), so two racing senders cannot
+    both be told their different content is stored.
+    """
+    inserted = {
+        (row[0], row[1])
+        for row in await conn.fetch(
+            "INSERT INTO received (source, id, received, digest, event_id, reason, token, body)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[],"
+            " $5::text[], $6::text[], $7::text[], $8::text[])"
+            " ON CONFLICT (source, id) DO NOTHING RETURNING source, id",
+            [r.source for r in records],
+            [r.id for r in records],
+            [received] * len(records),
+            [r.digest for r in records],
+            [r.event_id for r in records],
+            [r.reason for r in records],
+            [r.token for r in records],
+            [r.body for r in records],
+        )
+    }
+    strict = [r for r in records if r.refuse_other_content]
+    for source in {r.source for r in strict}:
+        mine = [r for r in strict if r.source == source]
+        kept: dict[str, str] = {}
+        for record in mine:  # what this batch inserted: its first record of the id
+            kept.setdefault(record.id, record.digest)
+        earlier = [r.id for r in mine if (source, r.id) not in inserted]
+        if earlier:  # kept before this batch, or by a transaction it waited for
+            kept.update(
+                await conn.fetch(
+                    "SELECT id, digest FROM received WHERE source = $1 AND id = ANY($2::text[])",
+                    source,
+                    earlier,
+                )
+            )
+        conflicts = [r.id for r in mine if kept[r.id] != r.digest]
+        if conflicts:
+            raise RecordConflict(source, conflicts)
 
 
 async def received_log(

@@ -291,9 +291,6 @@ class PgStore(Store):
 
     # -- pushed records (see jacmon.store.postgres.received) --------------------
 
-    async def received_digests(self, source: str, ids: Sequence[str]) -> dict[str, str]:
-        return await received.received_digests(self.db.pool, source, ids)
-
     async def received_log(
         self, *, limit: int = 50, source: str | None = None, unmapped_only: bool = True
     ) -> list[dict[str, Any]]:

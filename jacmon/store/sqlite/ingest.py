@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from jacmon.events import Event
 from jacmon.store.encoding import event_body
 from jacmon.store.sqlite.database import chunks
-from jacmon.store.types import IngestOutcome, ReceivedRecord, StoredEvent
+from jacmon.store.types import IngestOutcome, ReceivedRecord, RecordConflict, StoredEvent
 
 #: SQLite primary result codes that mean the storage, not the batch, failed: what to say.
 _STORAGE_PROBLEMS: dict[int, str] = {
@@ -115,6 +115,7 @@ def store_batch(
             (cursor[0], cursor[1], received),
         )
     if records:
+        _refuse_other_content(conn, records)
         conn.executemany(
             "INSERT INTO received (source, id, received, digest, event_id, reason, token, body)"
             " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (source, id) DO NOTHING",
@@ -124,3 +125,30 @@ def store_batch(
             ],
         )
     return IngestOutcome(stored, duplicates, seq - 1)
+
+
+def _refuse_other_content(conn: sqlite3.Connection, records: Sequence[ReceivedRecord]) -> None:
+    """Raise :class:`RecordConflict` if a record that refuses it meets its id with another
+    digest, kept already or earlier in ``records`` (inside the batch's transaction: the
+    one writer makes the check and the insert one step)."""
+    strict = [r for r in records if r.refuse_other_content]
+    if not strict:
+        return
+    conflicts: list[str] = []
+    for source in {r.source for r in strict}:
+        mine = [r for r in strict if r.source == source]
+        seen: dict[str, str] = {}
+        for chunk in chunks([r.id for r in mine]):
+            marks = ",".join("?" * len(chunk))
+            seen.update(
+                conn.execute(
+                    f"SELECT id, digest FROM received WHERE source = ? AND id IN ({marks})",
+                    (source, *chunk),
+                ).fetchall()
+            )
+        for record in mine:
+            kept = seen.setdefault(record.id, record.digest)
+            if kept != record.digest:
+                conflicts.append(record.id)
+        if conflicts:
+            raise RecordConflict(source, conflicts)

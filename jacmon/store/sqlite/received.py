@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import aiosqlite
 
-from jacmon.store.sqlite.database import chunks
-
 #: The columns :func:`received_log` returns, in order.
 LOG_COLUMNS = ("source", "id", "received", "event_id", "reason", "token", "body")
-
-
-async def received_digests(
-    conn: aiosqlite.Connection, source: str, ids: Sequence[str]
-) -> dict[str, str]:
-    """Id -> content digest of the records of ``source`` already kept among ``ids``."""
-    found: dict[str, str] = {}
-    for chunk in chunks(list(ids)):
-        marks = ",".join("?" * len(chunk))
-        async with conn.execute(
-            f"SELECT id, digest FROM received WHERE source = ? AND id IN ({marks})",
-            (source, *chunk),
-        ) as cursor:
-            found.update({row[0]: row[1] async for row in cursor})
-    return found
 
 
 async def received_log(

@@ -328,9 +328,6 @@ class SqliteStore(Store):
 
     # Pushed records (see jacmon.store.sqlite.received)
 
-    async def received_digests(self, source: str, ids: Sequence[str]) -> dict[str, str]:
-        return await received.received_digests(self.db.reader, source, ids)
-
     async def received_log(
         self, *, limit: int = 50, source: str | None = None, unmapped_only: bool = True
     ) -> list[dict[str, Any]]:
