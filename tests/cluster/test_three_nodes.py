@@ -328,6 +328,21 @@ async def test_alert_changes_and_revocations_reach_every_node(cluster, pg_dsn):
         await store.close()
 
 
+async def push_at_once(sends: list[tuple[Node, list[dict]]]) -> list[httpx.Response]:
+    """POST each statement list to its node's xAPI endpoint, all at the same time."""
+    async with httpx.AsyncClient(timeout=120) as client:
+        return await asyncio.gather(
+            *(
+                client.post(
+                    f"{node.http}/xAPI/statements",
+                    json=body,
+                    headers={"X-Experience-API-Version": "1.0.3"},
+                )
+                for node, body in sends
+            )
+        )
+
+
 async def test_one_statement_batch_pushed_to_two_nodes_at_once_is_stored_once(cluster, pg_dsn):
     """A sender retrying through another node while the first is still working: the
     same xAPI request to two nodes at once stores each statement once (ids made for
@@ -342,17 +357,7 @@ async def test_one_statement_batch_pushed_to_two_nodes_at_once_is_stored_once(cl
             del body["id"]
         statements.append(body)
     async with ActivityReader(n3) as on3:
-        async with httpx.AsyncClient(timeout=120) as client:
-            answers = await asyncio.gather(
-                *(
-                    client.post(
-                        f"{node.http}/xAPI/statements",
-                        json=statements,
-                        headers={"X-Experience-API-Version": "1.0.3"},
-                    )
-                    for node in (n1, n2)
-                )
-            )
+        answers = await push_at_once([(n1, statements), (n2, statements)])
         assert [a.status_code for a in answers] == [200, 200], [a.text[:300] for a in answers]
         assert answers[0].json() == answers[1].json()
         await on3.until(len(statements))
@@ -372,17 +377,7 @@ async def test_other_content_under_the_same_ids_on_two_nodes_at_once_is_one_409(
     n1, n2, _ = cluster
     first = [mixed_statement(i, timestamp="2026-01-05T10:00:00Z")[0] for i in range(3000)]
     other = [{**s, "timestamp": "2026-01-05T11:00:00Z"} for s in first]
-    async with httpx.AsyncClient(timeout=120) as client:
-        answers = await asyncio.gather(
-            *(
-                client.post(
-                    f"{node.http}/xAPI/statements",
-                    json=body,
-                    headers={"X-Experience-API-Version": "1.0.3"},
-                )
-                for node, body in ((n1, first), (n2, other))
-            )
-        )
+    answers = await push_at_once([(n1, first), (n2, other)])
     assert sorted(a.status_code for a in answers) == [200, 409], [a.text[:300] for a in answers]
     winner = first if answers[0].status_code == 200 else other
     conn = await asyncpg.connect(pg_dsn)
