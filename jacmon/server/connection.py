@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -190,10 +191,12 @@ class JacmonConnection(ServerConnection):
                     self._hand_over()
                     return
                 except _BadRequest as bad:
+                    # The push endpoints' one error shape, before a request could be read.
+                    body = {"error": True, "message": bad.reason, "code": bad.status.value}
                     reply = HttpReply(
                         bad.status,
-                        (bad.reason + "\n").encode(),
-                        [("Content-Type", "text/plain; charset=utf-8")],
+                        json.dumps(body).encode(),
+                        [("Content-Type", "application/json")],
                     )
                     self._write(self._push.finish(reply), keep_alive=False)
                     return

@@ -355,3 +355,82 @@ async def test_tincan_remote_lrs_saves_statements_and_gets_the_ids(server_factor
     assert seen["conflict"] == (False, 409)
     stored = {e["id"] for e in read_events(db)}
     assert stored == {seen["single"][1], seen["put"][2], *seen["many"][1]}
+
+
+# The HTTP connection itself: what a raw client (or an attacker) can do to it.
+
+
+async def raw_exchange(port: int, data: bytes, *, timeout: float = 10) -> bytes:
+    """Send ``data`` on a fresh connection; everything the server answers until it closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    try:
+        return await asyncio.wait_for(reader.read(), timeout)
+    finally:
+        writer.close()
+
+
+async def test_a_huge_request_head_gets_431(running_server) -> None:
+    answer = await raw_exchange(
+        running_server.port,
+        b"POST /xAPI/statements HTTP/1.1\r\nHost: x\r\nX-Padding: "
+        + b"a" * 20_000
+        + b"\r\nContent-Length: 2\r\n\r\n[]",
+    )
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["message"].startswith("the request head")
+
+
+async def test_a_request_that_stalls_gets_408(running_server, monkeypatch) -> None:
+    from jacmon.server import connection
+
+    monkeypatch.setattr(connection, "REQUEST_TIMEOUT_S", 0.5)
+    answer = await raw_exchange(
+        running_server.port,
+        b"POST /xAPI/statements HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n[",
+    )
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    # The server still serves others.
+    sent, _ = statements(1)
+    assert (await post(running_server, sent)).status_code == 200
+
+
+async def test_expect_100_continue_is_answered_before_the_body(running_server) -> None:
+    body = json.dumps(statements(1, start=30)[0]).encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", running_server.port)
+    writer.write(
+        b"POST /xAPI/statements HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+        b"X-Experience-API-Version: 1.0.3\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\nConnection: close\r\n\r\n"
+    )
+    await writer.drain()
+    interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    writer.write(body)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200 ")
+
+
+async def test_an_idle_keep_alive_connection_does_not_hold_up_shutdown(server_factory, tmp_path):
+    async with server_factory(tmp_path / "j.db") as running:
+        reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
+        body = json.dumps(statements(1)[0]).encode()
+        writer.write(
+            b"POST /xAPI/statements HTTP/1.1\r\nHost: x\r\nX-Experience-API-Version: 1.0.3\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 200 ") and b"Connection: keep-alive" in head
+        from jacmon.server.connection import KEEP_ALIVE_S
+
+        # With the connection open and idle: shutdown closes it rather than waiting out
+        # its keep-alive (a hang here fails as a TimeoutError).
+        await asyncio.wait_for(running.stop(), KEEP_ALIVE_S / 2)
+        await asyncio.wait_for(reader.read(), 10)
+        assert reader.at_eof()
+        writer.close()
