@@ -66,6 +66,12 @@ def test_check_json(tmp_path):
         "/ws/activity",
         "/ws/ingest",
     ]
+    assert plan["push"] == {
+        "xapi": "http://127.0.0.1:9100/xAPI/",
+        "caliper": "http://127.0.0.1:9100/caliper",
+        "max_body_bytes": 32 * 1024 * 1024,
+        "max_records": 25_000,
+    }
     assert [t["task"] for t in plan["tasks"]] == list(TASKS)
 
 
