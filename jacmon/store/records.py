@@ -9,10 +9,11 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from jacmon.notify.config import Route
+from jacmon.store.types import ReceivedRecord, RecordConflict
 
 log = logging.getLogger("jacmon.alerts")
 
@@ -114,3 +115,34 @@ def backoff_s(
     notifications spread out."""
     ceiling = min(cap_s, base_s * 2 ** min(max(0, attempts - 1), 60))
     return (rng or random).uniform(0, ceiling)
+
+
+# Pushed records (the ``received`` table)
+
+#: The columns ``received_log`` returns, in order.
+RECEIVED_LOG_COLUMNS = ("source", "id", "received", "event_id", "reason", "token", "body")
+
+
+def totals_by_source(rows: Iterable[Sequence[Any]]) -> dict[str, dict[str, int]]:
+    """Source -> {"mapped": n, "unmapped": n} from rows of (source, mapped, count)."""
+    totals: dict[str, dict[str, int]] = {}
+    for source, mapped, count in rows:
+        totals.setdefault(source, {"mapped": 0, "unmapped": 0})[
+            "mapped" if mapped else "unmapped"
+        ] = count
+    return totals
+
+
+def raise_other_content(strict: Sequence[ReceivedRecord], kept: dict[tuple[str, str], str]) -> None:
+    """Raise :class:`RecordConflict` when a record of ``strict`` (those refusing other
+    content) meets its id with another digest: in ``kept`` ((source, id) -> digest, what
+    was stored before) or earlier in ``strict`` itself (the first of an id is the one
+    this batch keeps)."""
+    known = dict(kept)
+    conflicts: dict[str, list[str]] = {}
+    for record in strict:
+        if known.setdefault((record.source, record.id), record.digest) != record.digest:
+            conflicts.setdefault(record.source, []).append(record.id)
+    if conflicts:
+        source, ids = next(iter(conflicts.items()))
+        raise RecordConflict(source, ids)

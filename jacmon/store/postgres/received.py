@@ -1,4 +1,4 @@
-"""What platforms pushed (the ``received`` table) in PostgreSQL: keeping, digests, the log."""
+"""What platforms pushed (the ``received`` table) in PostgreSQL: keeping, the log, totals."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ from typing import Any
 
 import asyncpg
 
-from jacmon.store.types import ReceivedRecord, RecordConflict
-
-#: The columns :func:`received_log` returns, in order.
-LOG_COLUMNS = ("source", "id", "received", "event_id", "reason", "token", "body")
+from jacmon.store.records import RECEIVED_LOG_COLUMNS, raise_other_content, totals_by_source
+from jacmon.store.types import ReceivedRecord
 
 
 async def keep_records(
@@ -42,47 +40,37 @@ async def keep_records(
         )
     }
     strict = [r for r in records if r.refuse_other_content]
+    kept: dict[tuple[str, str], str] = {}
     for source in {r.source for r in strict}:
-        mine = [r for r in strict if r.source == source]
-        kept: dict[str, str] = {}
-        for record in mine:  # what this batch inserted: its first record of the id
-            kept.setdefault(record.id, record.digest)
-        earlier = [r.id for r in mine if (source, r.id) not in inserted]
-        if earlier:  # kept before this batch, or by a transaction it waited for
-            kept.update(
-                await conn.fetch(
-                    "SELECT id, digest FROM received WHERE source = $1 AND id = ANY($2::text[])",
-                    source,
-                    earlier,
-                )
+        # Kept before this batch, or by a transaction this insert waited for.
+        earlier = [r.id for r in strict if r.source == source and (source, r.id) not in inserted]
+        if earlier:
+            rows = await conn.fetch(
+                "SELECT id, digest FROM received WHERE source = $1 AND id = ANY($2::text[])",
+                source,
+                earlier,
             )
-        conflicts = [r.id for r in mine if kept[r.id] != r.digest]
-        if conflicts:
-            raise RecordConflict(source, conflicts)
+            kept.update(((source, ident), digest) for ident, digest in rows)
+    raise_other_content(strict, kept)
 
 
 async def received_log(
     pool: asyncpg.Pool, *, limit: int, source: str | None, unmapped_only: bool
 ) -> list[dict[str, Any]]:
-    """The latest kept records, newest first, as dicts of :data:`LOG_COLUMNS`."""
+    """The latest kept records, newest first, as dicts of :data:`RECEIVED_LOG_COLUMNS`."""
     rows = await pool.fetch(
-        f"SELECT {', '.join(LOG_COLUMNS)} FROM received"
+        f"SELECT {', '.join(RECEIVED_LOG_COLUMNS)} FROM received"
         " WHERE ($1::text IS NULL OR source = $1) AND (NOT $2 OR reason IS NOT NULL)"
         " ORDER BY received DESC, id DESC LIMIT $3",
         source,
         unmapped_only,
         limit,
     )
-    return [dict(zip(LOG_COLUMNS, row, strict=True)) for row in rows]
+    return [dict(zip(RECEIVED_LOG_COLUMNS, row, strict=True)) for row in rows]
 
 
 async def received_totals(pool: asyncpg.Pool) -> dict[str, dict[str, int]]:
     """Source -> {"mapped": n, "unmapped": n} over the records kept."""
-    totals: dict[str, dict[str, int]] = {}
-    for source, mapped, count in await pool.fetch(
-        "SELECT source, reason IS NULL, count(*) FROM received GROUP BY 1, 2"
-    ):
-        totals.setdefault(source, {"mapped": 0, "unmapped": 0})[
-            "mapped" if mapped else "unmapped"
-        ] = count
-    return totals
+    return totals_by_source(
+        await pool.fetch("SELECT source, reason IS NULL, count(*) FROM received GROUP BY 1, 2")
+    )

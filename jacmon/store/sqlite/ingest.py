@@ -7,8 +7,9 @@ from collections.abc import Sequence
 
 from jacmon.events import Event
 from jacmon.store.encoding import event_body
+from jacmon.store.records import raise_other_content
 from jacmon.store.sqlite.database import chunks
-from jacmon.store.types import IngestOutcome, ReceivedRecord, RecordConflict, StoredEvent
+from jacmon.store.types import IngestOutcome, ReceivedRecord, StoredEvent
 
 #: SQLite primary result codes that mean the storage, not the batch, failed: what to say.
 _STORAGE_PROBLEMS: dict[int, str] = {
@@ -132,23 +133,13 @@ def _refuse_other_content(conn: sqlite3.Connection, records: Sequence[ReceivedRe
     digest, kept already or earlier in ``records`` (inside the batch's transaction: the
     one writer makes the check and the insert one step)."""
     strict = [r for r in records if r.refuse_other_content]
-    if not strict:
-        return
-    conflicts: list[str] = []
+    kept: dict[tuple[str, str], str] = {}
     for source in {r.source for r in strict}:
-        mine = [r for r in strict if r.source == source]
-        seen: dict[str, str] = {}
-        for chunk in chunks([r.id for r in mine]):
+        for chunk in chunks([r.id for r in strict if r.source == source]):
             marks = ",".join("?" * len(chunk))
-            seen.update(
-                conn.execute(
-                    f"SELECT id, digest FROM received WHERE source = ? AND id IN ({marks})",
-                    (source, *chunk),
-                ).fetchall()
+            rows = conn.execute(
+                f"SELECT id, digest FROM received WHERE source = ? AND id IN ({marks})",
+                (source, *chunk),
             )
-        for record in mine:
-            kept = seen.setdefault(record.id, record.digest)
-            if kept != record.digest:
-                conflicts.append(record.id)
-        if conflicts:
-            raise RecordConflict(source, conflicts)
+            kept.update(((source, ident), digest) for ident, digest in rows)
+    raise_other_content(strict, kept)

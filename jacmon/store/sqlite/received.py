@@ -1,4 +1,4 @@
-"""Reading what platforms pushed (the ``received`` table): digests for conflicts, the log."""
+"""Reading what platforms pushed (the ``received`` table): the log and the totals."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from typing import Any
 
 import aiosqlite
 
-#: The columns :func:`received_log` returns, in order.
-LOG_COLUMNS = ("source", "id", "received", "event_id", "reason", "token", "body")
+from jacmon.store.records import RECEIVED_LOG_COLUMNS, totals_by_source
 
 
 async def received_log(
@@ -17,7 +16,7 @@ async def received_log(
     source: str | None,
     unmapped_only: bool,
 ) -> list[dict[str, Any]]:
-    """The latest kept records, newest first, as dicts of :data:`LOG_COLUMNS`."""
+    """The latest kept records, newest first, as dicts of :data:`RECEIVED_LOG_COLUMNS`."""
     where, params = [], []
     if source is not None:
         where.append("source = ?")
@@ -26,21 +25,16 @@ async def received_log(
         where.append("reason IS NOT NULL")
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     async with conn.execute(
-        f"SELECT {', '.join(LOG_COLUMNS)} FROM received {clause} "
+        f"SELECT {', '.join(RECEIVED_LOG_COLUMNS)} FROM received {clause} "
         "ORDER BY received DESC, rowid DESC LIMIT ?",
         (*params, limit),
     ) as cursor:
-        return [dict(zip(LOG_COLUMNS, row, strict=True)) async for row in cursor]
+        return [dict(zip(RECEIVED_LOG_COLUMNS, row, strict=True)) async for row in cursor]
 
 
 async def received_totals(conn: aiosqlite.Connection) -> dict[str, dict[str, int]]:
     """Source -> {"mapped": n, "unmapped": n} over the records kept."""
-    totals: dict[str, dict[str, int]] = {}
     async with conn.execute(
         "SELECT source, reason IS NULL, count(*) FROM received GROUP BY 1, 2"
     ) as cursor:
-        async for source, mapped, count in cursor:
-            totals.setdefault(source, {"mapped": 0, "unmapped": 0})[
-                "mapped" if mapped else "unmapped"
-            ] = count
-    return totals
+        return totals_by_source(await cursor.fetchall())
