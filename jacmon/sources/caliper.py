@@ -127,23 +127,33 @@ def _graded(event: Mapping[str, Any], body: dict[str, Any], event_id: str) -> No
     if isinstance(target, Mapping):
         item = _entity_id(target.get("assignable")) or _entity_id(target)
         body["item"] = item
-        count = target.get("count")
-        if isinstance(count, int) and not isinstance(count, bool) and count >= 1:
-            body["attempt"] = count
+        _attempt_count(target, body)
+
+
+def _attempt_count(attempt: Mapping[str, Any], body: dict[str, Any]) -> None:
+    """An Attempt's ``count`` (a whole number from 1) into ``body`` as ``attempt``."""
+    count = attempt.get("count")
+    if isinstance(count, int) and not isinstance(count, bool) and count >= 1:
+        body["attempt"] = count
+
+
+def _duration(duration: Any, body: dict[str, Any], event_id: str, whose: str) -> None:
+    """An ISO 8601 ``duration`` (of the ``whose``: session, attempt) into ``body`` as
+    ``duration_s``; a duration that is not one refuses the event, naming it."""
+    try:
+        body["duration_s"] = parse_duration(duration)
+    except ValueError as exc:
+        raise CaliperMappingError(
+            f"Caliper event {event_id}: {whose} {exc}", event_id=event_id
+        ) from None
 
 
 def _session_duration(event: Mapping[str, Any], body: dict[str, Any], event_id: str) -> None:
     """The ended session's ``duration`` (ISO 8601) into ``body`` as ``duration_s``."""
     session = event.get("session")
     duration = session.get("duration") if isinstance(session, Mapping) else None
-    if duration is None:
-        return
-    try:
-        body["duration_s"] = parse_duration(duration)
-    except ValueError as exc:
-        raise CaliperMappingError(
-            f"Caliper event {event_id}: session {exc}", event_id=event_id
-        ) from None
+    if duration is not None:
+        _duration(duration, body, event_id, "session")
 
 
 def _attempt(event: Mapping[str, Any], body: dict[str, Any], event_id: str) -> None:
@@ -162,17 +172,10 @@ def _attempt(event: Mapping[str, Any], body: dict[str, Any], event_id: str) -> N
     attempt_id = _entity_id(attempt)
     if attempt_id is not None:
         body["caliper_attempt"] = attempt_id
-    count = attempt.get("count")
-    if isinstance(count, int) and not isinstance(count, bool) and count >= 1:
-        body["attempt"] = count
+    _attempt_count(attempt, body)
     duration = attempt.get("duration")
     if duration is not None and event.get("action") == "Submitted":
-        try:
-            body["duration_s"] = parse_duration(duration)
-        except ValueError as exc:
-            raise CaliperMappingError(
-                f"Caliper event {event_id}: attempt {exc}", event_id=event_id
-            ) from None
+        _duration(duration, body, event_id, "attempt")
 
 
 def map_caliper_event(event: Any) -> dict[str, Any]:
