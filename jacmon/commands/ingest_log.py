@@ -53,7 +53,9 @@ def register(app: typer.Typer) -> None:
         """Records pushed to /xAPI/statements and /caliper that jacmon accepted but could
         not map, newest first, with the reason (--all: every record kept)."""
         if source is not None and source not in SOURCES:
-            raise UsageError(f"--source has value {source!r}. Expected one of xapi, caliper.")
+            raise UsageError(
+                f"--source has value {source!r}. Expected one of {', '.join(SOURCES)}."
+            )
         found = run(
             with_store(
                 existing_db(db, config),

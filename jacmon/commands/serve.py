@@ -75,23 +75,19 @@ async def _check(settings: Settings) -> tuple[dict, list[str]]:
 
     problems: list[str] = []
     server = settings.server
-    http_base = page_url(server.host, server.port, tls=server.tls_cert is not None).rstrip("/")
+    page = page_url(server.host, server.port, tls=server.tls_cert is not None)
     plan: dict = {
         "listen": f"{'wss' if server.tls_cert else 'ws'}://{server.host}:{server.port}",
         "streams": [f"/ws/{stream.value}" for stream in Stream],
         # Where platforms push (docs/ingest.md): the URLs to give senders, and limits.
         "push": {
-            "xapi": f"{http_base}/xAPI/",
-            "caliper": f"{http_base}/caliper",
+            "xapi": f"{page}xAPI/",
+            "caliper": f"{page}caliper",
             "max_body_bytes": server.push_max_body_bytes,
             "max_records": server.push_max_records,
         },
         "db": display_location(server.store_location),
-        "web": (
-            page_url(server.host, server.port, tls=server.tls_cert is not None)
-            if settings.web.enabled
-            else "off (web.enabled = false or --no-web)"
-        ),
+        "web": (page if settings.web.enabled else "off (web.enabled = false or --no-web)"),
         "allowed_origins": server.allowed_origins,
         "frame_ancestors": settings.web.frame_ancestors,
         "config_file": str(settings.source) if settings.source else None,

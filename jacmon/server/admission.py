@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Protocol
 
+from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from jacmon.errors import AuthError
@@ -49,6 +51,12 @@ def request_token(request: Request, query: dict[str, list[str]]) -> str | None:
     return query.get("token", [None])[0]
 
 
+class HasHeaders(Protocol):
+    """A request as :meth:`Gate.classify` reads it: websockets' or the push endpoints'."""
+
+    headers: Headers
+
+
 class Gate:
     """Classifies origins and authenticates tokens for one server."""
 
@@ -56,7 +64,8 @@ class Gate:
         self.auth = auth
         self.origins = origins
 
-    def classify(self, request: Request) -> OriginKind:
+    def classify(self, request: HasHeaders) -> OriginKind:
+        """The origin of a handshake or of a push request (anything with ``headers``)."""
         return self.origins.classify(request.headers.get("Origin"), request.headers.get("Host"))
 
     async def admit(

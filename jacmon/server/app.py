@@ -58,7 +58,7 @@ from jacmon.server.loops import (
 )
 from jacmon.server.ops import prometheus_text
 from jacmon.server.projector import Projector
-from jacmon.server.push import PushEndpoints
+from jacmon.server.push import ABOUT, CALIPER, STATEMENTS, PushEndpoints
 from jacmon.server.sampler import MetricsSampler
 from jacmon.server.sessions import StreamSessions
 from jacmon.server.tls import load_tls
@@ -499,7 +499,7 @@ class JacmonServer:
                 HTTPStatus.NOT_FOUND,
                 redact(
                     f"unknown path {path[:200]}; known: {web}{known}, /whoami, /healthz, "
-                    "/metrics, /xAPI/statements, /xAPI/about, /caliper\n"
+                    f"/metrics, {STATEMENTS}, {ABOUT}, {CALIPER}\n"
                 ),
             )
         stream = Stream(stream_name)

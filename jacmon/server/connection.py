@@ -266,10 +266,7 @@ class JacmonConnection(ServerConnection):
             if b"\r\n\r\n" in self._inbox:
                 return True
             if len(self._inbox) > MAX_HEAD_BYTES:
-                raise _BadRequest(
-                    HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
-                    f"the request head is over {MAX_HEAD_BYTES} bytes",
-                )
+                raise _head_too_large()
             return False
 
         if not await self._wait_for(head_done, until, idle=False):
@@ -278,11 +275,8 @@ class JacmonConnection(ServerConnection):
         if len(first_line) == 3 and not self._push.owns(_request_path(first_line[1])):
             raise _HandOver
         end = self._inbox.find(b"\r\n\r\n")
-        if end > MAX_HEAD_BYTES:
-            raise _BadRequest(
-                HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
-                f"the request head is over {MAX_HEAD_BYTES} bytes",
-            )
+        if end > MAX_HEAD_BYTES:  # head and body arrived together
+            raise _head_too_large()
         head = bytes(self._inbox[:end]).decode("latin-1")
         del self._inbox[: end + 4]
         request = _parse_head(head, peer)
@@ -313,6 +307,13 @@ class JacmonConnection(ServerConnection):
         request.body = bytes(self._inbox[:length])
         del self._inbox[:length]
         return request
+
+
+def _head_too_large() -> _BadRequest:
+    return _BadRequest(
+        HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+        f"the request head is over {MAX_HEAD_BYTES} bytes",
+    )
 
 
 class _HandOver(Exception):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -43,6 +42,7 @@ from jacmon.sources.xapi_statements import (
     check_uuid,
     check_version,
     compact_json,
+    json_digest,
     prepare_statements,
 )
 from jacmon.store.types import ReceivedRecord, RecordConflict, StorageUnavailable
@@ -55,6 +55,10 @@ ABOUT = "/xAPI/about"
 CALIPER = "/caliper"
 
 _DECODER = msgspec.json.Decoder()
+
+#: Longest Caliper event id kept as the record's id; a longer one (or none) is kept
+#: under ``sha256:<digest>`` (the mapping refuses ids over the event contract's bound).
+MAX_RECORD_ID_LENGTH = 1024
 
 #: Request outcomes counted per source, as /metrics labels.
 OUTCOMES = ("mapped", "unmapped", "duplicate")
@@ -174,7 +178,6 @@ class PushEndpoints:
         self.ingest = ingest
         self.gate = gate
         self.settings = ingest.ctx.settings
-        self.store = ingest.ctx.store
         self.counters = PushCounters()
         self._headers = [
             *security_headers,
@@ -249,9 +252,7 @@ class PushEndpoints:
             # naming a version they do not know.
             listed = [v for v in ABOUT_VERSIONS if v.startswith("1.") or version.startswith("2.")]
             return _json_reply(
-                HTTPStatus.OK,
-                {"version": listed},
-                [("X-Experience-API-Version", _echo_version(request))],
+                HTTPStatus.OK, {"version": listed}, [("X-Experience-API-Version", version)]
             )
         if path == STATEMENTS:
             if method == "GET":
@@ -275,7 +276,7 @@ class PushEndpoints:
     async def _admit(self, request: HttpRequest, source: str) -> Principal:
         """Who sends, if they may push; a refusal (401/403) otherwise."""
         headers = request.headers
-        origin = self.gate.origins.classify(headers.get("Origin"), headers.get("Host"))
+        origin = self.gate.classify(request)
         if origin == OriginKind.FOREIGN:
             raise _Refusal(HTTPStatus.FORBIDDEN, origin_refusal(redact(headers["Origin"])))
         challenge = [("WWW-Authenticate", 'Basic realm="jacmon", charset="UTF-8"')]
@@ -372,10 +373,9 @@ class PushEndpoints:
         reasons: list[str | None] = []
         records = []
         for index, item in enumerate(data):
-            canonical = compact_json(item, standard=standard, sort_keys=True)
-            digest = hashlib.sha256(canonical).hexdigest()
+            digest = json_digest(item, standard=standard)
             item_id = item.get("id") if isinstance(item, dict) else None
-            if not isinstance(item_id, str) or not item_id or len(item_id) > 1024:
+            if not isinstance(item_id, str) or not item_id or len(item_id) > MAX_RECORD_ID_LENGTH:
                 item_id = f"sha256:{digest}"
             records.append((item_id, compact_json(item, standard=standard).decode(), digest))
             try:

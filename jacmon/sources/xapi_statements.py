@@ -87,6 +87,10 @@ class PreparedStatement:
     for_mapping: dict[str, Any]
 
 
+_ENCODER = msgspec.json.Encoder()
+_SORTED_ENCODER = msgspec.json.Encoder(order="sorted")
+
+
 def compact_json(value: Any, *, standard: bool, sort_keys: bool = False) -> bytes:
     """``value`` (decoded from a request body) as compact JSON.
 
@@ -100,15 +104,17 @@ def compact_json(value: Any, *, standard: bool, sort_keys: bool = False) -> byte
     return json.dumps(value, sort_keys=sort_keys, separators=(",", ":")).encode()
 
 
-_ENCODER = msgspec.json.Encoder()
-_SORTED_ENCODER = msgspec.json.Encoder(order="sorted")
+def json_digest(value: Any, *, standard: bool = True) -> str:
+    """SHA-256 (hex) of ``value`` as compact JSON with sorted keys: equal for equal
+    content whatever the key order (``standard``: as for :func:`compact_json`)."""
+    return hashlib.sha256(compact_json(value, standard=standard, sort_keys=True)).hexdigest()
 
 
 def content_digest(statement: Mapping[str, Any], *, standard: bool = True) -> str:
     """SHA-256 (hex) of a statement's content: keys sorted, LRS-set properties left out,
     so the same statement sent again (by a retrying sender) has the same digest."""
     content = {k: v for k, v in statement.items() if k not in LRS_PROPERTIES}
-    return hashlib.sha256(compact_json(content, standard=standard, sort_keys=True)).hexdigest()
+    return json_digest(content, standard=standard)
 
 
 def statement_id(statement: Mapping[str, Any], digest: str) -> str:
