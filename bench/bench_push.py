@@ -19,6 +19,8 @@ runs from the first byte sent until the projector has folded every event into
 progress (``jacmon_projection_lag_events`` 0 in /metrics), so validation,
 mapping, storing the event and the raw statement, and progress are all in it;
 Ralph's until its 200. Loopback only; bounded by --statements and --runs.
+Below 20,000 statements the projector's gathering window (it waits up to 0.4 s
+for 20,000 events, server/projector.py) dominates jacmon's time with progress.
 
 ``--parts`` says where jacmon's time goes: the same statements through each stage
 in this process (no HTTP), one after another, timed on their own: decoding the
@@ -48,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from common import LOAD_CPU, SERVER_CPU, machine_facts, pin_to_cpu, server_process, write_json
 from lrs_fixtures import PASSWORD, USER, RalphLrs, mixed_statement, require_ralph
+from support import make_token
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results-server"
@@ -120,25 +123,11 @@ def ralph_run(workdir: Path, body: bytes) -> float:
         lrs.stop()
 
 
-def make_token(db: Path) -> str:
-    from jacmon.server.auth import create_token
-    from jacmon.store import Store
-
-    async def create() -> str:
-        store = await Store.open(db)
-        try:
-            token, _ = await create_token(store, role="ingest", name="bench")
-            return token
-        finally:
-            await store.close()
-
-    return asyncio.run(create())
-
-
 def jacmon_run(db: Path, bodies: list[bytes], *, default_gc: bool) -> tuple[float, float]:
     """Seconds for jacmon to acknowledge ``bodies`` (sent in order), and to have folded
     them all into progress too."""
-    _, token_id, secret = make_token(db).split("_", 2)
+    token = asyncio.run(make_token(db, role="ingest", name="bench"))
+    _, token_id, secret = token.split("_", 2)
     with server_process(db, cpu=SERVER_CPU, default_gc=default_gc) as server:
         started = time.perf_counter()
         post_all(server.port, bodies, basic(token_id, secret))

@@ -17,6 +17,7 @@ import pytest
 from lrs_fixtures import mixed_statement
 from nodes import ActivityReader, Node
 from support import event, recv_until, until
+from test_pg_store import fetch
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -362,13 +363,9 @@ async def test_one_statement_batch_pushed_to_two_nodes_at_once_is_stored_once(cl
         assert answers[0].json() == answers[1].json()
         await on3.until(len(statements))
     assert on3.seqs == list(range(1, len(statements) + 1))
-    conn = await asyncpg.connect(pg_dsn)
-    try:
-        events = await conn.fetchval("SELECT count(DISTINCT id) FROM events")
-        kept = await conn.fetchval("SELECT count(*) FROM received WHERE source = 'xapi'")
-    finally:
-        await conn.close()
-    assert events == kept == len(statements)
+    sent = [(len(statements),)]
+    assert await fetch(pg_dsn, "SELECT count(DISTINCT id) FROM events") == sent
+    assert await fetch(pg_dsn, "SELECT count(*) FROM received WHERE source = 'xapi'") == sent
 
 
 async def test_other_content_under_the_same_ids_on_two_nodes_at_once_is_one_409(cluster, pg_dsn):
@@ -380,11 +377,6 @@ async def test_other_content_under_the_same_ids_on_two_nodes_at_once_is_one_409(
     answers = await push_at_once([(n1, first), (n2, other)])
     assert sorted(a.status_code for a in answers) == [200, 409], [a.text[:300] for a in answers]
     winner = first if answers[0].status_code == 200 else other
-    conn = await asyncpg.connect(pg_dsn)
-    try:
-        stamps = await conn.fetch("SELECT DISTINCT body::json->>'timestamp' FROM received")
-        events = await conn.fetchval("SELECT count(*) FROM events")
-    finally:
-        await conn.close()
-    assert [row[0] for row in stamps] == [winner[0]["timestamp"]]
-    assert events == len(first)
+    stamps = await fetch(pg_dsn, "SELECT DISTINCT body::json->>'timestamp' FROM received")
+    assert stamps == [(winner[0]["timestamp"],)]
+    assert await fetch(pg_dsn, "SELECT count(*) FROM events") == [(len(first),)]
