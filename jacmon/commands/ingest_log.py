@@ -50,8 +50,8 @@ def register(app: typer.Typer) -> None:
         db: Path | None = DbOption,
         config: Path | None = ConfigOption,
     ) -> None:
-        """Records pushed to /xAPI/statements and /caliper that jacmon accepted but could
-        not map, newest first, with the reason (--all: every record kept)."""
+        """List what platforms pushed to /xAPI/statements and /caliper that jacmon accepted
+        but could not map, newest first, with the reason (--all: every record kept)."""
         if source is not None and source not in SOURCES:
             raise UsageError(
                 f"--source has value {source!r}. Expected one of {', '.join(SOURCES)}."
