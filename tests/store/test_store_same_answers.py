@@ -101,8 +101,12 @@ def run_record(run: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in run.items() if k not in ("duration_s", "pid", "finished", "started")}
 
 
-async def scenario(store: Store) -> list[tuple[str, Any]]:
-    """Drive ``store`` through the scenario; the transcript (name, answer) of every step."""
+async def scenario(store: Store, wall: float) -> list[tuple[str, Any]]:
+    """Drive ``store`` through the scenario; the transcript (name, answer) of every step.
+
+    ``wall`` is the real time (epoch seconds) the silences are set at: one value for
+    both stores, so that their answers cannot differ by when each run reached that step.
+    """
     out: list[tuple[str, Any]] = []
     now = NOW.timestamp()
 
@@ -213,7 +217,6 @@ async def scenario(store: Store) -> list[tuple[str, Any]]:
     await note("last change seq", await store.last_alert_change_seq())
 
     # Silences (on the wall clock, as people set them: now = the real time)
-    wall = datetime.now(UTC).timestamp()
     silence, changes = await store.add_silence(
         by="ann", learner=firing[1]["learner"], duration_s=3600, note="holiday", now=wall
     )
@@ -283,10 +286,13 @@ async def scenario(store: Store) -> list[tuple[str, Any]]:
 
 async def test_both_stores_give_the_same_answers(tmp_path: Path, pg_dsn: str) -> None:
     transcripts = []
+    # Taken once: each run rounds times to 9 digits (10 s), and two runs that read
+    # the clock themselves failed when they fell either side of a 10 s boundary.
+    wall = datetime.now(UTC).timestamp()
     for location in (tmp_path / "jacmon.db", pg_dsn):
         store = await Store.open(location)
         try:
-            transcripts.append(await scenario(store))
+            transcripts.append(await scenario(store, wall))
         finally:
             await store.close()
     sqlite, postgres = transcripts
