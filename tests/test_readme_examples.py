@@ -557,7 +557,9 @@ def non_iso_timestamps(value: Any, where: str = "") -> list[str]:
         return []
     problems = []
     for key, item in value.items():
-        if TIMESTAMP_KEY.search(key) and item is not None:
+        # A key like ``last_run`` may hold an object (the run, with its own ``started``):
+        # that is looked into, not taken for a moment.
+        if TIMESTAMP_KEY.search(key) and item is not None and not isinstance(item, dict | list):
             if not (isinstance(item, str) and ISO_UTC.fullmatch(item)):
                 problems.append(f"{where}.{key}={item!r}")
         else:
@@ -671,6 +673,10 @@ def test_timestamp_check_tells_iso_utc_from_epoch_seconds() -> None:
     assert non_iso_timestamps(good) == []
     bad = {"dry_run": True, "alerts": [{"first_seen": 1796455800.0, "resolved_at": None}]}
     assert non_iso_timestamps(bad) == [".alerts[0].first_seen=1796455800.0"]
+    # `jacmon tasks --json` once a task has run: last_run is the run, looked into.
+    ran = [{"last_run": {"started": "2026-12-06T20:15:00Z", "duration_s": 0.01}}]
+    assert non_iso_timestamps(ran) == []
+    assert non_iso_timestamps([{"last_run": {"started": 1.5}}]) == ["[0].last_run.started=1.5"]
 
 
 @pytest.mark.parametrize("command", command_params())
