@@ -4,8 +4,9 @@ and ``/caliper`` (IMS Caliper 1.2 envelopes), on the server's one port.
 A request is checked whole before anything is stored: the token (HTTP Basic with
 an ingest token's id and secret, as LRS clients are configured, or ``Authorization:
 Bearer``; the same roles and loopback rules as the WebSockets), the xAPI version
-header, the body's size and count, and each statement's xAPI validity (400 names
-the statement and the field). Then every record is mapped (:mod:`jacmon.sources`),
+header, the body's size and count (a gzip or deflate body is decompressed, within
+the same size limit), and each statement's xAPI validity (400 names the statement
+and the field). Then every record is mapped (:mod:`jacmon.sources`),
 and the events and the records as sent are stored in one transaction and
 acknowledged after the commit. A record jacmon cannot map is still accepted, kept
 with the reason (``jacmon ingest-log``) and counted on ``/metrics``: a sender must
@@ -32,6 +33,7 @@ from jacmon.logs import redact
 from jacmon.server.admission import Gate
 from jacmon.server.auth import OriginKind, Principal, origin_refusal
 from jacmon.server.connection import HttpReply, HttpRequest
+from jacmon.server.content_coding import ACCEPTED, BodyRefused, decoded_body
 from jacmon.server.ingest import IngestService
 from jacmon.sources.caliper import CaliperMappingError, caliper_to_event, check_envelope
 from jacmon.sources.xapi import StatementMappingError, statement_to_event
@@ -296,6 +298,18 @@ class PushEndpoints:
             )
         return principal
 
+    def _body(self, request: HttpRequest) -> bytes:
+        """The request's body with its ``Content-Encoding`` undone (gzip, deflate), at most
+        ``server.push_max_body_bytes`` of it; a refusal naming what is wrong otherwise."""
+        coding = ", ".join(request.headers.get_all("Content-Encoding"))
+        try:
+            return decoded_body(request.body, coding, limit=self.settings.push_max_body_bytes)
+        except BodyRefused as refused:
+            headers = []
+            if refused.status == HTTPStatus.UNSUPPORTED_MEDIA_TYPE:
+                headers.append(("Accept-Encoding", ACCEPTED))  # RFC 9110: what would do
+            raise _Refusal(refused.status, refused.reason, headers) from None
+
     def _check_count(self, what: str, count: int) -> None:
         """A 413 saying ``what`` when ``count`` records are more than one request may carry."""
         limit = self.settings.push_max_records
@@ -313,7 +327,7 @@ class PushEndpoints:
         except StatementInvalid as exc:
             raise _Refusal(HTTPStatus.BAD_REQUEST, str(exc)) from None
         principal = await self._admit(request, "xapi")
-        document, standard = _decode_json(request.body)
+        document, standard = _decode_json(self._body(request))
         put_id = None
         if request.method == "PUT":
             if not isinstance(document, dict):
@@ -363,7 +377,7 @@ class PushEndpoints:
 
     async def _caliper(self, request: HttpRequest) -> HttpReply:
         principal = await self._admit(request, "caliper")
-        envelope, standard = _decode_json(request.body)
+        envelope, standard = _decode_json(self._body(request))
         try:
             data = check_envelope(envelope)
         except CaliperMappingError as exc:

@@ -14,6 +14,7 @@ statement, on the same keep-alive connection.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import sqlite3
 import uuid
@@ -196,15 +197,31 @@ def test_fuzzed_headers_and_bodies_never_break_the_connection(harness: Harness) 
         version=st.one_of(st.just("1.0.3"), header_values),
         content_type=st.one_of(st.just("application/json"), header_values),
         authorization=st.one_of(st.none(), header_values.map(lambda v: f"Basic {v}".strip())),
-        body=st.one_of(st.binary(max_size=64), st.text(max_size=64).map(str.encode)),
+        body=st.one_of(
+            st.binary(max_size=64),
+            st.text(max_size=64).map(str.encode),
+            st.binary(max_size=64).map(gzip.compress),
+        ),
         path=st.sampled_from(["/xAPI/statements", "/caliper", "/xAPI/about", "/xAPI/other"]),
+        coding=st.one_of(
+            st.none(),
+            st.sampled_from(["gzip", "deflate", "gzip, gzip", "identity", "br"]),
+            header_values,
+        ),
     )
     def check(
-        version: str, content_type: str, authorization: str | None, body: bytes, path: str
+        version: str,
+        content_type: str,
+        authorization: str | None,
+        body: bytes,
+        path: str,
+        coding: str | None,
     ) -> None:
         headers = {"X-Experience-API-Version": version, "Content-Type": content_type}
         if authorization is not None:
             headers["Authorization"] = authorization
+        if coding is not None:
+            headers["Content-Encoding"] = coding
         response = harness.post(path, body, headers)
         if response.status_code == 200:
             answer = response.json()
