@@ -179,7 +179,8 @@ def test_an_envelope_maps_its_events_and_lists_what_it_cannot():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda e: e.pop("sensor"), "envelope field 'sensor' is None"),
+        (lambda e: e.pop("sensor"), "envelope field 'sensor' is missing"),
+        (lambda e: e.pop("data"), "envelope field 'data' is missing"),
         (lambda e: e.update(data={}), "envelope field 'data' is dict"),
         (lambda e: e.update(sendTime=""), "envelope field 'sendTime' is ''"),
     ],

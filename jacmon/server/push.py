@@ -57,6 +57,8 @@ ABOUT = "/xAPI/about"
 CALIPER = "/caliper"
 
 _DECODER = msgspec.json.Decoder()
+#: What a statements request's body is, for the 400 of one that is not.
+_STATEMENTS_EXPECTED = "a statement or an array of statements"
 
 #: Longest Caliper event id kept as the record's id; a longer one (or none) is kept
 #: under ``sha256:<digest>`` (the mapping refuses ids over the event contract's bound).
@@ -144,9 +146,12 @@ def request_token(headers: Any) -> str | None:
     return f"jm_{user.removeprefix('jm_')}_{secret}"
 
 
-def _decode_json(body: bytes) -> tuple[Any, bool]:
+def _decode_json(body: bytes, expected: str) -> tuple[Any, bool]:
     """The body's JSON value, and whether it was standard JSON (see ``compact_json``):
-    msgspec first; the json module for what careless senders write (NaN, Infinity)."""
+    msgspec first; the json module for what careless senders write (NaN, Infinity).
+    ``expected`` says what the body should be, for the 400 of one that is not JSON."""
+    if not body.strip():
+        raise _Refusal(HTTPStatus.BAD_REQUEST, f"the body is empty; send {expected} as JSON")
     try:
         return _DECODER.decode(body), True
     except (msgspec.DecodeError, RecursionError):
@@ -156,7 +161,9 @@ def _decode_json(body: bytes) -> tuple[Any, bool]:
     except RecursionError:
         raise _Refusal(HTTPStatus.BAD_REQUEST, "the body nests too deeply") from None
     except (UnicodeDecodeError, ValueError) as exc:
-        raise _Refusal(HTTPStatus.BAD_REQUEST, f"the body is not JSON ({exc})") from None
+        raise _Refusal(
+            HTTPStatus.BAD_REQUEST, f"the body is not JSON ({exc}); send {expected} as JSON"
+        ) from None
 
 
 def _json_reply(
@@ -301,6 +308,14 @@ class PushEndpoints:
     def _body(self, request: HttpRequest) -> bytes:
         """The request's body with its ``Content-Encoding`` undone (gzip, deflate), at most
         ``server.push_max_body_bytes`` of it; a refusal naming what is wrong otherwise."""
+        media = request.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+        if media.startswith("multipart/"):
+            # xAPI sends statements with attachments as multipart/mixed.
+            raise _Refusal(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                f"Content-Type {media[:60]!r} is not accepted: jacmon keeps no attachments; "
+                "send the statements as application/json, without attachments",
+            )
         coding = ", ".join(request.headers.get_all("Content-Encoding"))
         try:
             return decoded_body(request.body, coding, limit=self.settings.push_max_body_bytes)
@@ -327,7 +342,7 @@ class PushEndpoints:
         except StatementInvalid as exc:
             raise _Refusal(HTTPStatus.BAD_REQUEST, str(exc)) from None
         principal = await self._admit(request, "xapi")
-        document, standard = _decode_json(self._body(request))
+        document, standard = _decode_json(self._body(request), _STATEMENTS_EXPECTED)
         put_id = None
         if request.method == "PUT":
             if not isinstance(document, dict):
@@ -377,7 +392,7 @@ class PushEndpoints:
 
     async def _caliper(self, request: HttpRequest) -> HttpReply:
         principal = await self._admit(request, "caliper")
-        envelope, standard = _decode_json(self._body(request))
+        envelope, standard = _decode_json(self._body(request), "a Caliper envelope")
         try:
             data = check_envelope(envelope)
         except CaliperMappingError as exc:

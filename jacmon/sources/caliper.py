@@ -274,6 +274,12 @@ def check_envelope(envelope: Any) -> list[Any]:
             f"envelope is {type(envelope).__name__}; expected an object with sensor, "
             "sendTime, dataVersion and data"
         )
+    for name in ("sensor", "sendTime", "dataVersion", "data"):
+        if name not in envelope:
+            raise CaliperMappingError(
+                f"envelope field '{name}' is missing; an envelope has sensor, sendTime, "
+                "dataVersion and data"
+            )
     for name in ("sensor", "sendTime", "dataVersion"):
         value = envelope.get(name)
         if not isinstance(value, str) or not value:

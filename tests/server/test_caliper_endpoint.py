@@ -81,6 +81,8 @@ async def test_the_spec_envelope_as_sent_and_a_resend_stores_once(caliper_server
     ("body", "reason"),
     [
         (b"{oops", "the body is not JSON"),
+        (b"", "the body is empty; send a Caliper envelope as JSON"),
+        ({"sendTime": "2016-11-15T11:05:01.000Z"}, "envelope field 'sensor' is missing"),
         ([1, 2], "envelope is list; expected an object with sensor"),
         ({**envelope(), "sensor": None}, "envelope field 'sensor' is None"),
         ({**envelope(), "data": {"id": 1}}, "envelope field 'data' is dict"),

@@ -285,7 +285,19 @@ async def test_bad_bodies_get_400_and_the_connection_serves_the_next(running_ser
             response = await client.post("/xAPI/statements", content=body)
             assert response.status_code == 400, body[:20]
             assert response.json()["message"]
+        empty = await client.post("/xAPI/statements", content=b" ")
+        assert empty.status_code == 400
+        assert "the body is empty; send a statement or an array" in empty.json()["message"]
+        # Statements with attachments come as multipart/mixed: named, not "not JSON".
         sent, _ = statements(1)
+        part = b"--b\r\nContent-Type: application/json\r\n\r\n" + json.dumps(sent).encode()
+        attached = await client.post(
+            "/xAPI/statements",
+            content=part + b"\r\n--b--\r\n",
+            headers={"Content-Type": "multipart/mixed; boundary=b"},
+        )
+        assert attached.status_code == 415
+        assert "'multipart/mixed' is not accepted" in attached.json()["message"]
         assert (await client.post("/xAPI/statements", json=sent)).status_code == 200
 
 
