@@ -4,9 +4,10 @@ websockets reads the handshake and answers plain HTTP (``/healthz``, the pages)
 through ``process_request``, but it refuses a request with a body. Platforms
 push xAPI statements and Caliper envelopes as ``POST``/``PUT`` bodies to the same
 port, so :class:`JacmonConnection` looks at the request line first: a path the
-push endpoints own (:class:`PushTarget`) is read here (head, then a body of
-``Content-Length`` bytes, bounded) and answered by them, with keep-alive; any
-other request is handed to websockets unchanged, byte for byte.
+push endpoints own (:class:`PushTarget`), or a method other than GET and HEAD on
+any path, is read here (head, then a body of ``Content-Length`` bytes, bounded)
+and answered by them, with keep-alive; any other request is handed to websockets
+unchanged, byte for byte.
 """
 
 from __future__ import annotations
@@ -88,6 +89,20 @@ def _request_path(target: bytes) -> str:
     return urlsplit(target.decode("latin-1")).path
 
 
+#: Methods websockets answers (handshakes, pages, /healthz): none carries a body.
+_WEBSOCKETS_METHODS = (b"GET", b"HEAD")
+
+
+def _answered_here(push: PushTarget, request_line: list[bytes]) -> bool:
+    """Whether the request (its line split at spaces) is answered here, not by websockets:
+    a push path, or a method websockets does not take. (websockets closes the connection
+    without a word on a request with a body; here it gets an answer naming the paths
+    that take one.)"""
+    if len(request_line) != 3:
+        return False
+    return request_line[0] not in _WEBSOCKETS_METHODS or push.owns(_request_path(request_line[1]))
+
+
 class JacmonConnection(ServerConnection):
     """A websockets server connection that answers the push endpoints' requests itself.
 
@@ -129,7 +144,7 @@ class JacmonConnection(ServerConnection):
         if line_end < 0 and len(self._held) < MAX_HEAD_BYTES:
             return  # the request line is not complete yet
         parts = bytes(self._held[: max(line_end, 0)]).split(b" ")
-        if len(parts) == 3 and self._push.owns(_request_path(parts[1])):
+        if _answered_here(self._push, parts):
             self._become_http()
         else:
             self._become_websocket()
@@ -272,7 +287,7 @@ class JacmonConnection(ServerConnection):
         if not await self._wait_for(head_done, until, idle=False):
             return None
         first_line = bytes(self._inbox[: self._inbox.find(b"\r\n")]).split(b" ")
-        if len(first_line) == 3 and not self._push.owns(_request_path(first_line[1])):
+        if len(first_line) == 3 and not _answered_here(self._push, first_line):
             raise _HandOver
         end = self._inbox.find(b"\r\n\r\n")
         if end > MAX_HEAD_BYTES:  # head and body arrived together

@@ -20,6 +20,7 @@ import base64
 import binascii
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -57,6 +58,8 @@ ABOUT = "/xAPI/about"
 CALIPER = "/caliper"
 
 _DECODER = msgspec.json.Decoder()
+_SLASHES = re.compile(r"/{2,}")
+_KNOWN_PATHS = {path.lower(): path for path in (XAPI_PREFIX, STATEMENTS, ABOUT, CALIPER)}
 #: What a statements request's body is, for the 400 of one that is not.
 _STATEMENTS_EXPECTED = "a statement or an array of statements"
 
@@ -197,7 +200,8 @@ class PushEndpoints:
     # PushTarget
 
     def owns(self, path: str) -> bool:
-        return path in (CALIPER, XAPI_PREFIX) or path.startswith(XAPI_PREFIX + "/")
+        found = canonical_path(path).lower()
+        return found in ("/caliper", "/xapi") or found.startswith("/xapi/")
 
     def limit_reply(self, request: HttpRequest, length: int) -> HttpReply | None:
         limit = self.settings.push_max_body_bytes
@@ -216,6 +220,7 @@ class PushEndpoints:
         return reply
 
     async def answer(self, request: HttpRequest) -> HttpReply:
+        request.path = canonical_path(request.path)
         try:
             reply = await self._route(request)
         except _Refusal as refusal:
@@ -236,7 +241,7 @@ class PushEndpoints:
                     "server log",
                 ),
             )
-        self.counters.answered("caliper" if request.path == CALIPER else "xapi", reply.status)
+        self.counters.answered(_source(request.path, self.owns(request.path)), reply.status)
         return self.finish(reply)
 
     def _refusal(self, request: HttpRequest, refusal: _Refusal) -> HttpReply:
@@ -276,6 +281,14 @@ class PushEndpoints:
         if path == CALIPER:
             _allow(method, ("POST",))
             return await self._caliper(request)
+        if not self.owns(path):
+            # Here only for a method websockets does not take (see server/connection.py).
+            raise _Refusal(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                f"{method[:20]} {path[:200]}: only the push endpoints take {method[:20]} "
+                f"({STATEMENTS}: POST, PUT; {CALIPER}: POST); other paths answer GET",
+                [("Allow", "GET, HEAD")],
+            )
         raise _Refusal(
             HTTPStatus.NOT_FOUND,
             f"{path[:200]} is not served; jacmon's xAPI endpoint has {STATEMENTS} (POST, PUT) "
@@ -470,6 +483,25 @@ class PushEndpoints:
         if unmapped:
             log.info("%s: accepted %d record(s) that could not be mapped", source, unmapped)
         return unmapped
+
+
+def _source(path: str, owned: bool) -> str:
+    """The ``source`` label of a request's counter: caliper, xapi, or other (a method only
+    the push endpoints take, sent to another path)."""
+    if not owned:
+        return "other"
+    return "caliper" if path == CALIPER else "xapi"
+
+
+def canonical_path(path: str) -> str:
+    """``path`` as the push endpoints name it, whatever a sender's configuration made of
+    it: repeated slashes as one (an endpoint set as ``.../xAPI/`` that the client joins
+    with ``/statements``), no trailing slash, a known path in its own case
+    (``/xapi/statements`` is ``/xAPI/statements``)."""
+    squeezed = _SLASHES.sub("/", path)
+    if len(squeezed) > 1:
+        squeezed = squeezed.rstrip("/") or "/"
+    return _KNOWN_PATHS.get(squeezed.lower(), squeezed)
 
 
 def _allow(method: str, allowed: tuple[str, ...]) -> None:

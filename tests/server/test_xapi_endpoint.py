@@ -301,6 +301,39 @@ async def test_bad_bodies_get_400_and_the_connection_serves_the_next(running_ser
         assert (await client.post("/xAPI/statements", json=sent)).status_code == 200
 
 
+async def test_paths_as_senders_write_them_reach_the_endpoints(running_server) -> None:
+    # An endpoint configured as '.../xAPI/' that a client joins with '/statements'.
+    sent, _ = statements(3)
+    async with httpx.AsyncClient(base_url=http_url(running_server), headers=V103) as client:
+        answers = [
+            await client.post(path, json=[statement])
+            for path, statement in zip(
+                ["/xAPI//statements", "/xAPI/statements/", "/xapi/statements"], sent, strict=True
+            )
+        ]
+        about = await client.get("/XAPI/about/")
+    assert [a.status_code for a in answers] == [200, 200, 200], [a.text for a in answers]
+    assert [a.json() for a in answers] == [[s["id"]] for s in sent]
+    assert about.status_code == 200 and "1.0.3" in about.json()["version"]
+
+
+async def test_a_body_sent_to_another_path_is_answered_and_the_connection_kept(
+    running_server,
+) -> None:
+    # websockets closes the connection without a word on a request with a body.
+    async with httpx.AsyncClient(base_url=http_url(running_server), headers=V103) as client:
+        stray = await client.post("/healthz", json={"x": 1})
+        unknown = await client.put("/nothing", content=b"data")
+        health = await client.get("/healthz")  # the same keep-alive connection
+        metrics = await client.get("/metrics")
+    assert stray.status_code == unknown.status_code == 405
+    assert stray.headers["Allow"] == "GET, HEAD"
+    assert stray.json()["message"].startswith("POST /healthz: only the push endpoints take POST")
+    assert "/xAPI/statements: POST, PUT; /caliper: POST" in unknown.json()["message"]
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert 'source="other",status="405"} 2' in metrics.text
+
+
 async def test_a_raw_socket_with_a_chunked_body_is_told_to_send_a_length(running_server) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", running_server.port)
     writer.write(
