@@ -3,11 +3,11 @@
 websockets reads the handshake and answers plain HTTP (``/healthz``, the pages)
 through ``process_request``, but it refuses a request with a body. Platforms
 push xAPI statements and Caliper envelopes as ``POST``/``PUT`` bodies to the same
-port, so :class:`JacmonConnection` looks at the request line first: a path the
-push endpoints own (:class:`PushTarget`), or a method other than GET and HEAD on
-any path, is read here (head, then a body of ``Content-Length`` bytes, bounded)
-and answered by them, with keep-alive; any other request is handed to websockets
-unchanged, byte for byte.
+port, so :class:`JacmonConnection` looks at the request's head first: a path the
+push endpoints own (:class:`PushTarget`), or a request with a body of another
+method than GET and HEAD on any path, is read here (head, then a body of
+``Content-Length`` bytes, bounded) and answered by them, with keep-alive; any
+other request is handed to websockets unchanged, byte for byte.
 """
 
 from __future__ import annotations
@@ -89,18 +89,37 @@ def _request_path(target: bytes) -> str:
     return urlsplit(target.decode("latin-1")).path
 
 
-#: Methods websockets answers (handshakes, pages, /healthz): none carries a body.
+#: Methods websockets takes a request of without a body (handshakes, pages, /healthz).
 _WEBSOCKETS_METHODS = (b"GET", b"HEAD")
 
 
-def _answered_here(push: PushTarget, request_line: list[bytes]) -> bool:
-    """Whether the request (its line split at spaces) is answered here, not by websockets:
-    a push path, or a method websockets does not take. (websockets closes the connection
-    without a word on a request with a body; here it gets an answer naming the paths
-    that take one.)"""
-    if len(request_line) != 3:
+def _answered_here(push: PushTarget, head: bytes) -> bool | None:
+    """Whether the request beginning with ``head`` is read and answered here (True) or by
+    websockets (False); None while too little of its head has arrived to tell.
+
+    Here: a push path, and a request of another method that declares a body
+    (``Content-Length`` or ``Transfer-Encoding``) on any path: websockets closes the
+    connection without a word on a body, while the push endpoints answer 405 naming the
+    paths that take one. Anything else stays websockets' (its pages answer other
+    methods without a body themselves).
+    """
+    line_end = head.find(b"\r\n")
+    if line_end < 0:
+        return None if len(head) < MAX_HEAD_BYTES else False
+    parts = head[:line_end].split(b" ")
+    if len(parts) != 3:
         return False
-    return request_line[0] not in _WEBSOCKETS_METHODS or push.owns(_request_path(request_line[1]))
+    if push.owns(_request_path(parts[1])):
+        return True
+    if parts[0] in _WEBSOCKETS_METHODS:
+        return False
+    head_end = head.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None if len(head) < MAX_HEAD_BYTES else False
+    names = (
+        line.partition(b":")[0].strip().lower() for line in head[line_end:head_end].split(b"\r\n")
+    )
+    return any(name in (b"content-length", b"transfer-encoding") for name in names)
 
 
 class JacmonConnection(ServerConnection):
@@ -140,11 +159,10 @@ class JacmonConnection(ServerConnection):
             self._take(data)
             return
         self._held += data
-        line_end = self._held.find(b"\r\n")
-        if line_end < 0 and len(self._held) < MAX_HEAD_BYTES:
-            return  # the request line is not complete yet
-        parts = bytes(self._held[: max(line_end, 0)]).split(b" ")
-        if _answered_here(self._push, parts):
+        here = _answered_here(self._push, bytes(self._held))
+        if here is None:
+            return  # too little of the head has arrived to tell
+        if here:
             self._become_http()
         else:
             self._become_websocket()
@@ -286,10 +304,9 @@ class JacmonConnection(ServerConnection):
 
         if not await self._wait_for(head_done, until, idle=False):
             return None
-        first_line = bytes(self._inbox[: self._inbox.find(b"\r\n")]).split(b" ")
-        if len(first_line) == 3 and not _answered_here(self._push, first_line):
-            raise _HandOver
         end = self._inbox.find(b"\r\n\r\n")
+        if not _answered_here(self._push, bytes(self._inbox[: end + 4])):
+            raise _HandOver
         if end > MAX_HEAD_BYTES:  # head and body arrived together
             raise _head_too_large()
         head = bytes(self._inbox[:end]).decode("latin-1")
