@@ -282,7 +282,7 @@ class PushEndpoints:
             _allow(method, ("POST",))
             return await self._caliper(request)
         if not self.owns(path):
-            # Here only for a method websockets does not take (see server/connection.py).
+            # Here only for a body sent to another path (see server/connection.py).
             raise _Refusal(
                 HTTPStatus.METHOD_NOT_ALLOWED,
                 f"{method[:20]} {path[:200]}: only the push endpoints take {method[:20]} "
