@@ -89,10 +89,10 @@ def _inflate(data: bytes, coding: str, limit: int) -> bytes:
             )
         parts.append(out)
         remaining = stream.unused_data
-        if not remaining or coding == "deflate":
-            if remaining:
-                raise BodyRefused(
-                    HTTPStatus.BAD_REQUEST,
-                    f"the body has {len(remaining)} bytes after the end of its deflate data",
-                )
+        if not remaining:
             return b"".join(parts)
+        if coding == "deflate":  # one zlib stream; gzip goes on to its next member
+            raise BodyRefused(
+                HTTPStatus.BAD_REQUEST,
+                f"the body has {len(remaining)} bytes after the end of its deflate data",
+            )

@@ -60,6 +60,7 @@ CALIPER = "/caliper"
 _DECODER = msgspec.json.Decoder()
 _SLASHES = re.compile(r"/{2,}")
 _KNOWN_PATHS = {path.lower(): path for path in (XAPI_PREFIX, STATEMENTS, ABOUT, CALIPER)}
+_XAPI_LOWER = XAPI_PREFIX.lower()
 #: What a statements request's body is, for the 400 of one that is not.
 _STATEMENTS_EXPECTED = "a statement or an array of statements"
 
@@ -200,8 +201,8 @@ class PushEndpoints:
     # PushTarget
 
     def owns(self, path: str) -> bool:
-        found = canonical_path(path).lower()
-        return found in ("/caliper", "/xapi") or found.startswith("/xapi/")
+        found = canonical_path(path)
+        return found in (CALIPER, XAPI_PREFIX) or found.lower().startswith(_XAPI_LOWER + "/")
 
     def limit_reply(self, request: HttpRequest, length: int) -> HttpReply | None:
         limit = self.settings.push_max_body_bytes
@@ -498,9 +499,7 @@ def canonical_path(path: str) -> str:
     it: repeated slashes as one (an endpoint set as ``.../xAPI/`` that the client joins
     with ``/statements``), no trailing slash, a known path in its own case
     (``/xapi/statements`` is ``/xAPI/statements``)."""
-    squeezed = _SLASHES.sub("/", path)
-    if len(squeezed) > 1:
-        squeezed = squeezed.rstrip("/") or "/"
+    squeezed = _SLASHES.sub("/", path).rstrip("/") or "/"
     return _KNOWN_PATHS.get(squeezed.lower(), squeezed)
 
 
